@@ -1,0 +1,157 @@
+//! The `sealgate` command line. The only module that prints to the terminal.
+//!
+//! Errors are printed with their whole `source()` chain so an administrator
+//! sees which file or key failed and why; the exit code is non-zero.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod objects;
+
+use crate::format::KeyId;
+use crate::keys::KeyStore;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealgate",
+    version,
+    about = "S3 encryption gateway: keys, offline encrypt/decrypt, inspection"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the local key store (key-encryption keys).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Encrypt a file into the sealgate object format, bound to a bucket and key.
+    Encrypt(objects::EncryptArgs),
+    /// Decrypt a stored object (e.g. a backup copy) with the key store alone.
+    Decrypt(objects::DecryptArgs),
+    /// Show the header fields and sizes of a stored object; needs no keys.
+    Inspect(objects::InspectArgs),
+}
+
+/// Where the key store is: `--keys-dir`, `SEALGATE_KEYS_DIR`, or `./keys`.
+#[derive(Debug, clap::Args)]
+pub struct KeysDir {
+    /// Key store directory.
+    #[arg(long = "keys-dir", env = "SEALGATE_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key. The store's first key becomes active; later keys only with --activate.
+    Generate {
+        #[command(flatten)]
+        dir: KeysDir,
+        /// Make the new key the active one.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List key ids, creation dates and which key is active (never secrets).
+    List {
+        #[command(flatten)]
+        dir: KeysDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a key and make it active; older keys keep decrypting.
+    Rotate {
+        #[command(flatten)]
+        dir: KeysDir,
+    },
+    /// Make an existing key the active one.
+    Activate {
+        /// Key id (32 hex digits).
+        id: String,
+        #[command(flatten)]
+        dir: KeysDir,
+    },
+}
+
+/// Parses arguments, runs the command and turns errors into exit code 1.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn dispatch(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Keys { action } => keys(action),
+        Command::Encrypt(a) => objects::encrypt(a),
+        Command::Decrypt(a) => objects::decrypt(a),
+        Command::Inspect(a) => objects::inspect(a),
+    }
+}
+
+fn keys(action: KeysAction) -> CliResult {
+    match action {
+        KeysAction::Generate { dir, activate } => {
+            let id = KeyStore::generate(&dir.keys_dir, activate)?;
+            let active = KeyStore::load(&dir.keys_dir)?.active().id() == id;
+            println!(
+                "generated key {id}{}",
+                if active { " (active)" } else { "" }
+            );
+            println!("in {}", dir.keys_dir.display());
+            eprintln!(
+                "IMPORTANT: back up {} now. Objects encrypted under these keys cannot be read without them (docs/KEYS.md).",
+                dir.keys_dir.display()
+            );
+        }
+        KeysAction::List { dir, json } => {
+            let store = KeyStore::load(&dir.keys_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&store.list())?);
+            } else {
+                println!("{:<32}  {:<20}  ACTIVE", "ID", "CREATED");
+                for k in store.list() {
+                    println!(
+                        "{:<32}  {:<20}  {}",
+                        k.id,
+                        k.created,
+                        if k.active { "*" } else { "" }
+                    );
+                }
+            }
+        }
+        KeysAction::Rotate { dir } => {
+            let id = KeyStore::rotate(&dir.keys_dir)?;
+            println!("rotated: key {id} is now active; older keys still decrypt");
+            eprintln!(
+                "IMPORTANT: back up {} again: it holds a new key.",
+                dir.keys_dir.display()
+            );
+        }
+        KeysAction::Activate { id, dir } => {
+            let parsed = KeyId::from_hex(&id)
+                .ok_or_else(|| format!("{id:?} is not a key id (32 hex digits)"))?;
+            KeyStore::activate(&dir.keys_dir, parsed)?;
+            println!("key {parsed} is now active");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Errors of the key store. Each names the file and says how to fix it.
+
+use crate::format::KeyId;
+use std::path::PathBuf;
+
+/// Why the key store could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key store directory does not exist.
+    #[error(
+        "key store {dir} does not exist; create it with `sealgate keys generate --keys-dir {dir}`"
+    )]
+    MissingDir {
+        /// Directory looked for.
+        dir: PathBuf,
+    },
+    /// The directory holds no key files.
+    #[error(
+        "key store {dir} holds no keys; create one with `sealgate keys generate --keys-dir {dir}`"
+    )]
+    Empty {
+        /// Directory read.
+        dir: PathBuf,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key file is readable or writable by group or others.
+    #[error(
+        "{path} has mode {mode:04o}: key files must be readable by their owner only; fix with `chmod 600 {path}`"
+    )]
+    InsecurePermissions {
+        /// Offending file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file or ACTIVE file could not be parsed.
+    #[error("{path}: malformed: {reason}")]
+    Malformed {
+        /// Offending file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two files hold the same key id.
+    #[error("duplicate key id {id} in {first} and {second}; remove one of them")]
+    Duplicate {
+        /// The repeated id.
+        id: KeyId,
+        /// First file.
+        first: PathBuf,
+        /// Second file.
+        second: PathBuf,
+    },
+    /// No ACTIVE file.
+    #[error(
+        "{dir}/ACTIVE is missing: name the active key with `sealgate keys activate ID --keys-dir {dir}`"
+    )]
+    NoActive {
+        /// Directory read.
+        dir: PathBuf,
+    },
+    /// ACTIVE (or an activation request) names a key the store lacks.
+    #[error("key {id} is not in key store {dir}")]
+    ActiveUnknown {
+        /// Directory read.
+        dir: PathBuf,
+        /// The id named.
+        id: KeyId,
+    },
+    /// The OS random source failed.
+    #[error("random number generator failed")]
+    Random,
+}

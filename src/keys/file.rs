@@ -1,0 +1,184 @@
+//! The on-disk layout of the key store (docs/KEYS.md §Files).
+//!
+//! ```json
+//! {"format":"sealgate-kek/1","id":"<32 hex>","created":"<RFC 3339>","key":"<64 hex>"}
+//! ```
+
+use super::{ACTIVE_FILE, KEY_EXT, KeyError, StoredKey};
+use crate::format::{Kek, KeyId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The `format` value of version-1 key files.
+pub const KEY_FILE_FORMAT: &str = "sealgate-kek/1";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    format: String,
+    id: String,
+    created: String,
+    key: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn malformed(path: &Path, reason: impl Into<String>) -> KeyError {
+    KeyError::Malformed {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads every `*.kek` file; fails on the first bad one, naming it.
+pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
+    if !dir.is_dir() {
+        return Err(KeyError::MissingDir {
+            dir: dir.to_owned(),
+        });
+    }
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == KEY_EXT))
+        .collect();
+    paths.sort();
+    let mut keys: Vec<StoredKey> = Vec::new();
+    for path in paths {
+        let key = read_key(&path)?;
+        if let Some(prev) = keys.iter().find(|k| k.kek.id() == key.kek.id()) {
+            return Err(KeyError::Duplicate {
+                id: key.kek.id(),
+                first: prev.path.clone(),
+                second: path,
+            });
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+fn read_key(path: &Path) -> Result<StoredKey, KeyError> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::InsecurePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
+    let mut parsed: KeyFile = serde_json::from_slice(&bytes)
+        .map_err(|e| malformed(path, format!("not a key file: {e}")))?;
+    let result = check_key(path, &parsed);
+    parsed.key.zeroize();
+    result
+}
+
+fn check_key(path: &Path, f: &KeyFile) -> Result<StoredKey, KeyError> {
+    if f.format != KEY_FILE_FORMAT {
+        return Err(malformed(
+            path,
+            format!("format is {:?}, expected {KEY_FILE_FORMAT:?}", f.format),
+        ));
+    }
+    let id = KeyId::from_hex(&f.id).ok_or_else(|| malformed(path, "id must be 32 hex digits"))?;
+    let created = DateTime::parse_from_rfc3339(&f.created)
+        .map_err(|e| malformed(path, format!("created is not an RFC 3339 time: {e}")))?
+        .with_timezone(&Utc);
+    let mut secret = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(&f.key, secret.as_mut())
+        .map_err(|_| malformed(path, "key must be 64 hex digits (32 bytes)"))?;
+    if secret.iter().all(|b| *b == 0) {
+        return Err(malformed(path, "key is all zeros"));
+    }
+    Ok(StoredKey {
+        kek: Kek::new(id, secret),
+        created,
+        path: path.to_owned(),
+    })
+}
+
+pub(super) fn read_active(dir: &Path) -> Result<KeyId, KeyError> {
+    let path = dir.join(ACTIVE_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::NoActive {
+                dir: dir.to_owned(),
+            });
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    KeyId::from_hex(text.trim())
+        .ok_or_else(|| malformed(&path, "must hold one key id (32 hex digits)"))
+}
+
+/// Writes a new key file with mode 0600, never replacing an existing file.
+pub(super) fn write_key(
+    dir: &Path,
+    id: KeyId,
+    secret: &[u8; 32],
+    created: DateTime<Utc>,
+) -> Result<(), KeyError> {
+    let path = dir.join(format!("{id}.{KEY_EXT}"));
+    let mut hex_key = Zeroizing::new(hex::encode(secret));
+    let body = Zeroizing::new(format!(
+        "{{\"format\":\"{KEY_FILE_FORMAT}\",\"id\":\"{id}\",\"created\":\"{}\",\"key\":\"{}\"}}\n",
+        created.to_rfc3339_opts(SecondsFormat::Secs, true),
+        hex_key.as_str()
+    ));
+    hex_key.zeroize();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    f.write_all(body.as_bytes()).map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    sync_dir(dir)
+}
+
+/// Replaces ACTIVE atomically (write a temporary file, then rename).
+pub(super) fn write_active(dir: &Path, id: KeyId) -> Result<(), KeyError> {
+    let tmp = dir.join(format!(".{ACTIVE_FILE}.tmp"));
+    let path = dir.join(ACTIVE_FILE);
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    writeln!(f, "{id}").map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), KeyError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}

@@ -1,0 +1,167 @@
+use super::*;
+use crate::format::stream::{NameCheck, open_all, seal_single};
+use crate::format::{Algorithm, Envelope, ObjectName};
+use std::os::unix::fs::PermissionsExt;
+
+const NAME: ObjectName<'static> = ObjectName {
+    bucket: "b",
+    key: "k",
+};
+
+fn store() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("keys");
+    (t, dir)
+}
+
+#[test]
+fn generate_then_load_lists_without_secret() {
+    let (_t, dir) = store();
+    let id = KeyStore::generate(&dir, false).unwrap();
+    let s = KeyStore::load(&dir).unwrap();
+    assert_eq!(s.active().id(), id);
+    let list = s.list();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].active);
+    let mode = fs_mode(&dir.join(format!("{id}.kek")));
+    assert_eq!(mode & 0o077, 0, "key file must be private, got {mode:o}");
+    let shown = format!("{s:?}");
+    let file = std::fs::read_to_string(dir.join(format!("{id}.kek"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert!(
+        !shown.contains(v["key"].as_str().unwrap()),
+        "Debug must not print the secret"
+    );
+}
+
+#[test]
+fn rotation_keeps_old_keys_decrypting() {
+    let (_t, dir) = store();
+    let old = KeyStore::generate(&dir, false).unwrap();
+    let s = KeyStore::load(&dir).unwrap();
+    let (env, dek) = Envelope::create(
+        s.active(),
+        Algorithm::Aes256Gcm,
+        &mut crate::format::OsRandom,
+    )
+    .unwrap();
+    let sealed = seal_single(
+        &env,
+        &dek,
+        NAME,
+        b"written under the old key",
+        &mut crate::format::OsRandom,
+    )
+    .unwrap();
+    let new = KeyStore::rotate(&dir).unwrap();
+    assert_ne!(old, new);
+    let s = KeyStore::load(&dir).unwrap();
+    assert_eq!(s.active().id(), new);
+    assert_eq!(s.list().iter().filter(|k| k.active).count(), 1);
+    assert_eq!(
+        open_all(&s, NameCheck::Inline(NAME), &sealed).unwrap(),
+        b"written under the old key"
+    );
+}
+
+#[test]
+fn second_generate_is_inactive_until_activated() {
+    let (_t, dir) = store();
+    let first = KeyStore::generate(&dir, false).unwrap();
+    let second = KeyStore::generate(&dir, false).unwrap();
+    assert_eq!(KeyStore::load(&dir).unwrap().active().id(), first);
+    KeyStore::activate(&dir, second).unwrap();
+    assert_eq!(KeyStore::load(&dir).unwrap().active().id(), second);
+}
+
+#[test]
+fn group_readable_key_is_refused_with_fix() {
+    let (_t, dir) = store();
+    let id = KeyStore::generate(&dir, false).unwrap();
+    let path = dir.join(format!("{id}.kek"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(
+        matches!(err, KeyError::InsecurePermissions { mode: 0o640, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("chmod 600") && msg.contains(&path.display().to_string()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn malformed_key_file_is_named() {
+    let (_t, dir) = store();
+    KeyStore::generate(&dir, false).unwrap();
+    let bad = dir.join("broken.kek");
+    for (content, reason) in [
+        ("not json", "not a key file"),
+        (
+            r#"{"format":"sealgate-kek/1","id":"zz","created":"2026-01-01T00:00:00Z","key":"00"}"#,
+            "id must be",
+        ),
+        (
+            r#"{"format":"sealgate-kek/1","id":"000102030405060708090a0b0c0d0e0f","created":"yesterday","key":"00"}"#,
+            "RFC 3339",
+        ),
+        (
+            r#"{"format":"sealgate-kek/1","id":"000102030405060708090a0b0c0d0e0f","created":"2026-01-01T00:00:00Z","key":"0102"}"#,
+            "64 hex",
+        ),
+        (
+            r#"{"format":"other","id":"","created":"","key":""}"#,
+            "format is",
+        ),
+    ] {
+        write_private(&bad, content);
+        let err = KeyStore::load(&dir).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, KeyError::Malformed { .. }), "{msg}");
+        assert!(msg.contains("broken.kek") && msg.contains(reason), "{msg}");
+    }
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let (_t, dir) = store();
+    let id = KeyStore::generate(&dir, false).unwrap();
+    let body = std::fs::read_to_string(dir.join(format!("{id}.kek"))).unwrap();
+    write_private(&dir.join("copy.kek"), &body);
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(
+        matches!(err, KeyError::Duplicate { id: d, .. } if d == id),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_dir_empty_store_and_missing_active_are_explained() {
+    let (_t, dir) = store();
+    assert!(matches!(
+        KeyStore::load(&dir),
+        Err(KeyError::MissingDir { .. })
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(matches!(KeyStore::load(&dir), Err(KeyError::Empty { .. })));
+    KeyStore::generate(&dir, false).unwrap();
+    std::fs::remove_file(dir.join(ACTIVE_FILE)).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(matches!(err, KeyError::NoActive { .. }), "{err}");
+    std::fs::write(dir.join(ACTIVE_FILE), "000102030405060708090a0b0c0d0e0f\n").unwrap();
+    assert!(matches!(
+        KeyStore::load(&dir),
+        Err(KeyError::ActiveUnknown { .. })
+    ));
+}
+
+fn write_private(path: &Path, content: &str) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn fs_mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode()
+}
