@@ -5,11 +5,26 @@ mod common;
 use common::*;
 use sealgate::format::header::{HEADER_LEN, PartHeader};
 use sealgate::format::size::{self, ByteRange};
-use sealgate::format::stream::{NameCheck, ObjectOpener, PartOpener, PartSealer, open_all, seal_single};
+use sealgate::format::stream::{
+    NameCheck, ObjectOpener, PartOpener, PartSealer, open_all, seal_single,
+};
 use sealgate::format::{Algorithm, Envelope, FormatError, OsRandom, SEGMENT_LEN};
 
 const S: usize = SEGMENT_LEN;
-const SIZES: &[usize] = &[0, 1, 15, 16, 17, S - 1, S, S + 1, 2 * S - 1, 2 * S, 2 * S + 1, 7 * S + 4321];
+const SIZES: &[usize] = &[
+    0,
+    1,
+    15,
+    16,
+    17,
+    S - 1,
+    S,
+    S + 1,
+    2 * S - 1,
+    2 * S,
+    2 * S + 1,
+    7 * S + 4321,
+];
 
 #[test]
 fn single_part_round_trip_at_every_boundary() {
@@ -18,9 +33,17 @@ fn single_part_round_trip_at_every_boundary() {
         for &len in SIZES {
             let pt = pattern(len);
             let (_, _, ct) = seal_parts(&k, alg, NAME, &[&pt]).unwrap();
-            assert_eq!(ct.len() as u64, size::part_ciphertext_len(len as u64), "{alg} len={len}");
+            assert_eq!(
+                ct.len() as u64,
+                size::part_ciphertext_len(len as u64),
+                "{alg} len={len}"
+            );
             assert_eq!(size::part_plaintext_len(ct.len() as u64), Ok(len as u64));
-            assert_eq!(open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(), pt, "{alg} len={len}");
+            assert_eq!(
+                open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(),
+                pt,
+                "{alg} len={len}"
+            );
         }
     }
 }
@@ -47,9 +70,19 @@ fn multipart_layouts_round_trip_and_sizes_invert() {
     let k = kek(3);
     // Aligned parts like the aws CLI (8 MiB) scaled down to segment multiples,
     // a short last part, and an empty-to-tiny last part.
-    let layouts: &[&[usize]] = &[&[S, S, 10], &[2 * S, 2 * S, 2 * S], &[3 * S, 1], &[S], &[4 * S, 4 * S, 3 * S + 7]];
+    let layouts: &[&[usize]] = &[
+        &[S, S, 10],
+        &[2 * S, 2 * S, 2 * S],
+        &[3 * S, 1],
+        &[S],
+        &[4 * S, 4 * S, 3 * S + 7],
+    ];
     for layout in layouts {
-        let data: Vec<Vec<u8>> = layout.iter().enumerate().map(|(i, &l)| vec![i as u8 + 1; l]).collect();
+        let data: Vec<Vec<u8>> = layout
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| vec![i as u8 + 1; l])
+            .collect();
         let parts: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
         let (_, _, ct) = seal_parts(&k, Algorithm::Aes256Gcm, NAME, &parts).unwrap();
         let total: usize = layout.iter().sum();
@@ -58,7 +91,10 @@ fn multipart_layouts_round_trip_and_sizes_invert() {
             Ok(total as u64),
             "layout {layout:?}"
         );
-        assert_eq!(open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(), data.concat());
+        assert_eq!(
+            open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(),
+            data.concat()
+        );
     }
 }
 
@@ -69,8 +105,14 @@ fn unaligned_middle_parts_still_decrypt_but_listing_size_is_not_exact() {
     let a = pattern(S + 5);
     let b = pattern(100);
     let (_, _, ct) = seal_parts(&k, Algorithm::Aes256Gcm, NAME, &[&a, &b]).unwrap();
-    assert_eq!(open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(), [a.clone(), b].concat());
-    assert_ne!(size::object_plaintext_len(ct.len() as u64, 2), Ok((a.len() + 100) as u64));
+    assert_eq!(
+        open_all(&k, NameCheck::Inline(NAME), &ct).unwrap(),
+        [a.clone(), b].concat()
+    );
+    assert_ne!(
+        size::object_plaintext_len(ct.len() as u64, 2),
+        Ok((a.len() + 100) as u64)
+    );
 }
 
 #[test]
@@ -105,7 +147,10 @@ fn every_range_decrypts_exactly_and_touches_only_covering_segments() {
         assert_eq!(out, &pt[start as usize..end as usize], "{r:?}");
         let _ = &env;
     }
-    assert_eq!(ByteRange::From(len as u64).resolve(len as u64), Err(FormatError::RangeNotSatisfiable));
+    assert_eq!(
+        ByteRange::From(len as u64).resolve(len as u64),
+        Err(FormatError::RangeNotSatisfiable)
+    );
 }
 
 #[test]
@@ -133,10 +178,19 @@ fn sealer_refuses_wrong_lengths() {
     let tag = env.binding_tag(&dek, NAME);
     let (mut s, _) = PartSealer::start(&env, &dek, tag, 1, 10, &mut OsRandom).unwrap();
     let mut out = Vec::new();
-    assert!(matches!(s.push(&[0; 11], &mut out), Err(FormatError::LengthMismatch { .. })));
+    assert!(matches!(
+        s.push(&[0; 11], &mut out),
+        Err(FormatError::LengthMismatch { .. })
+    ));
     let (mut s, _) = PartSealer::start(&env, &dek, tag, 1, 10, &mut OsRandom).unwrap();
     s.push(&[0; 9], &mut out).unwrap();
-    assert!(matches!(s.finish(&mut out), Err(FormatError::LengthMismatch { declared: 10, got: 9 })));
+    assert!(matches!(
+        s.finish(&mut out),
+        Err(FormatError::LengthMismatch {
+            declared: 10,
+            got: 9
+        })
+    ));
     assert!(matches!(
         PartSealer::start(&env, &dek, tag, 0, 1, &mut OsRandom),
         Err(FormatError::InvalidPartNumber(0))
@@ -151,7 +205,8 @@ fn reuploading_a_part_never_reuses_a_content_key() {
     let (env, dek) = Envelope::create(&k, Algorithm::Aes256Gcm, &mut OsRandom).unwrap();
     let tag = env.binding_tag(&dek, NAME);
     let seal = |pt: &[u8]| {
-        let (mut s, h) = PartSealer::start(&env, &dek, tag, 3, pt.len() as u64, &mut OsRandom).unwrap();
+        let (mut s, h) =
+            PartSealer::start(&env, &dek, tag, 3, pt.len() as u64, &mut OsRandom).unwrap();
         let mut out = h.to_vec();
         s.push(pt, &mut out).unwrap();
         s.finish(&mut out).unwrap();
@@ -160,7 +215,11 @@ fn reuploading_a_part_never_reuses_a_content_key() {
     let a = seal(&[0u8; 64]);
     let b = seal(&[0u8; 64]);
     assert_ne!(a[116..148], b[116..148], "stream salts must differ");
-    assert_ne!(a[HEADER_LEN..], b[HEADER_LEN..], "ciphertexts of equal plaintexts must differ");
+    assert_ne!(
+        a[HEADER_LEN..],
+        b[HEADER_LEN..],
+        "ciphertexts of equal plaintexts must differ"
+    );
 }
 
 #[test]
@@ -194,11 +253,17 @@ fn copied_object_opens_with_metadata_binding_only() {
         key: "cat-copy.jpg",
     };
     let new_tag = env.binding_tag(&dek, dest);
-    assert_eq!(open_all(&k, NameCheck::Tag(dest, new_tag), &ct).unwrap(), pt);
+    assert_eq!(
+        open_all(&k, NameCheck::Tag(dest, new_tag), &ct).unwrap(),
+        pt
+    );
     assert_eq!(
         open_all(&k, NameCheck::Inline(dest), &ct),
         Err(FormatError::BindingMismatch),
         "without its metadata tag the copy must not pass as bound to the new name"
     );
-    assert_eq!(open_all(&k, NameCheck::Tag(NAME, new_tag), &ct), Err(FormatError::BindingMismatch));
+    assert_eq!(
+        open_all(&k, NameCheck::Tag(NAME, new_tag), &ct),
+        Err(FormatError::BindingMismatch)
+    );
 }

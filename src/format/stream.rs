@@ -327,6 +327,12 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
 
     fn accept_header(&mut self, h: &PartHeader) -> Result<SegmentCipher, FormatError> {
         if self.first.is_none() {
+            // Objects are numbered contiguously from 1 (FORMAT.md §Multipart).
+            if h.part_number != 1 {
+                return Err(FormatError::PartMismatch {
+                    part: h.part_number,
+                });
+            }
             let dek = h.envelope.open(self.keys)?;
             let cipher = h.verify(&dek)?;
             match self.check {
@@ -341,8 +347,10 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
         }
         let (env, tag, dek) = self.first.as_ref().expect("checked above");
         // Every part repeats the object's envelope and binding, and part
-        // numbers strictly increase: no splicing, reordering or duplicates.
-        if h.envelope != *env || h.binding_tag != *tag || h.part_number <= self.last_part {
+        // numbers go 1, 2, 3, ...: no splicing, reordering, duplicates or
+        // gaps. (Removing whole trailing parts is the one change this cannot
+        // see; FORMAT.md §Limits.)
+        if h.envelope != *env || h.binding_tag != *tag || h.part_number != self.last_part + 1 {
             return Err(FormatError::PartMismatch {
                 part: h.part_number,
             });

@@ -11,7 +11,10 @@ pub const NAME: ObjectName<'static> = ObjectName {
 };
 
 pub fn kek(seed: u8) -> Kek {
-    Kek::new(KeyId([seed; 16]), Zeroizing::new([seed.wrapping_add(1); 32]))
+    Kek::new(
+        KeyId([seed; 16]),
+        Zeroizing::new([seed.wrapping_add(1); 32]),
+    )
 }
 
 /// Deterministic plaintext: byte i is i mod 251 (also used by the vectors).
@@ -30,7 +33,8 @@ pub fn seal_parts(
     let tag = env.binding_tag(&dek, name);
     let mut out = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        let (mut s, h) = PartSealer::start(&env, &dek, tag, i as u32 + 1, p.len() as u64, &mut OsRandom)?;
+        let (mut s, h) =
+            PartSealer::start(&env, &dek, tag, i as u32 + 1, p.len() as u64, &mut OsRandom)?;
         out.extend_from_slice(&h);
         // Feed in uneven chunks to exercise buffering.
         for chunk in p.chunks(7919) {
