@@ -302,6 +302,12 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
                     let take = (HEADER_LEN - buf.len()).min(input.len());
                     buf.extend_from_slice(&input[..take]);
                     input = &input[take..];
+                    if self.parts > 0 && PartHeaderPrefix::check(buf).is_err() {
+                        // Not the start of another part: bytes after the end.
+                        return Err(FormatError::TrailingData {
+                            part: self.last_part,
+                        });
+                    }
                     if buf.len() == HEADER_LEN {
                         let header = PartHeader::parse(buf)?;
                         let cipher = self.accept_header(&header)?;
