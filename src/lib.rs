@@ -10,6 +10,11 @@
 //! - [`keys`]: the local key store on disk (KEKs by id, active key, rotation).
 //! - [`cli`]: the `sealgate` command line; the only place that prints.
 
+pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod format;
+pub mod front;
 pub mod keys;
+pub mod serve;
+pub mod upstream;

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod objects;
+mod serve;
 
 use crate::format::KeyId;
 use crate::keys::KeyStore;
@@ -31,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Run the S3 endpoint. Without --config: the embedded default (a local S3 server in ./data).
+    Serve(serve::ServeArgs),
     /// Encrypt a file into the sealgate object format, bound to a bucket and key.
     Encrypt(objects::EncryptArgs),
     /// Decrypt a stored object (e.g. a backup copy) with the key store alone.
@@ -101,6 +104,7 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Keys { action } => keys(action),
+        Command::Serve(a) => serve::serve(a),
         Command::Encrypt(a) => objects::encrypt(a),
         Command::Decrypt(a) => objects::decrypt(a),
         Command::Inspect(a) => objects::inspect(a),

@@ -73,3 +73,13 @@ pub fn open(envelope: &Envelope, dek: &Dek, text: &str) -> Result<ObjectMetadata
         .map_err(|_| FormatError::Metadata("authentication failed"))?;
     serde_json::from_slice(&body).map_err(|_| FormatError::Metadata("not valid JSON"))
 }
+
+/// S3 metadata key (without `x-amz-meta-`) holding the base64 212-byte part
+/// header of a single-part object (FORMAT.md §Where each field lives).
+pub const META_HEADER: &str = "sealgate-hdr";
+/// S3 metadata key holding the base64 104-byte envelope of a multipart object.
+pub const META_ENVELOPE: &str = "sealgate-env";
+/// S3 metadata key holding the hex binding tag for the object's current name.
+pub const META_BINDING: &str = "sealgate-bind";
+/// S3 metadata key holding the sealed metadata blob.
+pub const META_SEALED: &str = "sealgate-meta";

@@ -1,0 +1,91 @@
+//! Client authentication and bucket grants.
+//!
+//! s3s verifies SigV4 (header-signed, presigned with expiry, signed and
+//! unsigned aws-chunked, 15-minute clock skew) against the secret this module
+//! returns for an access key; [`Grants`] then decides whether that key may
+//! touch the bucket. s3s runs access checks only when an auth provider is
+//! set, and passes requests without credentials to them: both are refused
+//! here, so nothing unauthenticated reaches the front end or the provider.
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
+use std::collections::HashMap;
+
+/// One client identity.
+#[derive(Clone)]
+pub struct Client {
+    secret: String,
+    buckets: Vec<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("buckets", &self.buckets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Access key → secret and bucket grants.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    clients: HashMap<String, Client>,
+}
+
+impl Grants {
+    /// Adds a client; `buckets` holds bucket names or `*`.
+    pub fn add(&mut self, access_key: String, secret: String, buckets: Vec<String>) {
+        self.clients.insert(access_key, Client { secret, buckets });
+    }
+
+    /// Whether `access_key` may use `bucket`.
+    pub fn allows(&self, access_key: &str, bucket: &str) -> bool {
+        self.clients
+            .get(access_key)
+            .is_some_and(|c| c.buckets.iter().any(|b| b == "*" || b == bucket))
+    }
+
+    /// Whether `access_key` may use every bucket (needed for ListBuckets).
+    pub fn allows_all(&self, access_key: &str) -> bool {
+        self.clients
+            .get(access_key)
+            .is_some_and(|c| c.buckets.iter().any(|b| b == "*"))
+    }
+
+    /// True when no client is configured.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Grants {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.clients.get(access_key) {
+            Some(c) => Ok(SecretKey::from(c.secret.as_str())),
+            None => Err(s3_error!(InvalidAccessKeyId)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for Grants {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(creds) = cx.credentials() else {
+            return Err(s3_error!(AccessDenied, "Signature required"));
+        };
+        let ak = creds.access_key.clone();
+        match cx.s3_path() {
+            S3Path::Root => Ok(()),
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
+                if self.allows(&ak, bucket) {
+                    Ok(())
+                } else {
+                    Err(s3_error!(AccessDenied, "Access Denied"))
+                }
+            }
+        }
+    }
+}

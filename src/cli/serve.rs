@@ -1,0 +1,105 @@
+//! `sealgate serve`: start the gateway, print how to use it, wait for a signal.
+
+use super::CliResult;
+use crate::serve::{Options, start};
+use std::path::PathBuf;
+
+/// Arguments of `sealgate serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, sealgate runs the embedded default.
+    #[arg(long, env = "SEALGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:7070).
+    #[arg(long, env = "SEALGATE_LISTEN")]
+    listen: Option<String>,
+    /// Data directory of the embedded upstream (default ./data).
+    #[arg(long = "data-dir", env = "SEALGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Key store directory (default ./keys, or keys_dir from the config).
+    #[arg(long = "keys-dir", env = "SEALGATE_KEYS_DIR")]
+    keys_dir: Option<PathBuf>,
+    /// Client access key (with --secret-key / SEALGATE_SECRET_KEY).
+    #[arg(
+        long = "access-key",
+        env = "SEALGATE_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    access_key: Option<String>,
+    /// Client secret key.
+    #[arg(
+        long = "secret-key",
+        env = "SEALGATE_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long = "log-json", env = "SEALGATE_LOG_JSON")]
+    log_json: bool,
+}
+
+pub(super) fn serve(a: ServeArgs) -> CliResult {
+    init_logging(a.log_json);
+    let client = match (a.access_key, a.secret_key) {
+        (Some(ak), Some(sk)) => Some((ak, sk)),
+        (None, None) => None,
+        _ => return Err("set both SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY, or neither".into()),
+    };
+    let embedded = a.config.is_none();
+    let opts = Options {
+        config: a.config,
+        listen: a.listen,
+        keys_dir: a.keys_dir.clone(),
+        data_dir: a.data_dir,
+        client,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let running = start(opts).await?;
+        if let Some(id) = &running.generated_key {
+            let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
+            eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
+            eprintln!("*** BACK IT UP NOW: without it, nothing stored through sealgate can be read (docs/KEYS.md) ***\n");
+        }
+        println!("sealgate is listening on http://{}", running.addr);
+        if let Some(d) = running.data_dir.as_ref().filter(|_| embedded) {
+            println!("embedded upstream: s3s-fs storing ciphertext in {}", d.display());
+        }
+        if let Some((ak, sk)) = &running.client {
+            println!("\nuse it with:");
+            println!("  export AWS_ACCESS_KEY_ID={ak}");
+            println!("  export AWS_SECRET_ACCESS_KEY={sk}");
+            println!("  export AWS_DEFAULT_REGION=us-east-1");
+            println!("  aws --endpoint-url http://{} s3 mb s3://demo", running.addr);
+        }
+        wait_for_signal().await;
+        eprintln!("shutting down: finishing in-flight requests (up to 10 s)");
+        running.shutdown().await;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SEALGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,s3s=warn,aws=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

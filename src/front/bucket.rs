@@ -1,0 +1,96 @@
+//! Bucket operations: forwarded as they are (buckets hold no plaintext).
+
+use super::Gateway;
+use super::error::upstream_bucket;
+use crate::upstream::UpstreamError;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+pub async fn list_buckets(
+    gw: &Gateway,
+    _req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let out = gw
+        .upstream
+        .client
+        .list_buckets()
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    let buckets = out
+        .buckets()
+        .iter()
+        .map(|b| Bucket {
+            name: b.name().map(str::to_owned),
+            creation_date: b.creation_date().and_then(super::timestamp),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(Owner {
+            display_name: Some("sealgate".into()),
+            id: Some("sealgate".into()),
+        }),
+        ..Default::default()
+    }))
+}
+
+pub async fn create_bucket(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let bucket = req.input.bucket;
+    gw.upstream
+        .client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{bucket}")),
+    }))
+}
+
+pub async fn head_bucket(
+    gw: &Gateway,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    gw.upstream
+        .client
+        .head_bucket()
+        .bucket(&req.input.bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(HeadBucketOutput::default()))
+}
+
+pub async fn delete_bucket(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    gw.upstream
+        .client
+        .delete_bucket()
+        .bucket(&req.input.bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}
+
+pub async fn get_bucket_location(
+    gw: &Gateway,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    gw.upstream
+        .client
+        .head_bucket()
+        .bucket(&req.input.bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(GetBucketLocationOutput::default()))
+}

@@ -1,0 +1,103 @@
+//! The one place where failures become S3 errors for clients.
+//!
+//! Internal detail (provider messages, key ids, paths) is logged, never sent.
+//! Every integrity failure maps to one client-facing error and is logged as a
+//! security event with the precise cause.
+
+use crate::format::FormatError;
+use crate::upstream::UpstreamError;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+/// Maps an upstream failure for an object-level call.
+pub fn upstream_object(e: UpstreamError) -> S3Error {
+    upstream(e, S3ErrorCode::NoSuchKey)
+}
+
+/// Maps an upstream failure for a bucket-level call.
+pub fn upstream_bucket(e: UpstreamError) -> S3Error {
+    upstream(e, S3ErrorCode::NoSuchBucket)
+}
+
+fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
+    // Codes that describe the client's request, safe and useful to pass on.
+    const PASS: &[&str] = &[
+        "NoSuchKey",
+        "NoSuchBucket",
+        "BucketAlreadyExists",
+        "BucketAlreadyOwnedByYou",
+        "BucketNotEmpty",
+        "InvalidBucketName",
+        "PreconditionFailed",
+        "InvalidRange",
+        "NoSuchUpload",
+        "InvalidPart",
+        "InvalidPartOrder",
+        "EntityTooSmall",
+        "EntityTooLarge",
+        "KeyTooLongError",
+        "InvalidArgument",
+        "SlowDown",
+    ];
+    match &e {
+        UpstreamError::Service { code, status, .. } => {
+            if PASS.contains(&code.as_str())
+                && let Some(c) = S3ErrorCode::from_bytes(code.as_bytes())
+            {
+                return S3Error::new(c);
+            }
+            match status {
+                304 => S3Error::new(S3ErrorCode::Custom("NotModified".into())).with_status(304),
+                404 => S3Error::new(not_found),
+                412 => s3_error!(PreconditionFailed),
+                503 => s3_error!(SlowDown),
+                _ => {
+                    tracing::warn!(cause = %e, "upstream error");
+                    s3_error!(InternalError, "the storage provider returned an error")
+                }
+            }
+        }
+        UpstreamError::Transport(_) => {
+            tracing::warn!(cause = %e, "upstream unreachable");
+            s3_error!(ServiceUnavailable, "the storage provider is unreachable")
+        }
+    }
+}
+
+/// Maps a format failure while reading or writing an object.
+pub fn format(e: FormatError, bucket: &str, key: &str) -> S3Error {
+    match e {
+        FormatError::RangeNotSatisfiable => s3_error!(InvalidRange),
+        FormatError::LengthMismatch { .. } => {
+            s3_error!(IncompleteBody, "body length differs from Content-Length")
+        }
+        FormatError::NotSealed => s3_error!(
+            InvalidObjectState,
+            "object is not in sealgate's encrypted format; reading unencrypted data needs a registered exception"
+        ),
+        FormatError::UnknownKey(id) => {
+            tracing::error!(target: "sealgate::security", event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
+            s3_error!(InternalError, "object cannot be decrypted")
+        }
+        e if e.is_integrity_failure() => {
+            tracing::error!(target: "sealgate::security", event = "integrity_failure", %bucket, %key, cause = %e, "stored object failed authentication: possible tampering by the provider");
+            s3_error!(InternalError, "stored object failed authentication")
+        }
+        e => {
+            tracing::error!(%bucket, %key, cause = %e, "object format error");
+            s3_error!(InternalError)
+        }
+    }
+}
+
+trait WithStatus {
+    fn with_status(self, status: u16) -> Self;
+}
+
+impl WithStatus for S3Error {
+    fn with_status(mut self, status: u16) -> Self {
+        if let Ok(s) = http::StatusCode::from_u16(status) {
+            self.set_status_code(s);
+        }
+        self
+    }
+}

@@ -1,0 +1,390 @@
+//! GetObject and HeadObject: locate, authenticate, decrypt while streaming.
+//!
+//! A HEAD to the provider gives the stored size, the ETag (part count) and
+//! sealgate's metadata: the header (single part) or envelope (multipart), the
+//! name binding and the sealed metadata. The data key is unwrapped and the
+//! binding checked before any byte is fetched. A ranged GET of a single-part
+//! object then fetches only the covering segments. Plaintext goes to the
+//! client segment by segment after its tag verified; any failure aborts the
+//! response, so a client never takes a short or altered body as complete.
+
+use super::error::{format as format_err, upstream_object};
+use super::{Gateway, client_etag, etag_parts, timestamp};
+use crate::format::header::{HEADER_LEN, PartHeader};
+use crate::format::metadata::{
+    self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED, ObjectMetadata,
+};
+use crate::format::size::{ByteRange, object_plaintext_len, part_span};
+use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
+use crate::format::{Dek, Envelope, FormatError, ObjectName};
+use crate::upstream::UpstreamError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Plaintext chunks in flight to the client (backpressure bound).
+const QUEUE: usize = 4;
+
+/// A stored object, located and authenticated from its metadata.
+struct Located {
+    envelope: Envelope,
+    dek: Dek,
+    /// The 212-byte header of a single-part object.
+    header: Option<PartHeader>,
+    binding: [u8; 32],
+    parts: u32,
+    plaintext_len: u64,
+    upstream_etag: String,
+    last_modified: Option<Timestamp>,
+    meta: ObjectMetadata,
+}
+
+async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
+    let head = gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let ferr = |e| format_err(e, bucket, key);
+    let empty = HashMap::new();
+    let m = head.metadata().unwrap_or(&empty);
+    let decode = |v: &String| {
+        B64.decode(v.trim())
+            .map_err(|_| FormatError::Metadata("metadata is not base64"))
+    };
+    let (envelope, header) = match (m.get(META_HEADER), m.get(META_ENVELOPE)) {
+        (Some(h), _) => {
+            let h = PartHeader::parse(&decode(h).map_err(ferr)?).map_err(ferr)?;
+            (h.envelope.clone(), Some(h))
+        }
+        (None, Some(e)) => (
+            Envelope::parse(&decode(e).map_err(ferr)?).map_err(ferr)?,
+            None,
+        ),
+        (None, None) => return Err(ferr(FormatError::NotSealed)),
+    };
+    let mut binding = [0u8; 32];
+    m.get(META_BINDING)
+        .and_then(|t| hex::decode_to_slice(t.trim(), &mut binding).ok())
+        .ok_or_else(|| ferr(FormatError::BindingMismatch))?;
+    let dek = envelope.open(gw.keys.as_ref()).map_err(ferr)?;
+    envelope
+        .check_binding(&dek, ObjectName { bucket, key }, &binding)
+        .map_err(ferr)?;
+    let meta = match m.get(META_SEALED) {
+        Some(s) => metadata::open(&envelope, &dek, s).map_err(ferr)?,
+        None => ObjectMetadata::default(),
+    };
+    let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
+    let parts = etag_parts(&upstream_etag);
+    let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
+    let plaintext_len = object_plaintext_len(stored, parts).map_err(ferr)?;
+    if let Some(h) = &header
+        && (parts != 1 || h.plaintext_len != plaintext_len)
+    {
+        return Err(ferr(FormatError::InvalidCiphertextLength(stored)));
+    }
+    Ok(Located {
+        envelope,
+        dek,
+        header,
+        binding,
+        parts,
+        plaintext_len,
+        upstream_etag,
+        last_modified: head.last_modified().and_then(timestamp),
+        meta,
+    })
+}
+
+fn range(r: &Option<Range>) -> Option<ByteRange> {
+    r.as_ref().map(|r| match *r {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => ByteRange::FromTo(first, last),
+        Range::Int { first, last: None } => ByteRange::From(first),
+        Range::Suffix { length } => ByteRange::Suffix(length),
+    })
+}
+
+pub async fn get_object(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let i = req.input;
+    if i.part_number.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "GetObject with partNumber is not supported"
+        ));
+    }
+    let (bucket, key) = (i.bucket.clone(), i.key.clone());
+    let obj = locate(gw, &bucket, &key).await?;
+    let p = obj.plaintext_len;
+    let (start, end) = match range(&i.range) {
+        Some(r) => r.resolve(p).map_err(|e| format_err(e, &bucket, &key))?,
+        None => (0, p),
+    };
+    let ranged = i.range.is_some();
+
+    // Single part: fetch only the covering segments. Multipart (ranges within
+    // parts arrive with multipart support): the whole object, trimmed.
+    let (upstream_range, plan) = match &obj.header {
+        Some(h) if ranged && start < end => {
+            let span = part_span(p, start, end).map_err(|e| format_err(e, &bucket, &key))?;
+            let cipher = h
+                .verify(&obj.dek)
+                .map_err(|e| format_err(e, &bucket, &key))?;
+            (
+                Some(format!(
+                    "bytes={}-{}",
+                    span.ciphertext_start,
+                    span.ciphertext_end - 1
+                )),
+                Plan::Span(Box::new(PartOpener::for_span(h, cipher, &span))),
+            )
+        }
+        Some(h) => {
+            let cipher = h
+                .verify(&obj.dek)
+                .map_err(|e| format_err(e, &bucket, &key))?;
+            (
+                None,
+                Plan::Whole {
+                    expected_header: Box::new(h.to_bytes()),
+                    seen: Vec::with_capacity(HEADER_LEN),
+                    opener: Box::new(PartOpener::new(h, cipher)),
+                },
+            )
+        }
+        None => (
+            None,
+            Plan::Multipart {
+                skip: start,
+                take: end - start,
+            },
+        ),
+    };
+    let resp = gw
+        .upstream
+        .client
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .set_range(upstream_range)
+        // The object must not change between HEAD and GET.
+        .if_match(&obj.upstream_etag)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    let keys = gw.keys.clone();
+    let binding = obj.binding;
+    let expected = (obj.parts, p);
+    let (b2, k2) = (bucket.clone(), key.clone());
+    tokio::spawn(async move {
+        let result = pump(
+            resp.body,
+            plan,
+            keys.as_ref(),
+            &b2,
+            &k2,
+            binding,
+            expected,
+            &tx,
+        )
+        .await;
+        if let Err(e) = result {
+            // Log with the precise cause, then abort the client's response.
+            let _ = format_err(e.clone(), &b2, &k2);
+            let _ = tx
+                .send(Err(std::io::Error::other(format!(
+                    "sealgate aborted the response: {e}"
+                ))))
+                .await;
+        }
+    });
+
+    let mut out = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )),
+        content_length: Some((end - start) as i64),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+        last_modified: obj.last_modified,
+        ..Default::default()
+    };
+    if ranged {
+        out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
+    }
+    apply_meta_get(&mut out, &obj.meta);
+    let _ = &obj.envelope;
+    Ok(S3Response::new(out))
+}
+
+enum Plan {
+    /// A single-part object, whole: check the body's header against metadata.
+    Whole {
+        expected_header: Box<[u8; HEADER_LEN]>,
+        seen: Vec<u8>,
+        opener: Box<PartOpener>,
+    },
+    /// The covering segments of a single-part object.
+    Span(Box<PartOpener>),
+    /// A multipart object, whole, trimmed to `[skip, skip + take)`.
+    Multipart { skip: u64, take: u64 },
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    plan: Plan,
+    keys: &crate::keys::KeyStore,
+    bucket: &str,
+    key: &str,
+    binding: [u8; 32],
+    (parts, plaintext_len): (u32, u64),
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), FormatError> {
+    let name = ObjectName { bucket, key };
+    let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, binding));
+    let (mut plan, mut released) = (plan, 0u64);
+    let mut out = Vec::new();
+    loop {
+        let chunk = match body.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::warn!(%bucket, %key, cause = %e, "upstream body failed");
+                return Err(FormatError::Truncated { part: 0 });
+            }
+            None => break,
+        };
+        let mut data: &[u8] = &chunk;
+        out.clear();
+        match &mut plan {
+            Plan::Whole {
+                expected_header,
+                seen,
+                opener,
+            } => {
+                if seen.len() < HEADER_LEN {
+                    let take = (HEADER_LEN - seen.len()).min(data.len());
+                    seen.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if seen.len() == HEADER_LEN && seen.as_slice() != expected_header.as_slice() {
+                        return Err(FormatError::CommitmentMismatch);
+                    }
+                }
+                let used = opener.push(data, &mut out)?;
+                if used < data.len() {
+                    return Err(FormatError::TrailingData { part: 1 });
+                }
+            }
+            Plan::Span(opener) => {
+                let used = opener.push(data, &mut out)?;
+                if used < data.len() {
+                    return Err(FormatError::TrailingData { part: 1 });
+                }
+            }
+            Plan::Multipart { skip, take } => {
+                object.push(data, &mut out)?;
+                let s = (*skip).min(out.len() as u64) as usize;
+                out.drain(..s);
+                *skip -= s as u64;
+                out.truncate((*take).min(out.len() as u64) as usize);
+                *take -= out.len() as u64;
+            }
+        }
+        released += out.len() as u64;
+        if !out.is_empty() && tx.send(Ok(Bytes::copy_from_slice(&out))).await.is_err() {
+            return Ok(()); // client went away
+        }
+    }
+    match plan {
+        Plan::Whole { opener, seen, .. } => {
+            if seen.len() < HEADER_LEN {
+                return Err(FormatError::TruncatedHeader {
+                    got: seen.len(),
+                    need: HEADER_LEN,
+                });
+            }
+            opener.finish()
+        }
+        Plan::Span(opener) => opener.finish(),
+        Plan::Multipart { .. } => {
+            let opened = object.finish()?;
+            // Cross-check with what the listing/HEAD said (FORMAT.md §Limits).
+            if opened.parts != parts || opened.plaintext_len != plaintext_len {
+                return Err(FormatError::Truncated { part: opened.parts });
+            }
+            let _ = released;
+            Ok(())
+        }
+    }
+}
+
+pub async fn head_object(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = req.input;
+    if i.part_number.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "HeadObject with partNumber is not supported"
+        ));
+    }
+    let obj = locate(gw, &i.bucket, &i.key).await?;
+    let mut out = HeadObjectOutput {
+        content_length: Some(obj.plaintext_len as i64),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+        last_modified: obj.last_modified,
+        ..Default::default()
+    };
+    if let Some(r) = range(&i.range) {
+        let (s, e) = r
+            .resolve(obj.plaintext_len)
+            .map_err(|e| format_err(e, &i.bucket, &i.key))?;
+        out.content_length = Some((e - s) as i64);
+    }
+    let m = &obj.meta;
+    out.metadata = (!m.user.is_empty()).then(|| m.user.clone().into_iter().collect());
+    out.content_type = m.headers.get("content-type").cloned();
+    out.content_disposition = m.headers.get("content-disposition").cloned();
+    out.cache_control = m.headers.get("cache-control").cloned();
+    out.content_encoding = m.headers.get("content-encoding").cloned();
+    out.content_language = m.headers.get("content-language").cloned();
+    out.website_redirect_location = m.headers.get("website-redirect-location").cloned();
+    out.expires = m.headers.get("expires").and_then(|v| http_date(v));
+    Ok(S3Response::new(out))
+}
+
+fn apply_meta_get(out: &mut GetObjectOutput, m: &ObjectMetadata) {
+    out.metadata = (!m.user.is_empty()).then(|| m.user.clone().into_iter().collect());
+    out.content_type = m.headers.get("content-type").cloned();
+    out.content_disposition = m.headers.get("content-disposition").cloned();
+    out.cache_control = m.headers.get("cache-control").cloned();
+    out.content_encoding = m.headers.get("content-encoding").cloned();
+    out.content_language = m.headers.get("content-language").cloned();
+    out.website_redirect_location = m.headers.get("website-redirect-location").cloned();
+    out.expires = m.headers.get("expires").and_then(|v| http_date(v));
+}
+
+fn http_date(v: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, v).ok()
+}
+
+#[allow(dead_code)]
+fn unused(_: S3Error) {}

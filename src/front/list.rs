@@ -1,0 +1,159 @@
+//! ListObjects (v1 and v2): forwarded page by page; each entry's size is
+//! turned into the plaintext size by arithmetic on the stored size and the
+//! ETag's part count (FORMAT.md §Sizes) — no request per listed object.
+
+use super::error::upstream_bucket;
+use super::{Gateway, etag, etag_parts, timestamp};
+use crate::format::size::object_plaintext_len;
+use crate::upstream::UpstreamError;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+/// Characters left unencoded when a client asks for `encoding-type=url`.
+const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// The plaintext size clients see for a listed object. Objects that are not
+/// in sealgate's format (sizes no ciphertext can have) keep their size.
+pub(crate) fn plaintext_size(stored: i64, upstream_etag: Option<&str>) -> i64 {
+    let parts = upstream_etag.map_or(1, etag_parts);
+    match u64::try_from(stored)
+        .ok()
+        .and_then(|c| object_plaintext_len(c, parts).ok())
+    {
+        Some(p) => p as i64,
+        None => stored,
+    }
+}
+
+struct Enc(bool);
+
+impl Enc {
+    fn of(requested: &Option<EncodingType>) -> Enc {
+        Enc(requested
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL))
+    }
+    fn s(&self, v: Option<&str>) -> Option<String> {
+        v.map(|v| {
+            if self.0 {
+                utf8_percent_encode(v, KEEP).to_string()
+            } else {
+                v.to_owned()
+            }
+        })
+    }
+    fn ty(&self) -> Option<EncodingType> {
+        self.0.then(|| EncodingType::from_static(EncodingType::URL))
+    }
+}
+
+fn object(o: &aws_sdk_s3::types::Object, enc: &Enc) -> Object {
+    Object {
+        key: enc.s(o.key()),
+        size: Some(plaintext_size(o.size().unwrap_or(0), o.e_tag())),
+        e_tag: etag(o.e_tag()),
+        last_modified: o.last_modified().and_then(timestamp),
+        storage_class: o
+            .storage_class()
+            .map(|s| ObjectStorageClass::from(s.as_str().to_owned())),
+        ..Default::default()
+    }
+}
+
+fn prefixes(p: &[aws_sdk_s3::types::CommonPrefix], enc: &Enc) -> Vec<CommonPrefix> {
+    p.iter()
+        .map(|c| CommonPrefix {
+            prefix: enc.s(c.prefix()),
+        })
+        .collect()
+}
+
+pub async fn list_objects_v2(
+    gw: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let i = req.input;
+    let enc = Enc::of(&i.encoding_type);
+    let out = gw
+        .upstream
+        .client
+        .list_objects_v2()
+        .bucket(&i.bucket)
+        .set_prefix(i.prefix.clone())
+        .set_delimiter(i.delimiter.clone().filter(|d| !d.is_empty()))
+        .set_max_keys(i.max_keys)
+        .set_continuation_token(i.continuation_token.clone())
+        .set_start_after(i.start_after.clone())
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    let contents: Vec<Object> = out.contents().iter().map(|o| object(o, &enc)).collect();
+    let common = prefixes(out.common_prefixes(), &enc);
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
+        delimiter: enc.s(i.delimiter.as_deref()),
+        max_keys: Some(i.max_keys.unwrap_or(1000)),
+        key_count: Some((contents.len() + common.len()) as i32),
+        continuation_token: i.continuation_token,
+        next_continuation_token: out.next_continuation_token().map(str::to_owned),
+        is_truncated: Some(out.is_truncated().unwrap_or(false)),
+        start_after: enc.s(i.start_after.as_deref()),
+        encoding_type: enc.ty(),
+        contents: Some(contents),
+        common_prefixes: Some(common),
+        ..Default::default()
+    }))
+}
+
+pub async fn list_objects(
+    gw: &Gateway,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let i = req.input;
+    let enc = Enc::of(&i.encoding_type);
+    let out = gw
+        .upstream
+        .client
+        .list_objects()
+        .bucket(&i.bucket)
+        .set_prefix(i.prefix.clone())
+        .set_delimiter(i.delimiter.clone().filter(|d| !d.is_empty()))
+        .set_max_keys(i.max_keys)
+        .set_marker(i.marker.clone())
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    let contents: Vec<Object> = out.contents().iter().map(|o| object(o, &enc)).collect();
+    let truncated = out.is_truncated().unwrap_or(false);
+    // S3 returns NextMarker only with a delimiter; clients then use the last key.
+    let next_marker = out.next_marker().map(str::to_owned).or_else(|| {
+        truncated
+            .then(|| {
+                out.contents()
+                    .last()
+                    .and_then(|o| o.key())
+                    .map(str::to_owned)
+            })
+            .flatten()
+    });
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
+        delimiter: enc.s(i.delimiter.as_deref()),
+        marker: enc.s(i.marker.as_deref()).or(Some(String::new())),
+        max_keys: Some(i.max_keys.unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        next_marker: enc.s(next_marker.as_deref()),
+        encoding_type: enc.ty(),
+        common_prefixes: Some(prefixes(out.common_prefixes(), &enc)),
+        contents: Some(contents),
+        ..Default::default()
+    }))
+}

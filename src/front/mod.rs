@@ -1,0 +1,167 @@
+//! The S3 front end: `impl S3 for Gateway`.
+//!
+//! s3s parses requests, verifies signatures and calls these methods; each
+//! delegates to the file of its operation family (like Garage's
+//! `src/api/s3/`). Operations not implemented here keep s3s's default answer,
+//! 501 NotImplemented, and are never forwarded: an allowlist, not a denylist.
+
+mod bucket;
+mod delete;
+pub mod error;
+mod get;
+mod list;
+mod put;
+
+use crate::format::Algorithm;
+use crate::keys::KeyStore;
+use crate::upstream::Upstream;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+use std::sync::Arc;
+
+/// The gateway's request handlers and what they share.
+#[derive(Clone)]
+pub struct Gateway {
+    upstream: Upstream,
+    keys: Arc<KeyStore>,
+    algorithm: Algorithm,
+}
+
+impl Gateway {
+    /// A gateway encrypting new objects with `algorithm` under the store's active key.
+    pub fn new(upstream: Upstream, keys: Arc<KeyStore>, algorithm: Algorithm) -> Self {
+        Gateway {
+            upstream,
+            keys,
+            algorithm,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        put::put_object(self, req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        get::get_object(self, req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        get::head_object(self, req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        delete::delete_object(self, req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        delete::delete_objects(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+}
+
+/// The ETag clients see for an upstream ETag: the same value in PUT, HEAD,
+/// GET and listings, and no MD5 of plaintext anywhere. A single-part ETag is
+/// the MD5 of *ciphertext*; it gets a `-1` suffix so that clients which
+/// compare a 32-hex ETag with the MD5 of their file (rclone) do not report
+/// false corruption. Multipart ETags (`…-N`) pass unchanged.
+pub(crate) fn client_etag(upstream: &str) -> String {
+    let v = upstream.trim_matches('"');
+    if v.contains('-') {
+        v.to_owned()
+    } else {
+        format!("{v}-1")
+    }
+}
+
+/// Number of part streams an upstream ETag implies (`-N` suffix, else 1).
+pub(crate) fn etag_parts(upstream: &str) -> u32 {
+    upstream
+        .trim_matches('"')
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Converts an SDK timestamp into an s3s one.
+pub(crate) fn timestamp(t: &aws_smithy_types::DateTime) -> Option<Timestamp> {
+    let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .map(Timestamp::from)
+}
+
+/// The ETag DTO for a client ETag value.
+pub(crate) fn etag(upstream: Option<&str>) -> Option<ETag> {
+    upstream.map(|e| ETag::Strong(client_etag(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_stable_and_never_look_like_plain_md5() {
+        assert_eq!(
+            client_etag("\"0123456789abcdef0123456789abcdef\""),
+            "0123456789abcdef0123456789abcdef-1"
+        );
+        assert_eq!(client_etag("\"abc-3\""), "abc-3");
+        assert_eq!(etag_parts("\"abc-3\""), 3);
+        assert_eq!(etag_parts("\"0123\""), 1);
+    }
+}

@@ -1,0 +1,321 @@
+//! PutObject: encrypt while streaming to the provider.
+//!
+//! The client body (already de-chunked by s3s) is checked against the
+//! client's Content-MD5 and x-amz-checksum-* values *as plaintext*, sealed
+//! segment by segment, and streamed upstream with a known Content-Length.
+//! The chunk holding the final segment is held back until every check passed:
+//! on a mismatch, a client that disconnects or a short body, the upstream
+//! request is aborted before its last byte, so the provider creates or
+//! replaces nothing. Memory: a few chunks, whatever the object size.
+
+use super::error::{format as format_err, upstream_object};
+use super::{Gateway, client_etag};
+use crate::format::metadata::{self, META_BINDING, META_HEADER, META_SEALED, ObjectMetadata};
+use crate::format::stream::PartSealer;
+use crate::format::{Envelope, ObjectName, OsRandom, size};
+use crate::upstream::UpstreamError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body::Frame;
+use md5::Digest;
+use s3s::dto::*;
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Largest single PUT S3 accepts.
+const MAX_PUT: u64 = 5 << 30;
+/// Ciphertext chunks in flight to the provider (backpressure bound).
+const QUEUE: usize = 4;
+
+type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
+
+/// Content headers sealed with the object and returned on GET/HEAD.
+pub(crate) const SEALED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-disposition",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+    "expires",
+    "website-redirect-location",
+];
+
+pub async fn put_object(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let headers = req.headers;
+    let trailers = req.trailing_headers;
+    let mut input = req.input;
+    let Some(mut body) = input.body.take() else {
+        return Err(s3_error!(IncompleteBody));
+    };
+    let len = input
+        .content_length
+        .ok_or_else(|| s3_error!(MissingContentLength))
+        .and_then(|l| {
+            u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
+        })?;
+    if len > MAX_PUT {
+        return Err(s3_error!(EntityTooLarge));
+    }
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let name = ObjectName {
+        bucket: &bucket,
+        key: &key,
+    };
+    let ferr = |e| format_err(e, &bucket, &key);
+
+    // Envelope, header and sealed metadata are fixed before the first byte.
+    let (env, dek) =
+        Envelope::create(gw.keys.active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+    let tag = env.binding_tag(&dek, name);
+    let (mut sealer, header) =
+        PartSealer::start(&env, &dek, tag, 1, len, &mut OsRandom).map_err(ferr)?;
+    let sealed = metadata::seal(
+        &env,
+        &dek,
+        &object_metadata(&input, &headers),
+        &mut OsRandom,
+    )
+    .map_err(ferr)?;
+    let upstream_meta = HashMap::from([
+        (META_HEADER.to_owned(), B64.encode(header)),
+        (META_BINDING.to_owned(), hex::encode(tag)),
+        (META_SEALED.to_owned(), sealed),
+    ]);
+
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let upstream_body =
+        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut request = gw
+        .upstream
+        .client
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_length(size::part_ciphertext_len(len) as i64)
+        .content_type("application/octet-stream")
+        .set_metadata(Some(upstream_meta))
+        .body(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
+            upstream_body,
+        ));
+    if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
+        request = request.if_none_match("*");
+    }
+    let upload = tokio::spawn(request.send());
+
+    let mut check = Checks::new(&input, &headers)?;
+    let pumped = async {
+        send(&tx, Bytes::copy_from_slice(&header)).await?;
+        let mut held: Option<Bytes> = None;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::info!(%bucket, %key, cause = %e, "client body failed");
+                s3_error!(
+                    IncompleteBody,
+                    "the request body ended early or was malformed"
+                )
+            })?;
+            check.update(&chunk);
+            sealer.push(&chunk, &mut out).map_err(ferr)?;
+            if !out.is_empty()
+                && let Some(prev) = held.replace(Bytes::from(std::mem::take(&mut out)))
+            {
+                send(&tx, prev).await?;
+            }
+        }
+        sealer.finish(&mut out).map_err(ferr)?;
+        check.finish(trailers)?;
+        // Everything verified: release the final segment.
+        let last = match held {
+            Some(h) if out.is_empty() => h,
+            Some(h) => Bytes::from([h.as_ref(), &out].concat()),
+            None => Bytes::from(out),
+        };
+        send(&tx, last).await?;
+        Ok::<(), S3Error>(())
+    }
+    .await;
+
+    if let Err(e) = pumped {
+        // Abort the upstream request before its last byte.
+        let _ = tx
+            .send(Err(std::io::Error::other("upload aborted by sealgate")))
+            .await;
+        drop(tx);
+        let _ = upload.await;
+        return Err(e);
+    }
+    drop(tx);
+    let out = upload
+        .await
+        .map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: out.e_tag().map(|e| ETag::Strong(client_etag(e))),
+        ..Default::default()
+    }))
+}
+
+async fn send(tx: &Tx, b: Bytes) -> S3Result<()> {
+    tx.send(Ok(Frame::data(b)))
+        .await
+        .map_err(|_| s3_error!(InternalError, "the storage provider closed the upload"))
+}
+
+/// What goes into the sealed metadata blob: x-amz-meta-* and content headers.
+fn object_metadata(input: &PutObjectInput, headers: &http::HeaderMap) -> ObjectMetadata {
+    let mut m = ObjectMetadata::default();
+    if let Some(user) = &input.metadata {
+        m.user = user
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+    }
+    for h in SEALED_HEADERS {
+        if let Some(v) = headers.get(*h).and_then(|v| v.to_str().ok()) {
+            let v = if *h == "content-encoding" {
+                strip_aws_chunked(v)
+            } else {
+                v.to_owned()
+            };
+            if !v.is_empty() {
+                m.headers.insert((*h).to_owned(), v);
+            }
+        }
+    }
+    m
+}
+
+fn strip_aws_chunked(v: &str) -> String {
+    v.split(',')
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("aws-chunked") && !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Plaintext integrity checks the client asked for.
+struct Checks {
+    md5: Option<(md5::Md5, Vec<u8>)>,
+    sums: s3s::checksum::ChecksumHasher,
+    expected: s3s::dto::Checksum,
+}
+
+impl Checks {
+    fn new(i: &PutObjectInput, headers: &http::HeaderMap) -> S3Result<Checks> {
+        let md5 = match &i.content_md5 {
+            Some(b64) => {
+                let want = B64
+                    .decode(b64.trim())
+                    .ok()
+                    .filter(|d| d.len() == 16)
+                    .ok_or_else(|| s3_error!(InvalidDigest))?;
+                Some((md5::Md5::new(), want))
+            }
+            None => None,
+        };
+        let mut sums = s3s::checksum::ChecksumHasher::default();
+        let alg = i
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| a.as_str().to_ascii_uppercase());
+        // A checksum announced for the trailer (x-amz-trailer) is verified too.
+        let trailer = headers
+            .get("x-amz-trailer")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let wants = |given: &Option<String>, name: &str| {
+            given.is_some()
+                || alg.as_deref() == Some(name)
+                || trailer
+                    .split(',')
+                    .any(|t| t.trim() == format!("x-amz-checksum-{}", name.to_ascii_lowercase()))
+        };
+        if wants(&i.checksum_crc32, "CRC32") {
+            sums.crc32 = Some(Default::default());
+        }
+        if wants(&i.checksum_crc32c, "CRC32C") {
+            sums.crc32c = Some(Default::default());
+        }
+        if wants(&i.checksum_sha1, "SHA1") {
+            sums.sha1 = Some(Default::default());
+        }
+        if wants(&i.checksum_sha256, "SHA256") {
+            sums.sha256 = Some(Default::default());
+        }
+        if wants(&i.checksum_crc64nvme, "CRC64NVME") {
+            sums.crc64nvme = Some(Default::default());
+        }
+        Ok(Checks {
+            md5,
+            sums,
+            expected: s3s::dto::Checksum {
+                checksum_crc32: i.checksum_crc32.clone(),
+                checksum_crc32c: i.checksum_crc32c.clone(),
+                checksum_sha1: i.checksum_sha1.clone(),
+                checksum_sha256: i.checksum_sha256.clone(),
+                checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+                ..Default::default()
+            },
+        })
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        if let Some((h, _)) = &mut self.md5 {
+            h.update(b);
+        }
+        self.sums.update(b);
+    }
+
+    /// Compares with the header values, or with the trailer values for
+    /// unsigned/streaming uploads that send checksums after the body.
+    fn finish(self, trailers: Option<s3s::TrailingHeaders>) -> S3Result<()> {
+        if let Some((h, want)) = self.md5
+            && h.finalize().as_slice() != want.as_slice()
+        {
+            return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
+        }
+        let mut expected = self.expected;
+        if let Some(t) = trailers.and_then(|t| t.take()) {
+            let get = |n: &str| t.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            expected.checksum_crc32 = expected.checksum_crc32.or(get("x-amz-checksum-crc32"));
+            expected.checksum_crc32c = expected.checksum_crc32c.or(get("x-amz-checksum-crc32c"));
+            expected.checksum_sha1 = expected.checksum_sha1.or(get("x-amz-checksum-sha1"));
+            expected.checksum_sha256 = expected.checksum_sha256.or(get("x-amz-checksum-sha256"));
+            expected.checksum_crc64nvme = expected
+                .checksum_crc64nvme
+                .or(get("x-amz-checksum-crc64nvme"));
+        }
+        let got = self.sums.finalize();
+        let pairs = [
+            ("CRC32", &got.checksum_crc32, &expected.checksum_crc32),
+            ("CRC32C", &got.checksum_crc32c, &expected.checksum_crc32c),
+            ("SHA1", &got.checksum_sha1, &expected.checksum_sha1),
+            ("SHA256", &got.checksum_sha256, &expected.checksum_sha256),
+            (
+                "CRC64NVME",
+                &got.checksum_crc64nvme,
+                &expected.checksum_crc64nvme,
+            ),
+        ];
+        for (name, got, want) in pairs {
+            if let (Some(g), Some(w)) = (got, want)
+                && g != w
+            {
+                return Err(s3_error!(
+                    BadDigest,
+                    "x-amz-checksum-{} does not match the body",
+                    name.to_ascii_lowercase()
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! The embedded upstream of the default mode: s3s-fs, a real S3 server that
+//! checks signatures and checksums, serving a local directory on a loopback
+//! port. It stores exactly what a cloud provider would: ciphertext.
+
+use super::ServeError;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::net::TcpListener;
+
+/// Starts s3s-fs on `127.0.0.1:0` over `dir`, requiring the given credentials.
+pub async fn start(
+    dir: &Path,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<SocketAddr, ServeError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+        what: format!("cannot create data directory {}", dir.display()),
+        source,
+    })?;
+    let fs = s3s_fs::FileSystem::new(dir).map_err(|e| ServeError::Io {
+        what: format!("cannot serve {}", dir.display()),
+        source: std::io::Error::other(format!("{e:?}")),
+    })?;
+    let mut b = S3ServiceBuilder::new(fs);
+    b.set_auth(SimpleAuth::from_single(access_key, secret_key));
+    let service = b.build();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| ServeError::Io {
+            what: "cannot listen for the embedded upstream".into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        what: "local address".into(),
+        source,
+    })?;
+    tokio::spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        while let Ok((socket, _)) = listener.accept().await {
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    Ok(addr)
+}

@@ -1,0 +1,128 @@
+//! The client for the storage provider ("upstream"): any S3-compatible
+//! endpoint, over HTTPS (rustls, system roots) or HTTP, path-style or
+//! virtual-host, with the AWS SDK's retries (exponential backoff, idempotent
+//! requests only — streaming uploads are never replayed) and pooled
+//! connections.
+//!
+//! Only ciphertext and sealgate's own metadata pass through here for an
+//! encrypted bucket; the front end builds every body from `format` output.
+
+use crate::config::{ConfigError, UpstreamConfig, secret};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// A connected upstream.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// The SDK client (cheap to clone; shares the connection pool).
+    pub client: aws_sdk_s3::Client,
+}
+
+/// An upstream call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The provider answered with an S3 error.
+    #[error("upstream answered {status} {code}: {message}")]
+    Service {
+        /// HTTP status.
+        status: u16,
+        /// S3 error code (e.g. `NoSuchKey`).
+        code: String,
+        /// Provider's message (logged, never sent to clients).
+        message: String,
+    },
+    /// The provider could not be reached, or the exchange broke.
+    #[error("upstream unreachable: {0}")]
+    Transport(String),
+}
+
+impl UpstreamError {
+    /// Classifies any SDK error.
+    pub fn from_sdk<E, R>(e: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: HasStatus + std::fmt::Debug,
+    {
+        match &e {
+            SdkError::ServiceError(se) => UpstreamError::Service {
+                status: se.raw().status_code(),
+                code: se.err().code().unwrap_or("Unknown").to_owned(),
+                message: se.err().message().unwrap_or_default().to_owned(),
+            },
+            _ => UpstreamError::Transport(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )),
+        }
+    }
+
+    /// HTTP status of a service error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Service { status, .. } => Some(*status),
+            UpstreamError::Transport(_) => None,
+        }
+    }
+
+    /// S3 code of a service error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Service { code, .. } => Some(code),
+            UpstreamError::Transport(_) => None,
+        }
+    }
+}
+
+/// Gives access to the HTTP status of a raw response.
+pub trait HasStatus {
+    /// The status code.
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl Upstream {
+    /// Builds the client from configuration; credentials from the config
+    /// or, when absent, from the standard AWS environment and profile chain.
+    pub async fn connect(cfg: &UpstreamConfig) -> Result<Upstream, ConfigError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(cfg.region.clone()))
+            .endpoint_url(&cfg.endpoint);
+        let secret_key = secret(&cfg.secret_key, &cfg.secret_key_file, "upstream.secret_key")?;
+        match (&cfg.access_key, secret_key) {
+            (Some(ak), Some(sk)) => {
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    ak.clone(),
+                    sk,
+                    None,
+                    None,
+                    "sealgate-config",
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "upstream: give both access_key and secret_key, or neither (to use AWS_* environment variables)".into(),
+                ));
+            }
+        }
+        let shared = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(cfg.path_style)
+            // Checksums of ciphertext are the provider's business only when
+            // it requires them; plaintext checksums are verified by sealgate.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Ok(Upstream {
+            client: aws_sdk_s3::Client::from_conf(conf),
+        })
+    }
+}
