@@ -68,8 +68,9 @@ pub struct Running {
     pub generated_key: Option<String>,
     /// Where the embedded upstream keeps its files.
     pub data_dir: Option<PathBuf>,
-    /// The embedded upstream's own address, if any.
-    pub upstream_addr: Option<SocketAddr>,
+    /// The embedded upstream's address and credentials (access key, secret),
+    /// for tests and benchmarks that compare with the provider directly.
+    pub upstream: Option<(SocketAddr, String, String)>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -104,7 +105,7 @@ fn random_token(len: usize) -> String {
 /// Starts the gateway and returns once it is listening.
 pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let mut generated_key = None;
-    let mut upstream_addr = None;
+    let mut upstream_info = None;
     let mut grants = Grants::default();
     let mut shown_client = None;
     let (cfg, data_dir) = match &opts.config {
@@ -117,7 +118,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 .unwrap_or_else(|| PathBuf::from("data"));
             let (ak, sk) = (random_token(20), random_token(40));
             let addr = embedded::start(&data, &ak, &sk).await?;
-            upstream_addr = Some(addr);
+            upstream_info = Some((addr, ak.clone(), sk.clone()));
             let cfg = Config {
                 listen: "127.0.0.1:7070".into(),
                 keys_dir: PathBuf::from("keys"),
@@ -227,7 +228,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         client: shown_client,
         generated_key,
         data_dir,
-        upstream_addr,
+        upstream: upstream_info,
         shutdown,
         task,
     })
