@@ -2,7 +2,7 @@
 //! (tests/e2e): the same real S3 server the embedded default runs, as its own
 //! process. `cargo run --example s3s_fs_server -- ROOT ADDR ACCESS_KEY SECRET_KEY`
 //! prints `listening on HOST:PORT` once ready.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[tokio::main]
 async fn main() {
