@@ -10,6 +10,7 @@
 use crate::config::{ConfigError, UpstreamConfig, secret};
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -120,6 +121,7 @@ impl Upstream {
             // it requires them; plaintext checksums are verified by sealgate.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .build();
         Ok(Upstream {
             client: aws_sdk_s3::Client::from_conf(conf),

@@ -264,6 +264,47 @@ def suite(name, gw, work):
     rclone_suite()
 
 
+def rss_peak_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return -1.0
+
+
+def large(name, gw, work, gib):
+    @check(f"{name}: {gib} GiB single PUT and GET stream through with bounded gateway memory")
+    def big():
+        path = os.path.join(work, "large.bin")
+        h = hashlib.sha256()
+        block = bytearray(payload(1 << 20, 99))
+        with open(path, "wb") as f:
+            for i in range(gib << 10):
+                block[:8] = i.to_bytes(8, "big")
+                f.write(block)
+                h.update(block)
+        c = boto(gw.endpoint)
+        c.create_bucket(Bucket="large-bucket")
+        t = time.time()
+        with open(path, "rb") as f:
+            c.put_object(Bucket="large-bucket", Key="large.bin", Body=f)
+        put_s = time.time() - t
+        os.remove(path)
+        assert c.head_object(Bucket="large-bucket", Key="large.bin")["ContentLength"] == gib << 30
+        t = time.time()
+        body = c.get_object(Bucket="large-bucket", Key="large.bin")["Body"]
+        g, n = hashlib.sha256(), 0
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            g.update(chunk)
+            n += len(chunk)
+        get_s = time.time() - t
+        assert n == gib << 30 and g.hexdigest() == h.hexdigest(), "large object differs"
+        peak = rss_peak_mib(gw.proc.pid)
+        print(f"     {gib} GiB: PUT {put_s:.0f}s, GET {get_s:.0f}s, gateway peak RSS {peak:.0f} MiB", flush=True)
+        assert 0 < peak < 256, f"gateway peak RSS {peak:.0f} MiB"
+    big()
+
+
 def scan(name, upstream):
     @check(f"{name}: upstream holds no plaintext (marker scan of every stored object)")
     def no_plaintext():
@@ -280,6 +321,8 @@ def main():
     ap.add_argument("--sealgate", required=True)
     ap.add_argument("--s3s-fs", required=True)
     ap.add_argument("--upstream", action="append", choices=["s3s-fs", "moto"])
+    ap.add_argument("--large-gib", type=int, default=int(os.environ.get("SEALGATE_E2E_LARGE_GIB", "5")),
+                    help="size of the large-object check on s3s-fs (0 to skip)")
     args = ap.parse_args()
     for kind in args.upstream or ["s3s-fs", "moto"]:
         work = tempfile.mkdtemp(prefix=f"sealgate-e2e-{kind}-")
@@ -288,6 +331,8 @@ def main():
             up = Upstream(kind, work, args.s3s_fs)
             gw = Gateway(args.sealgate, up, work)
             suite(kind, gw, work)
+            if kind == "s3s-fs" and args.large_gib > 0:
+                large(kind, gw, work, args.large_gib)
             scan(kind, up)
         except Exception:
             results.append((f"{kind}: setup", False))
