@@ -35,9 +35,6 @@ cargo build --locked --bins --examples
 bin="${CARGO_TARGET_DIR:-target}/debug/sealgate"
 s3s_fs="${CARGO_TARGET_DIR:-target}/debug/examples/s3s_fs_server"
 
-step "committed vectors under the RustCrypto backend (ring runs below)"
-cargo test --locked --no-default-features --features backend-rustcrypto --test vectors
-
 step "independent Python decoder: vectors and random objects"
 python3 tests/interop/decode.py --vectors tests/vectors --sample 40 --sealgate "$bin" | tail -n 3
 
@@ -46,6 +43,11 @@ python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"
 cargo test --locked --benches -q 2>&1 | tail -n 3
+
+# Last before the Rust tests: this rebuilds the binary with the RustCrypto
+# backend, so nothing above may run after it.
+step "committed vectors under the RustCrypto backend (ring runs below)"
+cargo test --locked --no-default-features --features backend-rustcrypto --test vectors
 
 step "doc tests"
 cargo test --locked --doc -q
