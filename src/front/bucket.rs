@@ -53,17 +53,23 @@ pub async fn create_bucket(
     }))
 }
 
+/// Asks the provider whether the bucket exists and is reachable.
+async fn bucket_exists(gw: &Gateway, bucket: &str) -> S3Result<()> {
+    gw.upstream
+        .client
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(())
+}
+
 pub async fn head_bucket(
     gw: &Gateway,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    gw.upstream
-        .client
-        .head_bucket()
-        .bucket(&req.input.bucket)
-        .send()
-        .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    bucket_exists(gw, &req.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput::default()))
 }
 
@@ -85,12 +91,6 @@ pub async fn get_bucket_location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    gw.upstream
-        .client
-        .head_bucket()
-        .bucket(&req.input.bucket)
-        .send()
-        .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    bucket_exists(gw, &req.input.bucket).await?;
     Ok(S3Response::new(GetBucketLocationOutput::default()))
 }

@@ -22,12 +22,29 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use s3s::dto::*;
-use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 /// Plaintext chunks in flight to the client (backpressure bound).
 const QUEUE: usize = 4;
+
+/// Sets user metadata and content headers from the sealed metadata on a
+/// GetObject or HeadObject output (both have the same field names).
+macro_rules! apply_meta {
+    ($out:expr, $m:expr) => {{
+        let m: &ObjectMetadata = $m;
+        let h = |name: &str| m.headers.get(name).cloned();
+        $out.metadata = (!m.user.is_empty()).then(|| m.user.clone().into_iter().collect());
+        $out.content_type = h("content-type");
+        $out.content_disposition = h("content-disposition");
+        $out.cache_control = h("cache-control");
+        $out.content_encoding = h("content-encoding");
+        $out.content_language = h("content-language");
+        $out.website_redirect_location = h("website-redirect-location");
+        $out.expires = h("expires").and_then(|v| http_date(&v));
+    }};
+}
 
 /// A stored object, located and authenticated from its metadata.
 struct Located {
@@ -228,7 +245,7 @@ pub async fn get_object(
     if ranged {
         out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
     }
-    apply_meta_get(&mut out, &obj.meta);
+    apply_meta!(out, &obj.meta);
     let _ = &obj.envelope;
     Ok(S3Response::new(out))
 }
@@ -359,32 +376,10 @@ pub async fn head_object(
             .map_err(|e| format_err(e, &i.bucket, &i.key))?;
         out.content_length = Some((e - s) as i64);
     }
-    let m = &obj.meta;
-    out.metadata = (!m.user.is_empty()).then(|| m.user.clone().into_iter().collect());
-    out.content_type = m.headers.get("content-type").cloned();
-    out.content_disposition = m.headers.get("content-disposition").cloned();
-    out.cache_control = m.headers.get("cache-control").cloned();
-    out.content_encoding = m.headers.get("content-encoding").cloned();
-    out.content_language = m.headers.get("content-language").cloned();
-    out.website_redirect_location = m.headers.get("website-redirect-location").cloned();
-    out.expires = m.headers.get("expires").and_then(|v| http_date(v));
+    apply_meta!(out, &obj.meta);
     Ok(S3Response::new(out))
-}
-
-fn apply_meta_get(out: &mut GetObjectOutput, m: &ObjectMetadata) {
-    out.metadata = (!m.user.is_empty()).then(|| m.user.clone().into_iter().collect());
-    out.content_type = m.headers.get("content-type").cloned();
-    out.content_disposition = m.headers.get("content-disposition").cloned();
-    out.cache_control = m.headers.get("cache-control").cloned();
-    out.content_encoding = m.headers.get("content-encoding").cloned();
-    out.content_language = m.headers.get("content-language").cloned();
-    out.website_redirect_location = m.headers.get("website-redirect-location").cloned();
-    out.expires = m.headers.get("expires").and_then(|v| http_date(v));
 }
 
 fn http_date(v: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, v).ok()
 }
-
-#[allow(dead_code)]
-fn unused(_: S3Error) {}
