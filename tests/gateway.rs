@@ -568,3 +568,137 @@ async fn raw_http(addr: std::net::SocketAddr, req: &str) -> String {
     let n = s.read(&mut buf).await.unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
+
+/// A client whose clock is `skew` behind, with SDK retries (and so its
+/// automatic clock correction) off.
+fn skewed_client(env: &Env, skew: std::time::Duration) -> Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_smithy_async::time::StaticTimeSource;
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", env.gw.addr))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
+        .retry_config(RetryConfig::disabled())
+        .time_source(StaticTimeSource::new(std::time::SystemTime::now() - skew))
+        .build();
+    Client::from_conf(conf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clock_skew_beyond_15_minutes_is_refused() {
+    let env = gateway().await;
+    client(&env)
+        .create_bucket()
+        .bucket("skewed")
+        .send()
+        .await
+        .unwrap();
+    let late = skewed_client(&env, std::time::Duration::from_secs(20 * 60));
+    let e = late
+        .put_object()
+        .bucket("skewed")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("RequestTimeTooSkewed"));
+    assert!(!env.data.join("skewed/k").exists());
+    // Within the window still works.
+    let ok = skewed_client(&env, std::time::Duration::from_secs(5 * 60));
+    ok.put_object()
+        .bucket("skewed")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_keys_get_s3_errors_or_stay_inside_the_bucket() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("keys").send().await.unwrap();
+    let long = "k".repeat(1025);
+    let e = c
+        .put_object()
+        .bucket("keys")
+        .key(&long)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("KeyTooLongError"));
+    for key in ["../escape.txt", "a/../../escape2.txt", "./dot", "a/./b"] {
+        let e = c
+            .put_object()
+            .bucket("keys")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidArgument"), "{key}");
+        let e = c
+            .get_object()
+            .bucket("keys")
+            .key(key)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidArgument"), "{key}");
+    }
+    // Unusual but harmless names still work.
+    for key in ["spaced key ✓.txt", "a..b", ".hidden", "dir/...", "x//y"] {
+        c.put_object()
+            .bucket("keys")
+            .key(key)
+            .body(ByteStream::from_static(b"ok"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get_all(&c, "keys", key).await.unwrap(), b"ok", "{key}");
+    }
+    let parent = env.data.parent().unwrap();
+    assert!(!parent.join("escape.txt").exists() && !env.data.join("escape.txt").exists());
+    assert!(!parent.join("escape2.txt").exists() && !env.data.join("escape2.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_breaking_off_mid_upload_creates_nothing() {
+    use bytes::Bytes;
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("broken").send().await.unwrap();
+    let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+        Ok(http_body::Frame::data(Bytes::from(vec![1u8; 100_000]))),
+        Err(std::io::Error::other("client went away")),
+    ];
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let r = c
+        .put_object()
+        .bucket("broken")
+        .key("half")
+        .content_length(1_000_000)
+        .body(ByteStream::from_body_1_x(body))
+        .send()
+        .await;
+    assert!(r.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !env.data.join("broken/half").exists(),
+        "a broken upload must not become visible"
+    );
+    // The gateway keeps serving.
+    c.put_object()
+        .bucket("broken")
+        .key("after")
+        .body(ByteStream::from_static(b"fine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_all(&c, "broken", "after").await.unwrap(), b"fine");
+}

@@ -70,6 +70,14 @@ impl S3Auth for Grants {
     }
 }
 
+/// Keys with `.` or `..` segments are refused for every operation: S3 treats
+/// them as opaque names, but a file-backed provider may resolve them as paths
+/// and store the object outside its bucket (s3s-fs does), which would let a
+/// client granted one bucket write into another.
+pub fn has_dot_segment(key: &str) -> bool {
+    key.split('/').any(|s| s == "." || s == "..")
+}
+
 #[async_trait::async_trait]
 impl S3Access for Grants {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -79,6 +87,10 @@ impl S3Access for Grants {
         let ak = creds.access_key.clone();
         match cx.s3_path() {
             S3Path::Root => Ok(()),
+            S3Path::Object { key, .. } if has_dot_segment(key) => Err(s3_error!(
+                InvalidArgument,
+                "object keys with \".\" or \"..\" path segments are not accepted"
+            )),
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
                 if self.allows(&ak, bucket) {
                     Ok(())
@@ -87,5 +99,31 @@ impl S3Access for Grants {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_detected_exactly() {
+        for bad in ["..", "../x", "a/../b", "a/..", "./a", "a/./b", "."] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in [
+            "a..b", "...", "a/b", ".hidden", "a/.b", "a..", "x/y../z", "",
+        ] {
+            assert!(!has_dot_segment(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn grants_match_bucket_or_wildcard() {
+        let mut g = Grants::default();
+        g.add("a".into(), "s".into(), vec!["one".into()]);
+        g.add("b".into(), "s".into(), vec!["*".into()]);
+        assert!(g.allows("a", "one") && !g.allows("a", "two") && !g.allows("nobody", "one"));
+        assert!(g.allows("b", "two") && g.allows_all("b") && !g.allows_all("a"));
     }
 }
