@@ -5,13 +5,10 @@
 //! (`examples/s3s_fs_server.rs`).
 
 use super::ServeError;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use std::net::SocketAddr;
 use std::path::Path;
-use tokio::net::TcpListener;
 
 /// Starts s3s-fs on `127.0.0.1:0` over `dir`, requiring the given credentials.
 pub async fn start(
@@ -40,26 +37,7 @@ pub async fn start_at(
     let mut b = S3ServiceBuilder::new(fs);
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Io {
-            what: format!("cannot listen on {listen} for the embedded upstream"),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Io {
-        what: "local address".into(),
-        source,
-    })?;
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        while let Ok((socket, _)) = listener.accept().await {
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
+    let (listener, addr) = super::bind(listen, " for the embedded upstream").await?;
+    tokio::spawn(super::accept_loop(listener, service, None));
     Ok(addr)
 }

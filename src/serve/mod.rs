@@ -183,45 +183,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let service = b.build();
 
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .map_err(|source| ServeError::Io {
-            what: format!("cannot listen on {listen}"),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Io {
-        what: "local address".into(),
-        source,
-    })?;
-    let (shutdown, mut stop) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let socket = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::warn!(cause = %e, "accept failed");
-                        continue;
-                    }
-                },
-                _ = stop.changed() => break,
-            };
-            let _ = socket.set_nodelay(true);
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
-            let conn = graceful.watch(conn.into_owned());
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-        tokio::select! {
-            () = graceful.shutdown() => {},
-            () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-                tracing::warn!("in-flight requests did not finish within 10 s; closing");
-            }
-        }
-    });
+    let (listener, addr) = bind(&listen, "").await?;
+    let (shutdown, stop) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, service, Some(stop)));
     tracing::info!(%addr, "sealgate listening");
     Ok(Running {
         addr,
@@ -246,4 +210,62 @@ fn has_keys(dir: &std::path::Path) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+/// Binds `listen`; `what` names the listener in the error.
+pub(crate) async fn bind(
+    listen: &str,
+    what: &str,
+) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let io = |source| ServeError::Io {
+        what: format!("cannot listen on {listen}{what}"),
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    Ok((listener, addr))
+}
+
+/// Serves `service` (HTTP/1.1 and HTTP/2) on `listener` until `stop` fires,
+/// then lets in-flight connections finish for up to 10 s. Without `stop` it
+/// serves until the runtime ends.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    mut stop: Option<watch::Receiver<bool>>,
+) {
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stopped = async {
+            match stop.as_mut() {
+                Some(s) => {
+                    let _ = s.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let socket = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(cause = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = stopped => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::warn!("in-flight requests did not finish within 10 s; closing");
+        }
+    }
 }
