@@ -33,6 +33,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     secret_key: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long = "tls-cert", env = "SEALGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long = "tls-key", env = "SEALGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long = "log-json", env = "SEALGATE_LOG_JSON")]
     log_json: bool,
@@ -52,6 +58,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         keys_dir: a.keys_dir.clone(),
         data_dir: a.data_dir,
         client,
+        tls: a.tls_cert.zip(a.tls_key),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -63,7 +70,8 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
             eprintln!("*** BACK IT UP NOW: without it, nothing stored through sealgate can be read (docs/KEYS.md) ***\n");
         }
-        println!("sealgate is listening on http://{}", running.addr);
+        let scheme = if running.tls { "https" } else { "http" };
+        println!("sealgate is listening on {scheme}://{}", running.addr);
         if let Some(d) = running.data_dir.as_ref().filter(|_| embedded) {
             println!("embedded upstream: s3s-fs storing ciphertext in {}", d.display());
         }
@@ -72,7 +80,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             println!("  export AWS_ACCESS_KEY_ID={ak}");
             println!("  export AWS_SECRET_ACCESS_KEY={sk}");
             println!("  export AWS_DEFAULT_REGION=us-east-1");
-            println!("  aws --endpoint-url http://{} s3 mb s3://demo", running.addr);
+            println!("  aws --endpoint-url {scheme}://{} s3 mb s3://demo", running.addr);
         }
         wait_for_signal().await;
         eprintln!("shutting down: finishing in-flight requests (up to 10 s)");

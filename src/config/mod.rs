@@ -48,6 +48,9 @@ pub struct Config {
     /// Content algorithm for new objects.
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
+    /// Serve HTTPS with this certificate and key (PEM); plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The provider sealgate forwards ciphertext to.
     pub upstream: UpstreamConfig,
     /// Client credentials.
@@ -77,6 +80,21 @@ pub struct UpstreamConfig {
     /// File holding the secret key.
     #[serde(default)]
     pub secret_key_file: Option<PathBuf>,
+    /// PEM bundle of CA certificates to trust for an `https://` endpoint, in
+    /// addition to the system roots (e.g. a private CA in front of on-site
+    /// storage).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The gateway's own TLS certificate.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM), leaf first.
+    pub cert_file: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// One client identity.
@@ -130,6 +148,89 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Builds a configuration from environment variables alone (for
+    /// containers): `SEALGATE_UPSTREAM_ENDPOINT` must be set; everything
+    /// else takes its default or its `SEALGATE_*` value.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let endpoint = env("SEALGATE_UPSTREAM_ENDPOINT").ok_or_else(|| {
+            ConfigError::Invalid("no config file and SEALGATE_UPSTREAM_ENDPOINT unset".into())
+        })?;
+        let mut cfg: Config = toml::from_str(&format!(
+            "[upstream]\nendpoint = {}\n",
+            toml::Value::String(endpoint)
+        ))
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.apply_env(env)?;
+        Ok(cfg)
+    }
+
+    /// Overrides settings from `SEALGATE_*` environment variables (see
+    /// docs/CONFIG.md); `env` looks a variable up, so tests need not touch
+    /// the process environment.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let path = |v: String| Some(PathBuf::from(v));
+        if let Some(v) = env("SEALGATE_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = env("SEALGATE_KEYS_DIR") {
+            self.keys_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("SEALGATE_DOMAIN") {
+            self.domain = Some(v).filter(|d| !d.is_empty());
+        }
+        if let Some(v) = env("SEALGATE_ALGORITHM") {
+            self.algorithm = v;
+        }
+        match (env("SEALGATE_TLS_CERT"), env("SEALGATE_TLS_KEY")) {
+            (Some(c), Some(k)) => {
+                self.tls = Some(TlsConfig {
+                    cert_file: c.into(),
+                    key_file: k.into(),
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "set both SEALGATE_TLS_CERT and SEALGATE_TLS_KEY, or neither".into(),
+                ));
+            }
+        }
+        let u = &mut self.upstream;
+        if let Some(v) = env("SEALGATE_UPSTREAM_ENDPOINT") {
+            u.endpoint = v;
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_REGION") {
+            u.region = v;
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_PATH_STYLE") {
+            u.path_style = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "SEALGATE_UPSTREAM_PATH_STYLE={v:?}: expected true or false"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_ACCESS_KEY") {
+            u.access_key = Some(v);
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_SECRET_KEY") {
+            u.secret_key = Some(v);
+            u.secret_key_file = None;
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_SECRET_KEY_FILE") {
+            u.secret_key_file = path(v);
+            u.secret_key = None;
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_CA_FILE") {
+            u.ca_file = path(v);
+        }
+        self.algorithm()?;
+        Ok(())
+    }
+
     /// The configured content algorithm.
     pub fn algorithm(&self) -> Result<Algorithm, ConfigError> {
         Algorithm::from_name(&self.algorithm).ok_or_else(|| {
@@ -159,5 +260,102 @@ pub fn secret(
                 source,
             }),
         (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut cfg: Config = toml::from_str(
+            "listen = \"127.0.0.1:1\"\n[upstream]\nendpoint = \"http://a\"\nsecret_key_file = \"/x\"\n",
+        )
+        .unwrap();
+        cfg.apply_env(env(&[
+            ("SEALGATE_LISTEN", "0.0.0.0:9"),
+            ("SEALGATE_DOMAIN", "s3.example"),
+            ("SEALGATE_ALGORITHM", "ChaCha20-Poly1305"),
+            ("SEALGATE_TLS_CERT", "/c.pem"),
+            ("SEALGATE_TLS_KEY", "/k.pem"),
+            ("SEALGATE_UPSTREAM_ENDPOINT", "https://b"),
+            ("SEALGATE_UPSTREAM_REGION", "eu-central-1"),
+            ("SEALGATE_UPSTREAM_PATH_STYLE", "false"),
+            ("SEALGATE_UPSTREAM_ACCESS_KEY", "ak"),
+            ("SEALGATE_UPSTREAM_SECRET_KEY", "sk"),
+            ("SEALGATE_UPSTREAM_CA_FILE", "/ca.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9");
+        assert_eq!(cfg.domain.as_deref(), Some("s3.example"));
+        assert_eq!(cfg.algorithm().unwrap(), Algorithm::ChaCha20Poly1305);
+        let tls = cfg.tls.unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("/c.pem"));
+        let u = cfg.upstream;
+        assert_eq!(u.endpoint, "https://b");
+        assert_eq!(u.region, "eu-central-1");
+        assert!(!u.path_style);
+        assert_eq!(u.access_key.as_deref(), Some("ak"));
+        // The inline secret from the environment replaces the file.
+        assert_eq!(u.secret_key.as_deref(), Some("sk"));
+        assert_eq!(u.secret_key_file, None);
+        assert_eq!(u.ca_file, Some(PathBuf::from("/ca.pem")));
+    }
+
+    #[test]
+    fn the_example_config_parses_with_its_optional_sections_enabled() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sealgate.example.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.credentials.len(), 2);
+        // Uncommenting every optional setting must still give a valid file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let enabled: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg: Config = toml::from_str(&enabled).unwrap();
+        assert!(cfg.tls.is_some() && cfg.domain.is_some() && cfg.upstream.ca_file.is_some());
+    }
+
+    #[test]
+    fn environment_alone_needs_an_endpoint_and_rejects_nonsense() {
+        assert!(Config::from_env(env(&[])).is_err());
+        let cfg = Config::from_env(env(&[("SEALGATE_UPSTREAM_ENDPOINT", "http://u:9")])).unwrap();
+        assert_eq!(cfg.upstream.endpoint, "http://u:9");
+        assert_eq!(cfg.listen, "127.0.0.1:7070");
+        for bad in [
+            &[
+                ("SEALGATE_UPSTREAM_ENDPOINT", "http://u"),
+                ("SEALGATE_UPSTREAM_PATH_STYLE", "maybe"),
+            ][..],
+            &[
+                ("SEALGATE_UPSTREAM_ENDPOINT", "http://u"),
+                ("SEALGATE_TLS_CERT", "/c"),
+            ][..],
+            &[
+                ("SEALGATE_UPSTREAM_ENDPOINT", "http://u"),
+                ("SEALGATE_ALGORITHM", "DES"),
+            ][..],
+        ] {
+            let err = Config::from_env(env(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("SEALGATE_") || err.contains("algorithm"),
+                "{err}"
+            );
+        }
     }
 }

@@ -16,16 +16,23 @@ pub async fn start(
     access_key: &str,
     secret_key: &str,
 ) -> Result<SocketAddr, ServeError> {
-    start_at(dir, "127.0.0.1:0", access_key, secret_key).await
+    start_at(dir, "127.0.0.1:0", access_key, secret_key, None).await
 }
 
-/// Starts s3s-fs on `listen` over `dir`, requiring the given credentials.
+/// Starts s3s-fs on `listen` over `dir`, requiring the given credentials;
+/// over HTTPS when `tls` names a PEM certificate chain and key (the
+/// end-to-end suites use this to test an HTTPS provider with a private CA).
 pub async fn start_at(
     dir: &Path,
     listen: &str,
     access_key: &str,
     secret_key: &str,
+    tls: Option<(&Path, &Path)>,
 ) -> Result<SocketAddr, ServeError> {
+    let tls = match tls {
+        Some((cert, key)) => Some(super::listener::tls_acceptor(cert, key)?),
+        None => None,
+    };
     std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
         what: format!("cannot create data directory {}", dir.display()),
         source,
@@ -38,6 +45,6 @@ pub async fn start_at(
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
     let (listener, addr) = super::bind(listen, " for the embedded upstream").await?;
-    tokio::spawn(super::accept_loop(listener, service, None));
+    tokio::spawn(super::accept_loop(listener, service, tls, None));
     Ok(addr)
 }

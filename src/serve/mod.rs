@@ -1,11 +1,13 @@
 //! Runs the S3 endpoint: builds the s3s service (auth, grants, optional
-//! virtual-host domain) around the [`Gateway`], accepts HTTP/1.1 and HTTP/2
-//! connections and shuts down gracefully.
+//! virtual-host domain) around the [`Gateway`], accepts HTTP/1.1
+//! connections (over TLS when configured) and shuts down gracefully.
 //!
 //! [`start`] returns once listening, so tests run the real server in-process
 //! on `127.0.0.1:0`; the CLI prints the endpoint and waits.
 
 pub mod embedded;
+pub mod host;
+pub mod listener;
 
 use crate::auth::Grants;
 use crate::config::{Config, ConfigError, UpstreamConfig, secret};
@@ -13,14 +15,11 @@ use crate::format::{Algorithm, OsRandom, RandomSource};
 use crate::front::Gateway;
 use crate::keys::{KeyError, KeyStore};
 use crate::upstream::Upstream;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::host::MultiDomain;
+use listener::{accept_loop, bind};
 use s3s::service::S3ServiceBuilder;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Why the gateway could not start.
@@ -33,6 +32,9 @@ pub enum ServeError {
     /// Key store problem.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A socket or directory could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -56,12 +58,16 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Client credentials (access key, secret); generated when absent in the embedded default.
     pub client: Option<(String, String)>,
+    /// Serve HTTPS with this certificate and key (PEM files); overrides the config.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running gateway.
 pub struct Running {
     /// Address the S3 endpoint listens on.
     pub addr: SocketAddr,
+    /// Whether the endpoint speaks HTTPS.
+    pub tls: bool,
     /// Client credentials, when the embedded default made or took them.
     pub client: Option<(String, String)>,
     /// Key id generated on this start (first run of the embedded default).
@@ -109,7 +115,14 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let mut grants = Grants::default();
     let mut shown_client = None;
     let (cfg, data_dir) = match &opts.config {
-        Some(path) => (Config::load(path)?, None),
+        Some(path) => {
+            let mut cfg = Config::load(path)?;
+            cfg.apply_env(|k| std::env::var(k).ok())?;
+            (cfg, None)
+        }
+        None if std::env::var_os("SEALGATE_UPSTREAM_ENDPOINT").is_some() => {
+            (Config::from_env(|k| std::env::var(k).ok())?, None)
+        }
         None => {
             // Embedded default: a real S3 server (s3s-fs) in-process.
             let data = opts
@@ -123,6 +136,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 listen: "127.0.0.1:7070".into(),
                 keys_dir: PathBuf::from("keys"),
                 domain: None,
+                tls: None,
                 algorithm: Algorithm::Aes256Gcm.name().into(),
                 upstream: UpstreamConfig {
                     endpoint: format!("http://{addr}"),
@@ -131,6 +145,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                     access_key: Some(ak),
                     secret_key: Some(sk),
                     secret_key_file: None,
+                    ca_file: None,
                 },
                 credentials: vec![],
             };
@@ -152,7 +167,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         grants.add(ak.clone(), sk.clone(), vec!["*".into()]);
         shown_client = Some((ak, sk));
     } else if grants.is_empty() {
-        if opts.config.is_some() {
+        if data_dir.is_none() {
             return Err(ConfigError::Invalid(
                 "no client credentials: add [[credentials]] or set SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY".into(),
             )
@@ -164,7 +179,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     }
 
     let keys_dir = opts.keys_dir.clone().unwrap_or(cfg.keys_dir.clone());
-    if opts.config.is_none() && !has_keys(&keys_dir) {
+    if data_dir.is_some() && !has_keys(&keys_dir) {
         generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());
     }
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
@@ -175,20 +190,27 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     b.set_auth(grants.clone());
     b.set_access(grants);
     if let Some(domain) = &cfg.domain {
-        b.set_host(
-            MultiDomain::new([domain.as_str()])
-                .map_err(|e| ConfigError::Invalid(format!("domain {domain:?}: {e}")))?,
-        );
+        b.set_host(host::GatewayHost::new([domain.clone()]).map_err(ConfigError::Invalid)?);
     }
     let service = b.build();
 
+    let tls = match opts
+        .tls
+        .clone()
+        .or(cfg.tls.map(|t| (t.cert_file, t.key_file)))
+    {
+        Some((cert, key)) => Some(listener::tls_acceptor(&cert, &key)?),
+        None => None,
+    };
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
     let (listener, addr) = bind(&listen, "").await?;
     let (shutdown, stop) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, service, Some(stop)));
-    tracing::info!(%addr, "sealgate listening");
+    let https = tls.is_some();
+    let task = tokio::spawn(accept_loop(listener, service, tls, Some(stop)));
+    tracing::info!(%addr, tls = https, "sealgate listening");
     Ok(Running {
         addr,
+        tls: https,
         client: shown_client,
         generated_key,
         data_dir,
@@ -210,62 +232,4 @@ fn has_keys(dir: &std::path::Path) -> bool {
             })
         })
         .unwrap_or(false)
-}
-
-/// Binds `listen`; `what` names the listener in the error.
-pub(crate) async fn bind(
-    listen: &str,
-    what: &str,
-) -> Result<(TcpListener, SocketAddr), ServeError> {
-    let io = |source| ServeError::Io {
-        what: format!("cannot listen on {listen}{what}"),
-        source,
-    };
-    let listener = TcpListener::bind(listen).await.map_err(io)?;
-    let addr = listener.local_addr().map_err(io)?;
-    Ok((listener, addr))
-}
-
-/// Serves `service` (HTTP/1.1 and HTTP/2) on `listener` until `stop` fires,
-/// then lets in-flight connections finish for up to 10 s. Without `stop` it
-/// serves until the runtime ends.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    service: s3s::service::S3Service,
-    mut stop: Option<watch::Receiver<bool>>,
-) {
-    let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let stopped = async {
-            match stop.as_mut() {
-                Some(s) => {
-                    let _ = s.changed().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let socket = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(cause = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = stopped => break,
-        };
-        let _ = socket.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-            tracing::warn!("in-flight requests did not finish within 10 s; closing");
-        }
-    }
 }

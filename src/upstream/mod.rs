@@ -114,6 +114,9 @@ impl Upstream {
                 ));
             }
         }
+        if let Some(ca) = &cfg.ca_file {
+            loader = loader.http_client(https_client_with_ca(ca)?);
+        }
         let shared = loader.load().await;
         let conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.path_style)
@@ -127,4 +130,41 @@ impl Upstream {
             client: aws_sdk_s3::Client::from_conf(conf),
         })
     }
+}
+
+/// An HTTPS client trusting the system roots plus the CA certificates in
+/// `ca_file` (PEM). The file is checked here so a bad bundle stops startup
+/// with its name, not the first request.
+fn https_client_with_ca(
+    ca_file: &std::path::Path,
+) -> Result<aws_sdk_s3::config::SharedHttpClient, ConfigError> {
+    use aws_smithy_http_client::tls;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca_file).map_err(|source| ConfigError::Read {
+        path: ca_file.to_owned(),
+        source,
+    })?;
+    let bad = |why: String| {
+        ConfigError::Invalid(format!("upstream.ca_file {}: {why}", ca_file.display()))
+    };
+    let count = CertificateDer::pem_slice_iter(&pem)
+        .try_fold(0usize, |n, c| c.map(|_| n + 1))
+        .map_err(|e| bad(e.to_string()))?;
+    if count == 0 {
+        return Err(bad("no PEM certificate found".into()));
+    }
+    let trust = tls::TrustStore::default()
+        .with_native_roots(true)
+        .with_pem_certificate(pem);
+    let ctx = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(ctx)
+        .build_https())
 }
