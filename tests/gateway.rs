@@ -256,6 +256,42 @@ async fn metadata_and_headers_round_trip_sealed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metadata_that_would_not_fit_once_sealed_gets_metadata_too_large() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("meta-size").send().await.unwrap();
+    // The documented budget (docs/FORMAT.md): about 1.2 KB of metadata.
+    let fits = "v".repeat(1100);
+    c.put_object()
+        .bucket("meta-size")
+        .key("fits")
+        .metadata("m", &fits)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let h = c
+        .head_object()
+        .bucket("meta-size")
+        .key("fits")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.metadata().unwrap().get("m"), Some(&fits));
+    let err = c
+        .put_object()
+        .bucket("meta-size")
+        .key("too-big")
+        .metadata("m", "v".repeat(1500))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("MetadataTooLarge"), "{err:?}");
+    assert!(!env.data.join("meta-size").join("too-big").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn listings_report_plaintext_sizes_and_paginate() {
     let env = gateway().await;
     let c = client(&env);

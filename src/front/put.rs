@@ -53,12 +53,7 @@ pub async fn put_object(
     let Some(mut body) = input.body.take() else {
         return Err(s3_error!(IncompleteBody));
     };
-    let len = input
-        .content_length
-        .ok_or_else(|| s3_error!(MissingContentLength))
-        .and_then(|l| {
-            u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
-        })?;
+    let len = plaintext_length(input.content_length, &headers)?;
     if len > MAX_PUT {
         return Err(s3_error!(EntityTooLarge));
     }
@@ -87,6 +82,7 @@ pub async fn put_object(
         (META_BINDING.to_owned(), hex::encode(tag)),
         (META_SEALED.to_owned(), sealed),
     ]);
+    check_metadata_size(&upstream_meta)?;
 
     let (tx, rx) = mpsc::channel(QUEUE);
     let upstream_body =
@@ -160,6 +156,40 @@ pub async fn put_object(
         e_tag: out.e_tag().map(|e| ETag::Strong(client_etag(e))),
         ..Default::default()
     }))
+}
+
+/// S3's limit on user-defined metadata (keys plus values, in bytes).
+const MAX_USER_METADATA: usize = 2048;
+
+/// The provider stores sealgate's header, binding tag and the sealed client
+/// metadata as user metadata, under S3's 2 KB limit; a client whose metadata
+/// would not fit once sealed gets MetadataTooLarge from sealgate rather than
+/// an opaque upstream error. (This leaves clients about 1.2 KB; docs/FORMAT.md.)
+fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3Result<()> {
+    let size: usize = upstream_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "metadata and content headers take {size} bytes at the provider once sealed; the limit is {MAX_USER_METADATA}"
+        ));
+    }
+    Ok(())
+}
+
+/// The plaintext length: Content-Length, or for an aws-chunked body sent
+/// without one (aws CLI and boto3 over HTTPS) x-amz-decoded-content-length.
+/// The sealed size is fixed before the first byte, so one of them is needed.
+fn plaintext_length(content_length: Option<i64>, headers: &http::HeaderMap) -> S3Result<u64> {
+    let decoded = || {
+        headers
+            .get("x-amz-decoded-content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let l = content_length
+        .or_else(decoded)
+        .ok_or_else(|| s3_error!(MissingContentLength))?;
+    u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
 }
 
 async fn send(tx: &Tx, b: Bytes) -> S3Result<()> {
