@@ -22,6 +22,8 @@ pub const LABEL_BINDING: &[u8] = b"sealgate/v1/binding";
 pub const LABEL_NAME: &[u8] = b"sealgate/v1/name";
 /// Label for the sealed-metadata key.
 pub const LABEL_METADATA: &[u8] = b"sealgate/v1/metadata";
+/// Label for the multipart upload-id MAC key and its MAC input.
+pub const LABEL_UPLOAD_ID: &[u8] = b"sealgate/v1/upload-id";
 
 fn hkdf(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; KEY_LEN]> {
     let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
@@ -69,6 +71,29 @@ pub fn metadata_key(
     object_id: &[u8; 16],
 ) -> Zeroizing<[u8; KEY_LEN]> {
     hkdf(dek, blob_salt, &[LABEL_METADATA, object_id])
+}
+
+/// The tag that authenticates a multipart upload id: HMAC-SHA256 under
+/// HKDF(DEK, salt = object id, "sealgate/v1/upload-id") over the label, the
+/// name and the provider's upload id (each length-prefixed).
+pub fn upload_id_tag(
+    dek: &[u8; KEY_LEN],
+    object_id: &[u8; 16],
+    name: ObjectName<'_>,
+    upstream_id: &str,
+) -> [u8; 32] {
+    let k = hkdf(dek, object_id, &[LABEL_UPLOAD_ID]);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("any key length");
+    mac.update(LABEL_UPLOAD_ID);
+    for field in [
+        name.bucket.as_bytes(),
+        name.key.as_bytes(),
+        upstream_id.as_bytes(),
+    ] {
+        mac.update(&(field.len() as u32).to_be_bytes());
+        mac.update(field);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Constant-time equality for tags and commitments.

@@ -29,6 +29,7 @@ pub mod kdf;
 pub mod metadata;
 pub mod size;
 pub mod stream;
+pub mod upload_id;
 
 pub use envelope::{Dek, Envelope, Kek, KekLookup};
 pub use error::FormatError;

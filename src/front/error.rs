@@ -37,6 +37,7 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
         "KeyTooLongError",
         "InvalidArgument",
         "SlowDown",
+        "NotImplemented",
     ];
     match &e {
         UpstreamError::Service { code, status, .. } => {

@@ -14,7 +14,9 @@ use crate::format::header::{HEADER_LEN, PartHeader};
 use crate::format::metadata::{
     self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED, ObjectMetadata,
 };
-use crate::format::size::{ByteRange, object_plaintext_len, part_span};
+use crate::format::size::{
+    ByteRange, object_plaintext_len, part_ciphertext_len, part_plaintext_len, part_span,
+};
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
 use crate::upstream::UpstreamError;
@@ -103,7 +105,14 @@ async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
     let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
     let parts = etag_parts(&upstream_etag);
     let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
-    let plaintext_len = object_plaintext_len(stored, parts).map_err(ferr)?;
+    let plaintext_len = match &header {
+        Some(_) => object_plaintext_len(stored, parts).map_err(ferr)?,
+        None => {
+            let first = first_part_header(gw, bucket, key, &head_etag(&head), &envelope).await?;
+            first.verify(&dek).map_err(ferr)?;
+            multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr)?
+        }
+    };
     if let Some(h) = &header
         && (parts != 1 || h.plaintext_len != plaintext_len)
     {
@@ -120,6 +129,69 @@ async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
         last_modified: head.last_modified().and_then(timestamp),
         meta,
     })
+}
+
+fn head_etag(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> String {
+    head.e_tag().unwrap_or_default().to_owned()
+}
+
+/// Reads part 1's header of a multipart object (one small ranged GET) and
+/// checks it belongs to this object's envelope.
+async fn first_part_header(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    envelope: &Envelope,
+) -> S3Result<PartHeader> {
+    let ferr = |e| format_err(e, bucket, key);
+    let resp = gw
+        .upstream
+        .client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes=0-{}", HEADER_LEN - 1))
+        .if_match(etag)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let bytes = resp
+        .body
+        .collect()
+        .await
+        .map_err(|_| ferr(FormatError::Truncated { part: 1 }))?
+        .into_bytes();
+    let h = PartHeader::parse(&bytes).map_err(ferr)?;
+    if h.envelope != *envelope || h.part_number != 1 {
+        return Err(ferr(FormatError::PartMismatch { part: 1 }));
+    }
+    Ok(h)
+}
+
+/// Plaintext size of a multipart object from its stored size `c`, part count
+/// and part 1's plaintext size (FORMAT.md §Sizes): exact when part 1 holds a
+/// multiple of 64 KiB (the listing formula), else under the uniform layout
+/// every client produces (all parts but the last of part 1's size). A reader
+/// walking the object checks the result against the parts it sees.
+fn multipart_plaintext_len(c: u64, parts: u32, first: u64) -> Result<u64, FormatError> {
+    let bad = FormatError::InvalidCiphertextLength(c);
+    if parts <= 1 {
+        return if part_ciphertext_len(first) == c {
+            Ok(first)
+        } else {
+            Err(bad)
+        };
+    }
+    if first.is_multiple_of(crate::format::SEGMENT_LEN as u64) {
+        return object_plaintext_len(c, parts);
+    }
+    let others = u64::from(parts - 1);
+    let rest = others
+        .checked_mul(part_ciphertext_len(first))
+        .and_then(|n| c.checked_sub(n))
+        .ok_or(bad)?;
+    Ok(others * first + part_plaintext_len(rest)?)
 }
 
 fn range(r: &Option<Range>) -> Option<ByteRange> {
@@ -382,4 +454,33 @@ pub async fn head_object(
 
 fn http_date(v: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::size::part_ciphertext_len as cl;
+
+    #[test]
+    fn multipart_sizes_for_aligned_and_unaligned_uniform_parts() {
+        // aws CLI: 8 MiB parts; last part shorter.
+        let (p, last) = (8u64 << 20, 1_234_567u64);
+        assert_eq!(
+            multipart_plaintext_len(3 * cl(p) + cl(last), 4, p).unwrap(),
+            3 * p + last
+        );
+        // 5,000,000-byte parts (not a multiple of 64 KiB).
+        let p = 5_000_000u64;
+        for last in [1u64, 65_536, 4_999_999, 5_000_000] {
+            assert_eq!(
+                multipart_plaintext_len(2 * cl(p) + cl(last), 3, p).unwrap(),
+                2 * p + last,
+                "last {last}"
+            );
+        }
+        // One part; and impossible sizes.
+        assert_eq!(multipart_plaintext_len(cl(10), 1, 10).unwrap(), 10);
+        assert!(multipart_plaintext_len(cl(10) + 1, 1, 10).is_err());
+        assert!(multipart_plaintext_len(cl(p), 3, p).is_err());
+    }
 }

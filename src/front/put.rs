@@ -25,8 +25,8 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
-/// Largest single PUT S3 accepts.
-const MAX_PUT: u64 = 5 << 30;
+/// Largest single PUT (and largest part) S3 accepts.
+pub(crate) const MAX_PUT: u64 = 5 << 30;
 /// Ciphertext chunks in flight to the provider (backpressure bound).
 const QUEUE: usize = 4;
 
@@ -50,7 +50,7 @@ pub async fn put_object(
     let headers = req.headers;
     let trailers = req.trailing_headers;
     let mut input = req.input;
-    let Some(mut body) = input.body.take() else {
+    let Some(body) = input.body.take() else {
         return Err(s3_error!(IncompleteBody));
     };
     let len = plaintext_length(input.content_length, &headers)?;
@@ -68,12 +68,12 @@ pub async fn put_object(
     let (env, dek) =
         Envelope::create(gw.keys.active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
-    let (mut sealer, header) =
+    let (sealer, header) =
         PartSealer::start(&env, &dek, tag, 1, len, &mut OsRandom).map_err(ferr)?;
     let sealed = metadata::seal(
         &env,
         &dek,
-        &object_metadata(&input, &headers),
+        &object_metadata(input.metadata.as_ref(), &headers),
         &mut OsRandom,
     )
     .map_err(ferr)?;
@@ -84,9 +84,19 @@ pub async fn put_object(
     ]);
     check_metadata_size(&upstream_meta)?;
 
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let upstream_body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let check = Checks::new(
+        &input.content_md5,
+        &input.checksum_algorithm,
+        Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            ..Default::default()
+        },
+        &headers,
+    )?;
     let mut request = gw
         .upstream
         .client
@@ -95,34 +105,75 @@ pub async fn put_object(
         .key(&key)
         .content_length(size::part_ciphertext_len(len) as i64)
         .content_type("application/octet-stream")
-        .set_metadata(Some(upstream_meta))
-        .body(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
-            upstream_body,
-        ));
+        .set_metadata(Some(upstream_meta));
     if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
         request = request.if_none_match("*");
     }
-    let upload = tokio::spawn(request.send());
+    let out = stream_part(
+        body,
+        &header,
+        sealer,
+        check,
+        trailers,
+        (&bucket, &key),
+        move |b| async move {
+            request
+                .body(b)
+                .send()
+                .await
+                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
+        },
+    )
+    .await?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: out.e_tag().map(|e| ETag::Strong(client_etag(e))),
+        ..Default::default()
+    }))
+}
 
-    let mut check = Checks::new(&input, &headers)?;
+/// Seals `body` as one part stream (after `header`) and sends it upstream
+/// through the request `send` builds around the ciphertext body.
+///
+/// The client's checksums are verified on the plaintext, and the chunk
+/// holding the final segment is held back until they pass: on a mismatch, a
+/// short or broken body or a client that disconnects, the upstream request
+/// is aborted before its last byte, so the provider creates or replaces
+/// nothing. Memory: a few chunks, whatever the size.
+pub(crate) async fn stream_part<T, F>(
+    mut body: StreamingBlob,
+    header: &[u8],
+    mut sealer: PartSealer,
+    mut check: Checks,
+    trailers: Option<s3s::TrailingHeaders>,
+    (bucket, key): (&str, &str),
+    send: impl FnOnce(aws_sdk_s3::primitives::ByteStream) -> F,
+) -> S3Result<T>
+where
+    F: std::future::Future<Output = S3Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let ferr = |e| format_err(e, bucket, key);
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let upstream_body =
+        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let upload = tokio::spawn(send(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
+        upstream_body,
+    )));
     let pumped = async {
-        send(&tx, Bytes::copy_from_slice(&header)).await?;
+        send_chunk(&tx, Bytes::copy_from_slice(header)).await?;
         let mut held: Option<Bytes> = None;
         let mut out = Vec::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 tracing::info!(%bucket, %key, cause = %e, "client body failed");
-                s3_error!(
-                    IncompleteBody,
-                    "the request body ended early or was malformed"
-                )
+                client_body_error(&e.to_string())
             })?;
             check.update(&chunk);
             sealer.push(&chunk, &mut out).map_err(ferr)?;
             if !out.is_empty()
                 && let Some(prev) = held.replace(Bytes::from(std::mem::take(&mut out)))
             {
-                send(&tx, prev).await?;
+                send_chunk(&tx, prev).await?;
             }
         }
         sealer.finish(&mut out).map_err(ferr)?;
@@ -133,7 +184,7 @@ pub async fn put_object(
             Some(h) => Bytes::from([h.as_ref(), &out].concat()),
             None => Bytes::from(out),
         };
-        send(&tx, last).await?;
+        send_chunk(&tx, last).await?;
         Ok::<(), S3Error>(())
     }
     .await;
@@ -148,14 +199,25 @@ pub async fn put_object(
         return Err(e);
     }
     drop(tx);
-    let out = upload
+    upload
         .await
         .map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: out.e_tag().map(|e| ETag::Strong(client_etag(e))),
-        ..Default::default()
-    }))
+}
+
+/// The S3 error for a client body that failed while streaming: a wrong
+/// trailing checksum or signature is the client's data, not a short body.
+fn client_body_error(cause: &str) -> S3Error {
+    if cause.contains("Mismatch") || cause.contains("mismatch") {
+        s3_error!(
+            BadDigest,
+            "the request body does not match its checksum or signature"
+        )
+    } else {
+        s3_error!(
+            IncompleteBody,
+            "the request body ended early or was malformed"
+        )
+    }
 }
 
 /// S3's limit on user-defined metadata (keys plus values, in bytes).
@@ -165,7 +227,7 @@ const MAX_USER_METADATA: usize = 2048;
 /// metadata as user metadata, under S3's 2 KB limit; a client whose metadata
 /// would not fit once sealed gets MetadataTooLarge from sealgate rather than
 /// an opaque upstream error. (This leaves clients about 1.2 KB; docs/FORMAT.md.)
-fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3Result<()> {
+pub(crate) fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3Result<()> {
     let size: usize = upstream_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_USER_METADATA {
         return Err(s3_error!(
@@ -179,7 +241,10 @@ fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3Result<()> 
 /// The plaintext length: Content-Length, or for an aws-chunked body sent
 /// without one (aws CLI and boto3 over HTTPS) x-amz-decoded-content-length.
 /// The sealed size is fixed before the first byte, so one of them is needed.
-fn plaintext_length(content_length: Option<i64>, headers: &http::HeaderMap) -> S3Result<u64> {
+pub(crate) fn plaintext_length(
+    content_length: Option<i64>,
+    headers: &http::HeaderMap,
+) -> S3Result<u64> {
     let decoded = || {
         headers
             .get("x-amz-decoded-content-length")
@@ -192,16 +257,19 @@ fn plaintext_length(content_length: Option<i64>, headers: &http::HeaderMap) -> S
     u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
 }
 
-async fn send(tx: &Tx, b: Bytes) -> S3Result<()> {
+async fn send_chunk(tx: &Tx, b: Bytes) -> S3Result<()> {
     tx.send(Ok(Frame::data(b)))
         .await
         .map_err(|_| s3_error!(InternalError, "the storage provider closed the upload"))
 }
 
 /// What goes into the sealed metadata blob: x-amz-meta-* and content headers.
-fn object_metadata(input: &PutObjectInput, headers: &http::HeaderMap) -> ObjectMetadata {
+pub(crate) fn object_metadata(
+    user: Option<&Metadata>,
+    headers: &http::HeaderMap,
+) -> ObjectMetadata {
     let mut m = ObjectMetadata::default();
-    if let Some(user) = &input.metadata {
+    if let Some(user) = user {
         m.user = user
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
@@ -231,15 +299,22 @@ fn strip_aws_chunked(v: &str) -> String {
 }
 
 /// Plaintext integrity checks the client asked for.
-struct Checks {
+pub(crate) struct Checks {
     md5: Option<(md5::Md5, Vec<u8>)>,
     sums: s3s::checksum::ChecksumHasher,
     expected: s3s::dto::Checksum,
 }
 
 impl Checks {
-    fn new(i: &PutObjectInput, headers: &http::HeaderMap) -> S3Result<Checks> {
-        let md5 = match &i.content_md5 {
+    /// From the request's Content-MD5, checksum algorithm, checksum values
+    /// (header) and the x-amz-trailer announcement.
+    pub(crate) fn new(
+        content_md5: &Option<String>,
+        algorithm: &Option<ChecksumAlgorithm>,
+        expected: Checksum,
+        headers: &http::HeaderMap,
+    ) -> S3Result<Checks> {
+        let md5 = match content_md5 {
             Some(b64) => {
                 let want = B64
                     .decode(b64.trim())
@@ -251,10 +326,7 @@ impl Checks {
             None => None,
         };
         let mut sums = s3s::checksum::ChecksumHasher::default();
-        let alg = i
-            .checksum_algorithm
-            .as_ref()
-            .map(|a| a.as_str().to_ascii_uppercase());
+        let alg = algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
         // A checksum announced for the trailer (x-amz-trailer) is verified too.
         let trailer = headers
             .get("x-amz-trailer")
@@ -268,32 +340,25 @@ impl Checks {
                     .split(',')
                     .any(|t| t.trim() == format!("x-amz-checksum-{}", name.to_ascii_lowercase()))
         };
-        if wants(&i.checksum_crc32, "CRC32") {
+        if wants(&expected.checksum_crc32, "CRC32") {
             sums.crc32 = Some(Default::default());
         }
-        if wants(&i.checksum_crc32c, "CRC32C") {
+        if wants(&expected.checksum_crc32c, "CRC32C") {
             sums.crc32c = Some(Default::default());
         }
-        if wants(&i.checksum_sha1, "SHA1") {
+        if wants(&expected.checksum_sha1, "SHA1") {
             sums.sha1 = Some(Default::default());
         }
-        if wants(&i.checksum_sha256, "SHA256") {
+        if wants(&expected.checksum_sha256, "SHA256") {
             sums.sha256 = Some(Default::default());
         }
-        if wants(&i.checksum_crc64nvme, "CRC64NVME") {
+        if wants(&expected.checksum_crc64nvme, "CRC64NVME") {
             sums.crc64nvme = Some(Default::default());
         }
         Ok(Checks {
             md5,
             sums,
-            expected: s3s::dto::Checksum {
-                checksum_crc32: i.checksum_crc32.clone(),
-                checksum_crc32c: i.checksum_crc32c.clone(),
-                checksum_sha1: i.checksum_sha1.clone(),
-                checksum_sha256: i.checksum_sha256.clone(),
-                checksum_crc64nvme: i.checksum_crc64nvme.clone(),
-                ..Default::default()
-            },
+            expected,
         })
     }
 

@@ -1,0 +1,464 @@
+//! Multipart uploads, encrypted and stateless.
+//!
+//! CreateMultipartUpload fixes the object's envelope (a fresh DEK wrapped
+//! under the active KEK), binding tag and sealed metadata in the provider's
+//! upload metadata, and hands the client an upload id that carries the
+//! envelope and the provider's id, authenticated under the DEK for this
+//! bucket and key (`format::upload_id`). Any gateway instance can then seal
+//! an UploadPart: each part is its own part stream (its own header and stream
+//! salt, so a re-uploaded part never reuses a nonce), sealed while it streams
+//! with a few chunks of memory, in any order and in parallel.
+//!
+//! CompleteMultipartUpload checks the client's part list against the
+//! provider's (ListParts) before completing: S3's own rules on order, ETags
+//! and the 5 MiB minimum apply to *plaintext* sizes, and the format needs
+//! part numbers 1..N without gaps (FORMAT.md §Multipart objects).
+
+use super::error::{format as format_err, upstream_object};
+use super::put::{
+    Checks, MAX_PUT, check_metadata_size, object_metadata, plaintext_length, stream_part,
+};
+use super::{Gateway, timestamp};
+use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
+use crate::format::stream::PartSealer;
+use crate::format::upload_id::{self, BARE_PREFIX};
+use crate::format::{Envelope, ObjectName, OsRandom, size};
+use crate::upstream::UpstreamError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use s3s::dto::*;
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use std::collections::{BTreeMap, HashMap};
+
+/// S3's smallest part, except the last.
+const MIN_PART: u64 = 5 << 20;
+/// S3's largest part number.
+const MAX_PART_NUMBER: i32 = 10_000;
+
+fn no_such_upload() -> S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )
+}
+
+/// The provider's id inside a client upload id (either form), for calls that
+/// need no data key.
+fn upstream_id(id: &str) -> S3Result<String> {
+    upload_id::upstream_part(id).ok_or_else(no_such_upload)
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
+}
+
+fn etag_value(e: &ETag) -> &str {
+    match e {
+        ETag::Strong(v) | ETag::Weak(v) => v,
+    }
+}
+
+pub async fn create_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = req.input;
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let name = ObjectName {
+        bucket: &bucket,
+        key: &key,
+    };
+    let ferr = |e| format_err(e, &bucket, &key);
+    let (env, dek) =
+        Envelope::create(gw.keys.active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+    let tag = env.binding_tag(&dek, name);
+    let sealed = metadata::seal(
+        &env,
+        &dek,
+        &object_metadata(input.metadata.as_ref(), &req.headers),
+        &mut OsRandom,
+    )
+    .map_err(ferr)?;
+    let upstream_meta = HashMap::from([
+        (META_ENVELOPE.to_owned(), B64.encode(env.to_bytes())),
+        (META_BINDING.to_owned(), hex::encode(tag)),
+        (META_SEALED.to_owned(), sealed),
+    ]);
+    check_metadata_size(&upstream_meta)?;
+    let out = gw
+        .upstream
+        .client
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key(&key)
+        .content_type("application/octet-stream")
+        .set_metadata(Some(upstream_meta))
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let provider_id = out
+        .upload_id()
+        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(bucket.clone()),
+        key: Some(key.clone()),
+        upload_id: Some(upload_id::encode(&env, &dek, name, provider_id)),
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part(
+    gw: &Gateway,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let headers = req.headers;
+    let trailers = req.trailing_headers;
+    let mut input = req.input;
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let name = ObjectName {
+        bucket: &bucket,
+        key: &key,
+    };
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    let id = upload_id::decode(&input.upload_id, name, gw.keys.as_ref()).map_err(|e| {
+        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
+        no_such_upload()
+    })?;
+    let Some(body) = input.body.take() else {
+        return Err(s3_error!(IncompleteBody));
+    };
+    let len = plaintext_length(input.content_length, &headers)?;
+    if len > MAX_PUT {
+        return Err(s3_error!(EntityTooLarge));
+    }
+    let ferr = |e| format_err(e, &bucket, &key);
+    let tag = id.envelope.binding_tag(&id.dek, name);
+    let part_number = u32::try_from(input.part_number).expect("checked above");
+    let (sealer, header) =
+        PartSealer::start(&id.envelope, &id.dek, tag, part_number, len, &mut OsRandom)
+            .map_err(ferr)?;
+    let check = Checks::new(
+        &input.content_md5,
+        &input.checksum_algorithm,
+        Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            ..Default::default()
+        },
+        &headers,
+    )?;
+    let request = gw
+        .upstream
+        .client
+        .upload_part()
+        .bucket(&bucket)
+        .key(&key)
+        .upload_id(&id.upstream)
+        .part_number(input.part_number)
+        .content_length(size::part_ciphertext_len(len) as i64);
+    let out = stream_part(
+        body,
+        &header,
+        sealer,
+        check,
+        trailers,
+        (&bucket, &key),
+        move |b| async move {
+            request
+                .body(b)
+                .send()
+                .await
+                .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
+        },
+    )
+    .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: out
+            .e_tag()
+            .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+        ..Default::default()
+    }))
+}
+
+/// Upstream failures of calls on an upload: a 404 means the upload is gone.
+fn upload_error(e: UpstreamError) -> S3Error {
+    if e.status() == Some(404) && e.code() != Some("NoSuchBucket") {
+        return no_such_upload();
+    }
+    upstream_object(e)
+}
+
+/// Every part the provider holds for an upload: number → (ETag, stored size).
+async fn provider_parts(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    upload: &str,
+) -> S3Result<BTreeMap<i32, (String, u64)>> {
+    let mut parts = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = gw
+            .upstream
+            .client
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+        for p in page.parts() {
+            if let Some(n) = p.part_number() {
+                let size = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
+                parts.insert(n, (p.e_tag().unwrap_or_default().to_owned(), size));
+            }
+        }
+        match (page.is_truncated(), page.next_part_number_marker()) {
+            (Some(true), Some(m)) if marker.as_deref() != Some(m) => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(parts)
+}
+
+pub async fn complete_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let name = ObjectName {
+        bucket: &bucket,
+        key: &key,
+    };
+    let id = upload_id::decode(&input.upload_id, name, gw.keys.as_ref()).map_err(|e| {
+        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
+        no_such_upload()
+    })?;
+    let named: Vec<(i32, String)> = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let n = p.part_number.unwrap_or(0);
+            let e = p.e_tag.as_ref().map(etag_value).unwrap_or("").to_owned();
+            (n, e)
+        })
+        .collect();
+    if named.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    if named.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        ));
+    }
+    let stored = provider_parts(gw, &bucket, &key, &id.upstream).await?;
+    let last = named.len() - 1;
+    for (i, (n, etag)) in named.iter().enumerate() {
+        let invalid = || {
+            s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            )
+        };
+        let (stored_etag, stored_size) = stored.get(n).ok_or_else(invalid)?;
+        // A provider that lists no part ETags (s3s-fs) checks them itself,
+        // or not at all; S3 and most providers list them.
+        if !stored_etag.is_empty() && stored_etag.trim_matches('"') != etag.trim_matches('"') {
+            return Err(invalid());
+        }
+        if *n != i as i32 + 1 {
+            // S3 allows gaps; the format needs 1..N (FORMAT.md §Multipart objects).
+            return Err(s3_error!(
+                InvalidPart,
+                "sealgate requires part numbers 1, 2, ..., N without gaps; part {} is missing",
+                i + 1
+            ));
+        }
+        let plain =
+            size::part_plaintext_len(*stored_size).map_err(|e| format_err(e, &bucket, &key))?;
+        if i < last && plain < MIN_PART {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size."
+            ));
+        }
+    }
+    let parts: Vec<aws_sdk_s3::types::CompletedPart> = named
+        .iter()
+        .map(|(n, e)| {
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(*n)
+                .e_tag(quoted(e))
+                .build()
+        })
+        .collect();
+    let mut request = gw
+        .upstream
+        .client
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key(&key)
+        .upload_id(&id.upstream)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        );
+    if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
+        request = request.if_none_match("*");
+    }
+    let out = request
+        .send()
+        .await
+        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(bucket.clone()),
+        key: Some(key.clone()),
+        e_tag: super::etag(out.e_tag()),
+        location: out.location().map(str::to_owned),
+        ..Default::default()
+    }))
+}
+
+pub async fn abort_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    let upload = upstream_id(&i.upload_id)?;
+    gw.upstream
+        .client
+        .abort_multipart_upload()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .upload_id(upload)
+        .send()
+        .await
+        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub async fn list_parts(
+    gw: &Gateway,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let i = req.input;
+    let upload = upstream_id(&i.upload_id)?;
+    let page = gw
+        .upstream
+        .client
+        .list_parts()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .upload_id(upload)
+        .set_max_parts(i.max_parts)
+        .set_part_number_marker(i.part_number_marker.map(|m| m.to_string()))
+        .send()
+        .await
+        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    let mut parts = Vec::new();
+    let mut listed: Vec<_> = page.parts().iter().collect();
+    // S3 lists parts in ascending order; not every provider does (s3s-fs).
+    listed.sort_by_key(|p| p.part_number());
+    for p in listed {
+        let stored = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
+        let plain =
+            size::part_plaintext_len(stored).map_err(|e| format_err(e, &i.bucket, &i.key))?;
+        parts.push(Part {
+            part_number: p.part_number(),
+            e_tag: p
+                .e_tag()
+                .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+            size: Some(plain as i64),
+            last_modified: p.last_modified().and_then(timestamp),
+            ..Default::default()
+        });
+    }
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        upload_id: Some(i.upload_id.clone()),
+        parts: Some(parts),
+        is_truncated: page.is_truncated(),
+        max_parts: page.max_parts(),
+        part_number_marker: page.part_number_marker().and_then(|m| m.parse().ok()),
+        next_part_number_marker: page.next_part_number_marker().and_then(|m| m.parse().ok()),
+        ..Default::default()
+    }))
+}
+
+pub async fn list_multipart_uploads(
+    gw: &Gateway,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let i = req.input;
+    let marker = match &i.upload_id_marker {
+        Some(m) => Some(upstream_id(m)?),
+        None => None,
+    };
+    let page = gw
+        .upstream
+        .client
+        .list_multipart_uploads()
+        .bucket(&i.bucket)
+        .set_prefix(i.prefix.clone())
+        .set_delimiter(i.delimiter.clone())
+        .set_key_marker(i.key_marker.clone())
+        .set_upload_id_marker(marker)
+        .set_max_uploads(i.max_uploads)
+        .send()
+        .await
+        .map_err(|e| super::error::upstream_bucket(UpstreamError::from_sdk(e)))?;
+    // The provider's listing has no envelopes, so ids listed here are the
+    // bare form: enough to list parts of or abort an upload (cleanup tools),
+    // not to upload more parts.
+    let bare = |u: &str| format!("{BARE_PREFIX}{u}");
+    let uploads = page
+        .uploads()
+        .iter()
+        .map(|u| MultipartUpload {
+            key: u.key().map(str::to_owned),
+            upload_id: u.upload_id().map(bare),
+            initiated: u.initiated().and_then(timestamp),
+            ..Default::default()
+        })
+        .collect();
+    let common_prefixes = page
+        .common_prefixes()
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: p.prefix().map(str::to_owned),
+        })
+        .collect::<Vec<_>>();
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket.clone()),
+        prefix: i.prefix.clone(),
+        delimiter: i.delimiter.clone(),
+        key_marker: i.key_marker.clone(),
+        upload_id_marker: i.upload_id_marker.clone(),
+        max_uploads: page.max_uploads(),
+        is_truncated: page.is_truncated(),
+        next_key_marker: page.next_key_marker().map(str::to_owned),
+        next_upload_id_marker: page.next_upload_id_marker().map(bare),
+        uploads: Some(uploads),
+        common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
+        ..Default::default()
+    }))
+}
