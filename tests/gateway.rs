@@ -6,83 +6,21 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use sealgate::serve::{Options, Running, start};
-use std::path::{Path, PathBuf};
+mod gw_common;
 
-const AK: &str = "test-access-key";
-const SK: &str = "test-secret-key-0123456789";
+use gw_common::{AK, Env, SK, client, client_for, gateway};
+use sealgate::serve::{Options, start};
+use std::path::Path;
+
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-7f3a";
-
-struct Env {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    gw: Running,
-}
-
-async fn gateway() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let gw = start(Options {
-        listen: Some("127.0.0.1:0".into()),
-        data_dir: Some(data.clone()),
-        keys_dir: Some(dir.path().join("keys")),
-        client: Some((AK.into(), SK.into())),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    Env {
-        _dir: dir,
-        data,
-        gw,
-    }
-}
-
-fn client_for(endpoint: String, ak: &str, sk: &str) -> Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
-        .build();
-    Client::from_conf(conf)
-}
-
-fn client(env: &Env) -> Client {
-    client_for(format!("http://{}", env.gw.addr), AK, SK)
-}
 
 /// Plaintext with the marker repeated, so a leak would be found on disk.
 fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| MARKER[i % MARKER.len()]).collect()
 }
 
-/// Fails if any file under `dir` contains the marker.
 fn assert_no_plaintext(dir: &Path) {
-    for entry in walk(dir) {
-        let bytes = std::fs::read(&entry).unwrap();
-        assert!(
-            !bytes.windows(MARKER.len()).any(|w| w == MARKER),
-            "plaintext reached the provider: {}",
-            entry.display()
-        );
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p))
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    out
+    gw_common::assert_no_plaintext(dir, MARKER);
 }
 
 async fn get_all(c: &Client, b: &str, k: &str) -> Result<Vec<u8>, String> {

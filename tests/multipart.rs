@@ -4,52 +4,15 @@
 //! refuses. Every test checks what the provider stored.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use sealgate::serve::{Options, Running, start};
-use std::path::{Path, PathBuf};
+mod gw_common;
 
-const AK: &str = "mp-access-key";
-const SK: &str = "mp-secret-key-0123456789";
+use gw_common::{client, gateway};
+use std::path::Path;
+
 const MARKER: &[u8] = b"MULTIPART-PLAINTEXT-MARKER";
-
-struct Env {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    gw: Running,
-}
-
-async fn gateway() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let gw = start(Options {
-        listen: Some("127.0.0.1:0".into()),
-        data_dir: Some(data.clone()),
-        keys_dir: Some(dir.path().join("keys")),
-        client: Some((AK.into(), SK.into())),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    Env {
-        _dir: dir,
-        data,
-        gw,
-    }
-}
-
-fn client(env: &Env) -> Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", env.gw.addr))
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
-        .build();
-    Client::from_conf(conf)
-}
 
 /// Deterministic bytes with the marker every 4 KiB.
 fn body(len: usize, seed: u8) -> Vec<u8> {
@@ -63,27 +26,7 @@ fn body(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn assert_no_plaintext(dir: &Path) {
-    for e in walk(dir) {
-        let b = std::fs::read(&e).unwrap();
-        assert!(
-            !b.windows(MARKER.len()).any(|w| w == MARKER),
-            "plaintext at {}",
-            e.display()
-        );
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    gw_common::assert_no_plaintext(dir, MARKER);
 }
 
 async fn get(c: &Client, b: &str, k: &str, range: Option<&str>) -> Vec<u8> {

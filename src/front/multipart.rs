@@ -16,7 +16,8 @@
 
 use super::error::{format as format_err, upstream_object};
 use super::put::{
-    Checks, MAX_PUT, check_metadata_size, object_metadata, plaintext_length, stream_part,
+    Checks, MAX_PUT, check_metadata_size, client_checks, object_metadata, plaintext_length,
+    stream_part,
 };
 use super::{Gateway, timestamp};
 use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
@@ -142,19 +143,7 @@ pub async fn upload_part(
     let (sealer, header) =
         PartSealer::start(&id.envelope, &id.dek, tag, part_number, len, &mut OsRandom)
             .map_err(ferr)?;
-    let check = Checks::new(
-        &input.content_md5,
-        &input.checksum_algorithm,
-        Checksum {
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-            ..Default::default()
-        },
-        &headers,
-    )?;
+    let check = client_checks!(input, &headers)?;
     let request = gw
         .upstream
         .client

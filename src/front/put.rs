@@ -84,19 +84,7 @@ pub async fn put_object(
     ]);
     check_metadata_size(&upstream_meta)?;
 
-    let check = Checks::new(
-        &input.content_md5,
-        &input.checksum_algorithm,
-        Checksum {
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-            ..Default::default()
-        },
-        &headers,
-    )?;
+    let check = client_checks!(input, &headers)?;
     let mut request = gw
         .upstream
         .client
@@ -297,6 +285,27 @@ fn strip_aws_chunked(v: &str) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// The [`Checks`] a PutObject or UploadPart input asks for (both carry
+/// the same Content-MD5 and checksum fields).
+macro_rules! client_checks {
+    ($input:expr, $headers:expr) => {
+        Checks::new(
+            &$input.content_md5,
+            &$input.checksum_algorithm,
+            Checksum {
+                checksum_crc32: $input.checksum_crc32.clone(),
+                checksum_crc32c: $input.checksum_crc32c.clone(),
+                checksum_sha1: $input.checksum_sha1.clone(),
+                checksum_sha256: $input.checksum_sha256.clone(),
+                checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+                ..Default::default()
+            },
+            $headers,
+        )
+    };
+}
+pub(crate) use client_checks;
 
 /// Plaintext integrity checks the client asked for.
 pub(crate) struct Checks {
