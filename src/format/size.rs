@@ -140,7 +140,7 @@ pub fn part_span(p: u64, start: u64, end: u64) -> Result<SegmentSpan, FormatErro
 
 /// Where part `index` (0-based) of a multipart object starts, assuming the
 /// uniform layout every mainstream client produces: all parts but the last
-/// hold `first_part_len` bytes. Returns (ciphertext offset, plaintext offset,
+/// hold `first_part_len` bytes (aligned to 64 KiB or not). Returns (ciphertext offset, plaintext offset,
 /// plaintext length of that part) or `None` when the layout cannot be uniform.
 ///
 /// A reader must confirm the guess with the header it finds at that offset
@@ -152,7 +152,7 @@ pub fn uniform_part_position(
     total_ciphertext: u64,
     index: u32,
 ) -> Option<(u64, u64, u64)> {
-    if index >= parts || (parts > 1 && !first_part_len.is_multiple_of(S)) {
+    if index >= parts {
         return None;
     }
     let stride = part_ciphertext_len(first_part_len);
@@ -238,6 +238,15 @@ mod tests {
             uniform_part_position(part, 3, total, 2),
             Some((2 * part_ciphertext_len(part), 2 * part, 100))
         );
-        assert_eq!(uniform_part_position(part + 1, 3, total, 0), None);
+        assert_eq!(uniform_part_position(part, 3, total, 3), None);
+        // Unaligned parts (6,000,000 bytes) are uniform too.
+        let (p, last) = (6_000_000u64, 77u64);
+        let total = part_ciphertext_len(p) * 2 + part_ciphertext_len(last);
+        assert_eq!(
+            uniform_part_position(p, 3, total, 2),
+            Some((2 * part_ciphertext_len(p), 2 * p, last))
+        );
+        // A stored size too small for the layout.
+        assert_eq!(uniform_part_position(p, 3, part_ciphertext_len(p), 1), None);
     }
 }

@@ -16,6 +16,7 @@ use crate::format::metadata::{
 };
 use crate::format::size::{
     ByteRange, object_plaintext_len, part_ciphertext_len, part_plaintext_len, part_span,
+    uniform_part_position,
 };
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
@@ -54,8 +55,12 @@ struct Located {
     dek: Dek,
     /// The 212-byte header of a single-part object.
     header: Option<PartHeader>,
+    /// Part 1's header of a multipart object (read to size it).
+    first: Option<PartHeader>,
     binding: [u8; 32],
     parts: u32,
+    /// Stored (ciphertext) size.
+    stored: u64,
     plaintext_len: u64,
     upstream_etag: String,
     last_modified: Option<Timestamp>,
@@ -105,12 +110,16 @@ async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
     let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
     let parts = etag_parts(&upstream_etag);
     let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
-    let plaintext_len = match &header {
-        Some(_) => object_plaintext_len(stored, parts).map_err(ferr)?,
+    let (plaintext_len, first) = match &header {
+        Some(_) => (object_plaintext_len(stored, parts).map_err(ferr)?, None),
         None => {
-            let first = first_part_header(gw, bucket, key, &head_etag(&head), &envelope).await?;
+            let first = part_header_at(gw, bucket, key, &head_etag(&head), 0).await?;
+            if first.envelope != envelope || first.part_number != 1 {
+                return Err(ferr(FormatError::PartMismatch { part: 1 }));
+            }
             first.verify(&dek).map_err(ferr)?;
-            multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr)?
+            let len = multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr)?;
+            (len, Some(first))
         }
     };
     if let Some(h) = &header
@@ -122,6 +131,8 @@ async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
         envelope,
         dek,
         header,
+        first,
+        stored,
         binding,
         parts,
         plaintext_len,
@@ -135,38 +146,169 @@ fn head_etag(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Str
     head.e_tag().unwrap_or_default().to_owned()
 }
 
-/// Reads part 1's header of a multipart object (one small ranged GET) and
-/// checks it belongs to this object's envelope.
-async fn first_part_header(
+/// Reads the 212-byte part header at ciphertext offset `at` (one small
+/// ranged GET, pinned to the object version by `etag`).
+async fn part_header_at(
     gw: &Gateway,
     bucket: &str,
     key: &str,
     etag: &str,
-    envelope: &Envelope,
+    at: u64,
 ) -> S3Result<PartHeader> {
-    let ferr = |e| format_err(e, bucket, key);
+    read_header_at(gw, bucket, key, etag, at)
+        .await?
+        .map_err(|e| format_err(e, bucket, key))
+}
+
+/// [`part_header_at`], with a malformed header as a value: at a guessed
+/// offset it means "not this layout", not tampering.
+async fn read_header_at(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    at: u64,
+) -> S3Result<Result<PartHeader, FormatError>> {
     let resp = gw
         .upstream
         .client
         .get_object()
         .bucket(bucket)
         .key(key)
-        .range(format!("bytes=0-{}", HEADER_LEN - 1))
+        .range(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1))
         .if_match(etag)
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let bytes = resp
-        .body
-        .collect()
-        .await
-        .map_err(|_| ferr(FormatError::Truncated { part: 1 }))?
-        .into_bytes();
-    let h = PartHeader::parse(&bytes).map_err(ferr)?;
-    if h.envelope != *envelope || h.part_number != 1 {
-        return Err(ferr(FormatError::PartMismatch { part: 1 }));
+    Ok(match resp.body.collect().await {
+        Ok(b) => PartHeader::parse(&b.into_bytes()),
+        Err(_) => Err(FormatError::Truncated { part: 0 }),
+    })
+}
+
+/// One part's share of a ranged read of a multipart object.
+struct PartRead {
+    /// Ciphertext range to fetch, absolute (inclusive end).
+    from: u64,
+    to: u64,
+    opener: PartOpener,
+}
+
+/// Plans a ranged read of a multipart object under the uniform layout: the
+/// headers of the parts `[start, end)` touches are fetched and checked
+/// (number, length, envelope, binding, commitment) before any data is.
+/// `None` when a header does not fit the layout: the caller falls back to
+/// walking the whole object, which verifies every part.
+async fn plan_multipart_range(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    (start, end): (u64, u64),
+) -> S3Result<Option<Vec<PartRead>>> {
+    let ferr = |e| format_err(e, bucket, key);
+    let Some(first) = &obj.first else {
+        return Ok(None);
+    };
+    let p1 = first.plaintext_len.max(1);
+    let last_index = u32::try_from((end - 1) / p1)
+        .unwrap_or(u32::MAX)
+        .min(obj.parts - 1);
+    let first_index = u32::try_from(start / p1)
+        .unwrap_or(u32::MAX)
+        .min(last_index);
+    let mut reads = Vec::new();
+    for index in first_index..=last_index {
+        let Some((ct_off, pt_off, len)) =
+            uniform_part_position(first.plaintext_len, obj.parts, obj.stored, index)
+        else {
+            return Ok(None);
+        };
+        let header = if index == 0 {
+            first.clone()
+        } else {
+            match read_header_at(gw, bucket, key, &obj.upstream_etag, ct_off).await? {
+                Ok(h) => h,
+                Err(_) => return Ok(None),
+            }
+        };
+        if header.part_number != index + 1
+            || header.plaintext_len != len
+            || header.envelope != obj.envelope
+            || header.binding_tag != first.binding_tag
+        {
+            return Ok(None);
+        }
+        let cipher = header.verify(&obj.dek).map_err(ferr)?;
+        let (a, b) = (start.max(pt_off) - pt_off, end.min(pt_off + len) - pt_off);
+        if a >= b {
+            continue;
+        }
+        let span = part_span(len, a, b).map_err(ferr)?;
+        reads.push(PartRead {
+            from: ct_off + span.ciphertext_start,
+            to: ct_off + span.ciphertext_end - 1,
+            opener: PartOpener::for_span(&header, cipher, &span),
+        });
     }
-    Ok(h)
+    Ok(Some(reads))
+}
+
+/// Streams the planned part reads to the client, aborting on any failure.
+async fn pump_parts(
+    gw: Gateway,
+    reads: Vec<PartRead>,
+    (bucket, key, etag): (String, String, String),
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut out = Vec::new();
+    for mut read in reads {
+        let resp = gw
+            .upstream
+            .client
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .range(format!("bytes={}-{}", read.from, read.to))
+            .if_match(&etag)
+            .send()
+            .await;
+        let mut body = match resp {
+            Ok(r) => r.body,
+            Err(e) => {
+                let cause = UpstreamError::from_sdk(e);
+                tracing::warn!(%bucket, %key, %cause, "upstream part read failed");
+                let _ = tx
+                    .send(Err(std::io::Error::other("sealgate aborted the response")))
+                    .await;
+                return;
+            }
+        };
+        let result: Result<(), FormatError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|_| FormatError::Truncated { part: 0 })?;
+                out.clear();
+                let used = read.opener.push(&chunk, &mut out)?;
+                if used < chunk.len() {
+                    return Err(FormatError::TrailingData { part: 0 });
+                }
+                if !out.is_empty() && tx.send(Ok(Bytes::copy_from_slice(&out))).await.is_err() {
+                    return Ok(()); // client went away
+                }
+            }
+            read.opener.finish()
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = format_err(e.clone(), &bucket, &key);
+            let _ = tx
+                .send(Err(std::io::Error::other(format!(
+                    "sealgate aborted the response: {e}"
+                ))))
+                .await;
+            return;
+        }
+    }
 }
 
 /// Plaintext size of a multipart object from its stored size `c`, part count
@@ -224,6 +366,35 @@ pub async fn get_object(
         None => (0, p),
     };
     let ranged = i.range.is_some();
+
+    // A range of a multipart object: only the touched parts' headers and
+    // covering segments (FORMAT.md §Ranges), unless the layout is not uniform.
+    if obj.header.is_none()
+        && ranged
+        && start < end
+        && let Some(reads) = plan_multipart_range(gw, &obj, &bucket, &key, (start, end)).await?
+    {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+        tokio::spawn(pump_parts(
+            gw.clone(),
+            reads,
+            (bucket.clone(), key.clone(), obj.upstream_etag.clone()),
+            tx,
+        ));
+        let mut out = GetObjectOutput {
+            body: Some(StreamingBlob::wrap(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )),
+            content_length: Some((end - start) as i64),
+            content_range: Some(format!("bytes {}-{}/{}", start, end - 1, p)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+            last_modified: obj.last_modified,
+            ..Default::default()
+        };
+        apply_meta!(out, &obj.meta);
+        return Ok(S3Response::new(out));
+    }
 
     // Single part: fetch only the covering segments. Multipart (ranges within
     // parts arrive with multipart support): the whole object, trimmed.
