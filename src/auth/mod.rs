@@ -78,8 +78,54 @@ pub fn has_dot_segment(key: &str) -> bool {
     key.split('/').any(|s| s == "." || s == "..")
 }
 
+impl Grants {
+    /// A copy reads its source: the access key needs the source bucket too.
+    fn check_copy_source(
+        &self,
+        creds: Option<&s3s::auth::Credentials>,
+        source: &s3s::dto::CopySource,
+    ) -> S3Result<()> {
+        let Some(creds) = creds else {
+            return Err(s3_error!(AccessDenied, "Signature required"));
+        };
+        match source {
+            s3s::dto::CopySource::Bucket { bucket, key, .. } => {
+                if has_dot_segment(key) {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "object keys with \".\" or \"..\" path segments are not accepted"
+                    ));
+                }
+                if self.allows(&creds.access_key, bucket) {
+                    Ok(())
+                } else {
+                    Err(s3_error!(AccessDenied, "Access Denied"))
+                }
+            }
+            _ => Err(s3_error!(
+                NotImplemented,
+                "copy sources other than bucket/key are not supported"
+            )),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for Grants {
+    async fn copy_object(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::CopyObjectInput>,
+    ) -> S3Result<()> {
+        self.check_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::UploadPartCopyInput>,
+    ) -> S3Result<()> {
+        self.check_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Signature required"));

@@ -47,7 +47,7 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
                 return S3Error::new(c);
             }
             match status {
-                304 => S3Error::new(S3ErrorCode::Custom("NotModified".into())).with_status(304),
+                304 => not_modified(),
                 404 => S3Error::new(not_found),
                 412 => s3_error!(PreconditionFailed),
                 503 => s3_error!(SlowDown),
@@ -62,6 +62,19 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
             s3_error!(ServiceUnavailable, "the storage provider is unreachable")
         }
     }
+}
+
+/// 304 Not Modified, for a conditional GET or HEAD.
+pub fn not_modified() -> S3Error {
+    S3Error::new(S3ErrorCode::Custom("NotModified".into())).with_status(304)
+}
+
+/// 412 Precondition Failed.
+pub fn precondition_failed() -> S3Error {
+    s3_error!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    )
 }
 
 /// Maps a format failure while reading or writing an object.

@@ -50,24 +50,26 @@ macro_rules! apply_meta {
 }
 
 /// A stored object, located and authenticated from its metadata.
-struct Located {
-    envelope: Envelope,
-    dek: Dek,
+pub(super) struct Located {
+    pub(super) envelope: Envelope,
+    pub(super) dek: Dek,
     /// The 212-byte header of a single-part object.
-    header: Option<PartHeader>,
+    pub(super) header: Option<PartHeader>,
     /// Part 1's header of a multipart object (read to size it).
-    first: Option<PartHeader>,
-    binding: [u8; 32],
-    parts: u32,
+    pub(super) first: Option<PartHeader>,
+    pub(super) binding: [u8; 32],
+    pub(super) parts: u32,
     /// Stored (ciphertext) size.
-    stored: u64,
-    plaintext_len: u64,
-    upstream_etag: String,
-    last_modified: Option<Timestamp>,
-    meta: ObjectMetadata,
+    pub(super) stored: u64,
+    pub(super) plaintext_len: u64,
+    pub(super) upstream_etag: String,
+    pub(super) last_modified: Option<Timestamp>,
+    pub(super) meta: ObjectMetadata,
 }
 
-async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
+/// HEADs an object at the provider, unwraps its data key and checks its
+/// binding to `bucket`/`key` and its sealed metadata.
+pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
     let head = gw
         .upstream
         .client
@@ -148,7 +150,7 @@ fn head_etag(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Str
 
 /// Reads the 212-byte part header at ciphertext offset `at` (one small
 /// ranged GET, pinned to the object version by `etag`).
-async fn part_header_at(
+pub(super) async fn part_header_at(
     gw: &Gateway,
     bucket: &str,
     key: &str,
@@ -347,7 +349,7 @@ fn range(r: &Option<Range>) -> Option<ByteRange> {
     })
 }
 
-pub async fn get_object(
+pub(super) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
@@ -360,6 +362,11 @@ pub async fn get_object(
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
     let obj = locate(gw, &bucket, &key).await?;
+    preconditions(
+        &obj,
+        (i.if_match.as_ref(), i.if_none_match.as_ref()),
+        (i.if_modified_since.as_ref(), i.if_unmodified_since.as_ref()),
+    )?;
     let p = obj.plaintext_len;
     let (start, end) = match range(&i.range) {
         Some(r) => r.resolve(p).map_err(|e| format_err(e, &bucket, &key))?,
@@ -606,6 +613,11 @@ pub async fn head_object(
         ));
     }
     let obj = locate(gw, &i.bucket, &i.key).await?;
+    preconditions(
+        &obj,
+        (i.if_match.as_ref(), i.if_none_match.as_ref()),
+        (i.if_modified_since.as_ref(), i.if_unmodified_since.as_ref()),
+    )?;
     let mut out = HeadObjectOutput {
         content_length: Some(obj.plaintext_len as i64),
         accept_ranges: Some("bytes".into()),
@@ -621,6 +633,28 @@ pub async fn head_object(
     }
     apply_meta!(out, &obj.meta);
     Ok(S3Response::new(out))
+}
+
+/// If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since against
+/// the ETag and date clients see.
+fn preconditions(
+    obj: &Located,
+    (if_match, if_none_match): (Option<&ETagCondition>, Option<&ETagCondition>),
+    (modified_since, unmodified_since): (Option<&Timestamp>, Option<&Timestamp>),
+) -> S3Result<()> {
+    use super::conditions::{Outcome, evaluate};
+    match evaluate(
+        &client_etag(&obj.upstream_etag),
+        obj.last_modified.as_ref(),
+        if_match,
+        if_none_match,
+        modified_since,
+        unmodified_since,
+    ) {
+        Outcome::Proceed => Ok(()),
+        Outcome::NotModified => Err(super::error::not_modified()),
+        Outcome::Failed => Err(super::error::precondition_failed()),
+    }
 }
 
 fn http_date(v: &str) -> Option<Timestamp> {

@@ -468,3 +468,147 @@ pub async fn list_multipart_uploads(
         ..Default::default()
     }))
 }
+
+/// UploadPartCopy: a range of an existing object becomes a part of an
+/// upload. The part must be sealed under the *upload's* data key with its own
+/// header, so the range is read through the gateway (authenticated and
+/// decrypted like a ranged GET) and sealed again as it streams; memory stays
+/// at a few chunks. (CopyObject, by contrast, copies ciphertext server-side.)
+pub async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let i = req.input.clone();
+    let (bucket, key) = (i.bucket.clone(), i.key.clone());
+    let name = ObjectName {
+        bucket: &bucket,
+        key: &key,
+    };
+    if !(1..=MAX_PART_NUMBER).contains(&i.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    let id = upload_id::decode(&i.upload_id, name, gw.keys.as_ref()).map_err(|e| {
+        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
+        no_such_upload()
+    })?;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        version_id,
+    } = &i.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "copy sources other than bucket/key are not supported"
+        ));
+    };
+    if version_id.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "copying a specific version is not supported"
+        ));
+    }
+    let range = match &i.copy_source_range {
+        Some(r) => Some(parse_copy_range(r)?),
+        None => None,
+    };
+    let get = GetObjectInput {
+        bucket: src_bucket.to_string(),
+        key: src_key.to_string(),
+        range,
+        if_match: i.copy_source_if_match.clone(),
+        if_none_match: i.copy_source_if_none_match.clone(),
+        if_modified_since: i.copy_source_if_modified_since.clone(),
+        if_unmodified_since: i.copy_source_if_unmodified_since.clone(),
+        ..Default::default()
+    };
+    let source = super::get::get_object(gw, req.map_input(|_| get))
+        .await
+        .map_err(|e| {
+            // Every failed copy-source condition is 412 for a copy.
+            if e.status_code().map(|s| s.as_u16()) == Some(304) {
+                super::error::precondition_failed()
+            } else {
+                e
+            }
+        })?
+        .output;
+    let len = u64::try_from(source.content_length.unwrap_or(0)).unwrap_or(0);
+    if len > MAX_PUT {
+        return Err(s3_error!(EntityTooLarge));
+    }
+    let body = source
+        .body
+        .ok_or_else(|| s3_error!(InternalError, "source body missing"))?;
+    let ferr = |e| format_err(e, &bucket, &key);
+    let tag = id.envelope.binding_tag(&id.dek, name);
+    let part_number = u32::try_from(i.part_number).expect("checked above");
+    let (sealer, header) =
+        PartSealer::start(&id.envelope, &id.dek, tag, part_number, len, &mut OsRandom)
+            .map_err(ferr)?;
+    let check = Checks::new(&None, &None, Checksum::default(), &http::HeaderMap::new())?;
+    let request = gw
+        .upstream
+        .client
+        .upload_part()
+        .bucket(&bucket)
+        .key(&key)
+        .upload_id(&id.upstream)
+        .part_number(i.part_number)
+        .content_length(size::part_ciphertext_len(len) as i64);
+    let out = stream_part(
+        body,
+        &header,
+        sealer,
+        check,
+        None,
+        (&bucket, &key),
+        move |b| async move {
+            request
+                .body(b)
+                .send()
+                .await
+                .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
+        },
+    )
+    .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: out
+                .e_tag()
+                .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+            last_modified: Some(Timestamp::from(time::OffsetDateTime::now_utc())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// x-amz-copy-source-range: `bytes=first-last`, both required (S3's rule).
+fn parse_copy_range(r: &str) -> S3Result<Range> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
+    let (a, b) = r
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|v| v.split_once('-'))
+        .ok_or_else(bad)?;
+    let (first, last) = (
+        a.trim().parse::<u64>().map_err(|_| bad())?,
+        b.trim().parse::<u64>().map_err(|_| bad())?,
+    );
+    if last < first {
+        return Err(bad());
+    }
+    Ok(Range::Int {
+        first,
+        last: Some(last),
+    })
+}

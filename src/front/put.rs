@@ -97,6 +97,28 @@ pub async fn put_object(
     if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
         request = request.if_none_match("*");
     }
+    if let Some(cond) = &input.if_match {
+        // Conditional write: compare with the ETag clients see, then pin
+        // the provider's version so a concurrent write still fails.
+        let current = gw
+            .upstream
+            .client
+            .head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
+        let holds = match cond {
+            ETagCondition::Any => true,
+            ETagCondition::ETag(e) => e.value().trim_matches('"') == client_etag(&upstream_etag),
+        };
+        if !holds {
+            return Err(super::error::precondition_failed());
+        }
+        request = request.if_match(upstream_etag);
+    }
     let out = stream_part(
         body,
         &header,

@@ -1,0 +1,254 @@
+//! CopyObject: server-side, without re-encryption.
+//!
+//! The source is located and authenticated like a GET. The copy keeps the
+//! source's envelope and ciphertext; only the name binding is recomputed for
+//! the destination (FORMAT.md §Name binding) and the sealed metadata is
+//! re-sealed (COPY) or replaced (REPLACE) under the same data key. A
+//! single-part source is copied with one upstream CopyObject; a multipart
+//! source part by part (UploadPartCopy of each part's exact ciphertext
+//! range, found by walking and checking the part headers), so the copy
+//! keeps its `-N` ETag and listings keep exact sizes.
+
+use super::error::{format as format_err, upstream_object};
+use super::get::{Located, locate, part_header_at};
+use super::put::{check_metadata_size, object_metadata};
+use super::{Gateway, client_etag};
+use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED};
+use crate::format::size::part_ciphertext_len;
+use crate::format::{FormatError, ObjectName, OsRandom};
+use crate::upstream::UpstreamError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use std::collections::HashMap;
+
+/// Characters kept as-is in x-amz-copy-source (RFC 3986 unreserved and `/`).
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+pub async fn copy_object(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let headers = req.headers;
+    let i = req.input;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        version_id,
+    } = &i.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "copy sources other than bucket/key are not supported"
+        ));
+    };
+    if version_id.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "copying a specific version is not supported"
+        ));
+    }
+    let replace = i
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
+    if **src_bucket == *i.bucket && **src_key == *i.key && !replace {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let src = locate(gw, src_bucket, src_key).await?;
+    check_copy_conditions(&i, &src)?;
+
+    let ferr = |e| format_err(e, &i.bucket, &i.key);
+    let dest = ObjectName {
+        bucket: &i.bucket,
+        key: &i.key,
+    };
+    let tag = src.envelope.binding_tag(&src.dek, dest);
+    let meta = if replace {
+        object_metadata(i.metadata.as_ref(), &headers)
+    } else {
+        src.meta.clone()
+    };
+    let sealed = metadata::seal(&src.envelope, &src.dek, &meta, &mut OsRandom).map_err(ferr)?;
+    let mut upstream_meta = HashMap::from([
+        (META_BINDING.to_owned(), hex::encode(tag)),
+        (META_SEALED.to_owned(), sealed),
+    ]);
+    match &src.header {
+        Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
+        None => upstream_meta.insert(
+            META_ENVELOPE.to_owned(),
+            B64.encode(src.envelope.to_bytes()),
+        ),
+    };
+    check_metadata_size(&upstream_meta)?;
+    let source = format!(
+        "{}/{}",
+        utf8_percent_encode(src_bucket, COPY_SOURCE),
+        utf8_percent_encode(src_key, COPY_SOURCE)
+    );
+
+    let (etag, last_modified) = if src.header.is_some() {
+        let out = gw
+            .upstream
+            .client
+            .copy_object()
+            .bucket(&i.bucket)
+            .key(&i.key)
+            .copy_source(&source)
+            .copy_source_if_match(&src.upstream_etag)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type("application/octet-stream")
+            .set_metadata(Some(upstream_meta))
+            .send()
+            .await
+            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        let r = out.copy_object_result();
+        (
+            r.and_then(|r| r.e_tag()).map(str::to_owned),
+            r.and_then(|r| r.last_modified()).and_then(super::timestamp),
+        )
+    } else {
+        let etag = copy_parts(gw, &src, (src_bucket, src_key), &i, &source, upstream_meta).await?;
+        (etag, Some(Timestamp::from(time::OffsetDateTime::now_utc())))
+    };
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: etag.map(|e| ETag::Strong(client_etag(&e))),
+            last_modified,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Copies a multipart source part by part into a new upload at the
+/// destination; aborts that upload on any failure.
+async fn copy_parts(
+    gw: &Gateway,
+    src: &Located,
+    (src_bucket, src_key): (&str, &str),
+    i: &CopyObjectInput,
+    source: &str,
+    upstream_meta: HashMap<String, String>,
+) -> S3Result<Option<String>> {
+    let c = &gw.upstream.client;
+    let created = c
+        .create_multipart_upload()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .content_type("application/octet-stream")
+        .set_metadata(Some(upstream_meta))
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let upload = created
+        .upload_id()
+        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?
+        .to_owned();
+    let result = async {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        for n in 1..=src.parts {
+            let h = match (n, &src.first) {
+                (1, Some(first)) => first.clone(),
+                _ => part_header_at(gw, src_bucket, src_key, &src.upstream_etag, offset).await?,
+            };
+            if h.part_number != n || h.envelope != src.envelope {
+                return Err(format_err(
+                    FormatError::PartMismatch { part: n },
+                    src_bucket,
+                    src_key,
+                ));
+            }
+            let len = part_ciphertext_len(h.plaintext_len);
+            let out = c
+                .upload_part_copy()
+                .bucket(&i.bucket)
+                .key(&i.key)
+                .upload_id(&upload)
+                .part_number(n as i32)
+                .copy_source(source)
+                .copy_source_if_match(&src.upstream_etag)
+                .copy_source_range(format!("bytes={}-{}", offset, offset + len - 1))
+                .send()
+                .await
+                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+            let etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default()
+                .to_owned();
+            parts.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(n as i32)
+                    .e_tag(etag)
+                    .build(),
+            );
+            offset += len;
+        }
+        if offset != src.stored {
+            return Err(format_err(
+                FormatError::InvalidCiphertextLength(src.stored),
+                src_bucket,
+                src_key,
+            ));
+        }
+        let done = c
+            .complete_multipart_upload()
+            .bucket(&i.bucket)
+            .key(&i.key)
+            .upload_id(&upload)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        Ok(done.e_tag().map(str::to_owned))
+    }
+    .await;
+    if result.is_err() {
+        let _ = c
+            .abort_multipart_upload()
+            .bucket(&i.bucket)
+            .key(&i.key)
+            .upload_id(&upload)
+            .send()
+            .await;
+    }
+    result
+}
+
+/// x-amz-copy-source-if-* against the source as clients see it; S3 answers
+/// 412 for any that fails.
+fn check_copy_conditions(i: &CopyObjectInput, src: &Located) -> S3Result<()> {
+    let etag = client_etag(&src.upstream_etag);
+    let ok = super::conditions::evaluate(
+        &etag,
+        src.last_modified.as_ref(),
+        i.copy_source_if_match.as_ref(),
+        i.copy_source_if_none_match.as_ref(),
+        i.copy_source_if_modified_since.as_ref(),
+        i.copy_source_if_unmodified_since.as_ref(),
+    );
+    match ok {
+        super::conditions::Outcome::Proceed => Ok(()),
+        _ => Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )),
+    }
+}
