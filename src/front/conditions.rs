@@ -78,8 +78,14 @@ mod tests {
 
     #[test]
     fn s3_precedence() {
-        let (e, m) = ("abc-1", Some(t(1000)));
-        let ev = |im, inm, ims, ius| evaluate(e, m.as_ref(), im, inm, ims, ius);
+        fn ev(
+            im: Option<&ETagCondition>,
+            inm: Option<&ETagCondition>,
+            ims: Option<&Timestamp>,
+            ius: Option<&Timestamp>,
+        ) -> Outcome {
+            evaluate("abc-1", Some(&t(1000)), im, inm, ims, ius)
+        }
         assert_eq!(ev(None, None, None, None), Outcome::Proceed);
         assert_eq!(ev(Some(&tag("abc-1")), None, None, None), Outcome::Proceed);
         assert_eq!(
