@@ -678,7 +678,33 @@ def multipart(name, gws_all, up, work):
                 g.update(chunk)
             assert g.hexdigest() == h.hexdigest(), "object differs through an instance"
 
+    @check(f"{name}: aws CLI s3-to-s3 copies (CopyObject; UploadPartCopy above 8 MiB), copy-object REPLACE, conditional GETs")
+    def copies():
+        aws = ["aws", "--endpoint-url", ep]
+        c.create_bucket(Bucket="copy-bucket")
+        c.put_object(Bucket="mp-bucket", Key="small.bin", Body=data["mp-b.bin"][:100_000])
+        run(aws + ["s3", "cp", "s3://mp-bucket/small.bin", "s3://copy-bucket/small.bin"])
+        run(aws + ["s3", "cp", "s3://mp-bucket/cli/mp-a.bin", "s3://copy-bucket/big.bin"])
+        back = os.path.join(work, "copy-back")
+        os.makedirs(back, exist_ok=True)
+        run(aws + ["s3", "cp", "s3://copy-bucket/big.bin", os.path.join(back, "big.bin")])
+        assert open(os.path.join(back, "big.bin"), "rb").read() == data["mp-a.bin"]
+        assert c.get_object(Bucket="copy-bucket", Key="small.bin")["Body"].read() == data["mp-b.bin"][:100_000]
+        run(aws + ["s3api", "copy-object", "--bucket", "copy-bucket", "--key", "small.bin", "--copy-source", "copy-bucket/small.bin",
+                   "--metadata-directive", "REPLACE", "--metadata", "reviewed=yes", "--content-type", "text/csv"])
+        head = c.head_object(Bucket="copy-bucket", Key="small.bin")
+        assert head["Metadata"] == {"reviewed": "yes"} and head["ContentType"] == "text/csv", head
+        etag = head["ETag"]
+        for kw, status in [({"IfNoneMatch": etag}, 304), ({"IfMatch": '"stale"'}, 412), ({"IfMatch": etag}, 200)]:
+            try:
+                r = c.get_object(Bucket="copy-bucket", Key="small.bin", **kw)
+                got = r["ResponseMetadata"]["HTTPStatusCode"]
+            except c.exceptions.ClientError as e:
+                got = e.response["ResponseMetadata"]["HTTPStatusCode"]
+            assert got == status, (kw, got)
+
     aws_multipart()
+    copies()
     boto_unaligned()
     boto_bad()
     s5_multipart()
