@@ -120,7 +120,8 @@ pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Lo
                 return Err(ferr(FormatError::PartMismatch { part: 1 }));
             }
             first.verify(&dek).map_err(ferr)?;
-            let len = multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr)?;
+            let len =
+                multipart_len(gw, (bucket, key), &head_etag(&head), &first, stored, parts).await?;
             (len, Some(first))
         }
     };
@@ -311,6 +312,53 @@ async fn pump_parts(
             return;
         }
     }
+}
+
+/// The exact plaintext size of a multipart object. Under the uniform layout
+/// (all parts but the last of part 1's size) one more header read, of the
+/// last part at its predicted offset, confirms it; any other layout (parts
+/// of unequal sizes) is sized by walking its N part headers. A reader that
+/// streams the object still checks the parts it sees against this size.
+async fn multipart_len(
+    gw: &Gateway,
+    (bucket, key): (&str, &str),
+    etag: &str,
+    first: &PartHeader,
+    stored: u64,
+    parts: u32,
+) -> S3Result<u64> {
+    let ferr = |e| format_err(e, bucket, key);
+    if parts <= 1 {
+        return multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr);
+    }
+    let stride = part_ciphertext_len(first.plaintext_len);
+    let last_at = stride.saturating_mul(u64::from(parts - 1));
+    if last_at + HEADER_LEN as u64 <= stored
+        && let Ok(last) = read_header_at(gw, bucket, key, etag, last_at).await?
+        && last.part_number == parts
+        && last.envelope == first.envelope
+        && part_ciphertext_len(last.plaintext_len) == stored - last_at
+    {
+        return Ok(u64::from(parts - 1) * first.plaintext_len + last.plaintext_len);
+    }
+    // Not uniform: walk the headers.
+    let (mut at, mut total) = (0u64, 0u64);
+    for n in 1..=parts {
+        let h = if n == 1 {
+            first.clone()
+        } else {
+            part_header_at(gw, bucket, key, etag, at).await?
+        };
+        if h.part_number != n || h.envelope != first.envelope {
+            return Err(ferr(FormatError::PartMismatch { part: n }));
+        }
+        total += h.plaintext_len;
+        at += part_ciphertext_len(h.plaintext_len);
+    }
+    if at != stored {
+        return Err(ferr(FormatError::InvalidCiphertextLength(stored)));
+    }
+    Ok(total)
 }
 
 /// Plaintext size of a multipart object from its stored size `c`, part count

@@ -582,7 +582,7 @@ def multipart(name, gws_all, up, work):
             second = run(aws + ["s3", "sync", files, "s3://mp-bucket/sync/"])
             assert "upload:" not in second, second
 
-    @check(f"{name}: boto3 parallel multipart with 6,000,000-byte parts (not 64 KiB-aligned), ranges across parts")
+    @check(f"{name}: boto3 parallel multipart with 6,000,000-byte parts (not 64 KiB-aligned) and with unequal parts out of order, ranges across parts")
     def boto_unaligned():
         from boto3.s3.transfer import TransferConfig
         cfg = TransferConfig(multipart_threshold=6_000_000, multipart_chunksize=6_000_000, max_concurrency=4)
@@ -594,6 +594,22 @@ def multipart(name, gws_all, up, work):
         for a, b in [(5_999_990, 6_000_010), (17_999_999, 18_000_000), (len(body) - 7, len(body) - 1)]:
             got = c.get_object(Bucket="mp-bucket", Key="boto/mp-a.bin", Range=f"bytes={a}-{b}")["Body"].read()
             assert got == body[a:b + 1], (a, b)
+        # Parts of unequal sizes, uploaded in parallel in reverse order.
+        import concurrent.futures
+        sizes = [6 << 20, (5 << 20) + 3, 7 << 20, 100_000]
+        blob = payload(sum(sizes), 55)
+        offs = [sum(sizes[:i]) for i in range(len(sizes))]
+        uid = c.create_multipart_upload(Bucket="mp-bucket", Key="boto/unequal")["UploadId"]
+
+        def put(i):
+            return {"PartNumber": i + 1, "ETag": c.upload_part(Bucket="mp-bucket", Key="boto/unequal", UploadId=uid, PartNumber=i + 1,
+                                                               Body=blob[offs[i]:offs[i] + sizes[i]])["ETag"]}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            parts = sorted(pool.map(put, reversed(range(len(sizes)))), key=lambda p: p["PartNumber"])
+        c.complete_multipart_upload(Bucket="mp-bucket", Key="boto/unequal", UploadId=uid, MultipartUpload={"Parts": parts})
+        assert c.get_object(Bucket="mp-bucket", Key="boto/unequal")["Body"].read() == blob
+        a = len(blob) - 50_000
+        assert c.get_object(Bucket="mp-bucket", Key="boto/unequal", Range=f"bytes={a}-")["Body"].read() == blob[a:]
 
     @check(f"{name}: boto3 multipart bad input (wrong ETag, listed upload aborted)")
     def boto_bad():
