@@ -32,34 +32,37 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// The bucket and key of a copy source; versions and access points are
+/// not supported.
+pub(super) fn source(s: &CopySource) -> S3Result<(&str, &str)> {
+    match s {
+        CopySource::Bucket {
+            version_id: Some(_),
+            ..
+        } => Err(s3_error!(
+            NotImplemented,
+            "copying a specific version is not supported"
+        )),
+        CopySource::Bucket { bucket, key, .. } => Ok((bucket, key)),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "copy sources other than bucket/key are not supported"
+        )),
+    }
+}
+
 pub async fn copy_object(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let headers = req.headers;
     let i = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id,
-    } = &i.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "copy sources other than bucket/key are not supported"
-        ));
-    };
-    if version_id.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "copying a specific version is not supported"
-        ));
-    }
+    let (src_bucket, src_key) = source(&i.copy_source)?;
     let replace = i
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
-    if **src_bucket == *i.bucket && **src_key == *i.key && !replace {
+    if src_bucket == i.bucket && src_key == i.key && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."

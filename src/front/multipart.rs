@@ -43,6 +43,31 @@ fn no_such_upload() -> S3Error {
     )
 }
 
+/// Authenticates a client upload id for `name` (FORMAT.md §Upload ids); an
+/// altered id, or one for another object, is logged and is NoSuchUpload.
+fn authenticate(gw: &Gateway, id: &str, name: ObjectName<'_>) -> S3Result<upload_id::UploadId> {
+    upload_id::decode(id, name, gw.keys.as_ref()).map_err(|e| {
+        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", bucket = %name.bucket, key = %name.key, cause = %e, "upload id altered or used for another object");
+        no_such_upload()
+    })
+}
+
+/// [`authenticate`] for a part upload, after checking the part number.
+fn open_upload(
+    gw: &Gateway,
+    id: &str,
+    name: ObjectName<'_>,
+    part_number: i32,
+) -> S3Result<upload_id::UploadId> {
+    if !(1..=MAX_PART_NUMBER).contains(&part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    authenticate(gw, id, name)
+}
+
 /// The provider's id inside a client upload id (either form), for calls that
 /// need no data key.
 fn upstream_id(id: &str) -> S3Result<String> {
@@ -120,16 +145,7 @@ pub async fn upload_part(
         bucket: &bucket,
         key: &key,
     };
-    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
-        ));
-    }
-    let id = upload_id::decode(&input.upload_id, name, gw.keys.as_ref()).map_err(|e| {
-        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
-        no_such_upload()
-    })?;
+    let id = open_upload(gw, &input.upload_id, name, input.part_number)?;
     let Some(body) = input.body.take() else {
         return Err(s3_error!(IncompleteBody));
     };
@@ -239,10 +255,7 @@ pub async fn complete_multipart_upload(
         bucket: &bucket,
         key: &key,
     };
-    let id = upload_id::decode(&input.upload_id, name, gw.keys.as_ref()).map_err(|e| {
-        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
-        no_such_upload()
-    })?;
+    let id = authenticate(gw, &input.upload_id, name)?;
     let named: Vec<(i32, String)> = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -484,40 +497,15 @@ pub async fn upload_part_copy(
         bucket: &bucket,
         key: &key,
     };
-    if !(1..=MAX_PART_NUMBER).contains(&i.part_number) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
-        ));
-    }
-    let id = upload_id::decode(&i.upload_id, name, gw.keys.as_ref()).map_err(|e| {
-        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
-        no_such_upload()
-    })?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id,
-    } = &i.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "copy sources other than bucket/key are not supported"
-        ));
-    };
-    if version_id.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "copying a specific version is not supported"
-        ));
-    }
+    let id = open_upload(gw, &i.upload_id, name, i.part_number)?;
+    let (src_bucket, src_key) = super::copy::source(&i.copy_source)?;
     let range = match &i.copy_source_range {
         Some(r) => Some(parse_copy_range(r)?),
         None => None,
     };
     let get = GetObjectInput {
-        bucket: src_bucket.to_string(),
-        key: src_key.to_string(),
+        bucket: src_bucket.to_owned(),
+        key: src_key.to_owned(),
         range,
         if_match: i.copy_source_if_match.clone(),
         if_none_match: i.copy_source_if_none_match.clone(),
