@@ -16,5 +16,6 @@ pub mod config;
 pub mod format;
 pub mod front;
 pub mod keys;
+pub mod policy;
 pub mod serve;
 pub mod upstream;

@@ -4,6 +4,7 @@
 //! sees which file or key failed and why; the exit code is non-zero.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod exception;
 mod objects;
 mod serve;
 
@@ -31,6 +32,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Manage the registry of formal decisions allowing unencrypted storage.
+    Exception {
+        #[command(subcommand)]
+        action: exception::ExceptionAction,
     },
     /// Run the S3 endpoint. Without --config: the embedded default (a local S3 server in ./data).
     Serve(serve::ServeArgs),
@@ -104,6 +110,7 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Keys { action } => keys(action),
+        Command::Exception { action } => exception::run(action),
         Command::Serve(a) => serve::serve(a),
         Command::Encrypt(a) => objects::encrypt(a),
         Command::Decrypt(a) => objects::decrypt(a),

@@ -22,6 +22,8 @@ pub const LABEL_BINDING: &[u8] = b"sealgate/v1/binding";
 pub const LABEL_NAME: &[u8] = b"sealgate/v1/name";
 /// Label for the sealed-metadata key.
 pub const LABEL_METADATA: &[u8] = b"sealgate/v1/metadata";
+/// Label for the exception-registry MAC key.
+pub const LABEL_REGISTRY: &[u8] = b"sealgate/v1/registry";
 /// Label for the multipart upload-id MAC key and its MAC input.
 pub const LABEL_UPLOAD_ID: &[u8] = b"sealgate/v1/upload-id";
 
@@ -93,6 +95,16 @@ pub fn upload_id_tag(
         mac.update(&(field.len() as u32).to_be_bytes());
         mac.update(field);
     }
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA256 of one exception-registry line under
+/// HKDF(KEK, salt = empty, "sealgate/v1/registry").
+pub fn registry_mac(kek: &[u8; KEY_LEN], line: &[u8]) -> [u8; 32] {
+    let k = hkdf(kek, &[], &[LABEL_REGISTRY]);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("any key length");
+    mac.update(LABEL_REGISTRY);
+    mac.update(line);
     mac.finalize().into_bytes().into()
 }
 

@@ -1,0 +1,229 @@
+//! `sealgate exception …`: the registry of formal decisions that allow
+//! unencrypted storage (docs/EXCEPTIONS.md).
+
+use super::{CliResult, KeysDir};
+use crate::keys::KeyStore;
+use crate::policy::registry::{Allowance, Exception, Registry, Revocation};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::path::PathBuf;
+
+/// Where the registry is.
+#[derive(Debug, clap::Args)]
+pub struct RegistryFile {
+    /// Exception registry file (JSON lines, append-only).
+    #[arg(long, env = "SEALGATE_REGISTRY", default_value = "exceptions.jsonl")]
+    pub registry: PathBuf,
+    #[command(flatten)]
+    keys: KeysDir,
+}
+
+/// Exception subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExceptionAction {
+    /// Record a formal decision allowing unencrypted storage or legacy reads.
+    Register {
+        /// Unique id, e.g. EX-2026-004.
+        #[arg(long)]
+        id: String,
+        /// Who approved the decision.
+        #[arg(long)]
+        approver: String,
+        /// Where the decision is recorded (minutes, ticket).
+        #[arg(long = "decision")]
+        decision_ref: String,
+        /// Why it is needed.
+        #[arg(long)]
+        reason: String,
+        /// The risk assessment.
+        #[arg(long)]
+        risk: String,
+        /// Classification of the data concerned.
+        #[arg(long)]
+        classification: String,
+        /// Bucket name or pattern (`*` wildcard); repeat for several.
+        #[arg(long = "bucket", required = true)]
+        buckets: Vec<String>,
+        /// unencrypted-writes, legacy-reads or data-location; repeat for several.
+        #[arg(long = "allow", required = true)]
+        allows: Vec<Allowance>,
+        /// Valid from (YYYY-MM-DD or RFC 3339; default now).
+        #[arg(long, value_parser = parse_time)]
+        starts: Option<DateTime<Utc>>,
+        /// Valid until (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        expires: DateTime<Utc>,
+        #[command(flatten)]
+        file: RegistryFile,
+    },
+    /// Every exception with its current state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        file: RegistryFile,
+    },
+    /// One exception in full, with its revocation if any.
+    Show {
+        /// Exception id.
+        id: String,
+        #[command(flatten)]
+        file: RegistryFile,
+    },
+    /// Revoke an exception (appended; the original record stays).
+    Revoke {
+        /// Exception id.
+        id: String,
+        /// Who revokes it.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        file: RegistryFile,
+    },
+    /// Check every line's chain and authentication.
+    Verify {
+        #[command(flatten)]
+        file: RegistryFile,
+    },
+}
+
+/// Dates as YYYY-MM-DD (midnight UTC) or RFC 3339.
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            format!("{s:?} is not a date: use YYYY-MM-DD or RFC 3339 (2026-12-31T23:59:59Z)")
+        })
+}
+
+pub(super) fn run(action: ExceptionAction) -> CliResult {
+    match action {
+        ExceptionAction::Register {
+            id,
+            approver,
+            decision_ref,
+            reason,
+            risk,
+            classification,
+            buckets,
+            allows,
+            starts,
+            expires,
+            file,
+        } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            Registry::register(
+                &file.registry,
+                &keys,
+                Exception {
+                    id: id.clone(),
+                    approver,
+                    decision_ref,
+                    reason,
+                    risk,
+                    classification,
+                    buckets,
+                    allows,
+                    starts: starts.unwrap_or_else(Utc::now),
+                    expires,
+                },
+            )?;
+            println!("registered exception {id} in {}", file.registry.display());
+        }
+        ExceptionAction::List { json, file } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            let reg = Registry::load(&file.registry, &keys)?;
+            let now = Utc::now();
+            if json {
+                let rows: Vec<_> = reg
+                    .exceptions
+                    .values()
+                    .map(|(e, r)| {
+                        serde_json::json!({
+                            "exception": e,
+                            "revocation": r,
+                            "state": reg.state(&e.id, now).map(|s| s.to_string()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<16} {:<14} {:<11} {:<30} BUCKETS",
+                    "ID", "STATE", "EXPIRES", "ALLOWS"
+                );
+                for (e, _) in reg.exceptions.values() {
+                    let allows: Vec<String> = e
+                        .allows
+                        .iter()
+                        .map(|a| {
+                            serde_json::to_value(a)
+                                .map(|v| v.as_str().unwrap_or("").to_owned())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    println!(
+                        "{:<16} {:<14} {:<11} {:<30} {}",
+                        e.id,
+                        reg.state(&e.id, now)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default(),
+                        e.expires.format("%Y-%m-%d"),
+                        allows.join(","),
+                        e.buckets.join(",")
+                    );
+                }
+            }
+        }
+        ExceptionAction::Show { id, file } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            let reg = Registry::load(&file.registry, &keys)?;
+            let (e, r) = reg
+                .exceptions
+                .get(&id)
+                .ok_or_else(|| format!("no exception {id} in {}", file.registry.display()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "exception": e,
+                    "revocation": r,
+                    "state": reg.state(&id, Utc::now()).map(|s| s.to_string()),
+                }))?
+            );
+        }
+        ExceptionAction::Revoke {
+            id,
+            by,
+            reason,
+            file,
+        } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            Registry::revoke(
+                &file.registry,
+                &keys,
+                Revocation {
+                    id: id.clone(),
+                    by,
+                    reason,
+                },
+            )?;
+            println!("revoked exception {id}");
+        }
+        ExceptionAction::Verify { file } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            let reg = Registry::load(&file.registry, &keys)?;
+            println!(
+                "{}: {} records, chain and authentication intact",
+                file.registry.display(),
+                reg.len()
+            );
+        }
+    }
+    Ok(())
+}

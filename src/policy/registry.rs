@@ -1,0 +1,393 @@
+//! The exception registry: an append-only JSON-lines file in which every
+//! line is chained to the previous one (SHA-256 of its bytes) and
+//! authenticated with an HMAC under a key derived from a local KEK, so an
+//! edited, reordered or deleted line is detected (docs/EXCEPTIONS.md).
+
+use crate::format::{KekLookup, KeyId, kdf};
+use crate::keys::KeyStore;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What an exception allows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allowance {
+    /// Storing new objects unencrypted in the covered buckets.
+    UnencryptedWrites,
+    /// Reading objects that predate the gateway (not in sealgate's format).
+    LegacyReads,
+    /// Using an upstream outside the allowed jurisdictions.
+    DataLocation,
+}
+
+impl std::str::FromStr for Allowance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "unencrypted-writes" => Ok(Allowance::UnencryptedWrites),
+            "legacy-reads" => Ok(Allowance::LegacyReads),
+            "data-location" => Ok(Allowance::DataLocation),
+            _ => Err(format!(
+                "unknown allowance {s:?}: expected unencrypted-writes, legacy-reads or data-location"
+            )),
+        }
+    }
+}
+
+/// A formal decision to allow something encryption would otherwise forbid.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exception {
+    /// Unique id, e.g. `EX-2026-004`.
+    pub id: String,
+    /// Who approved the decision.
+    pub approver: String,
+    /// Where the decision is recorded (minutes, ticket).
+    pub decision_ref: String,
+    /// Why it is needed.
+    pub reason: String,
+    /// The risk assessment.
+    pub risk: String,
+    /// Classification of the data concerned.
+    pub classification: String,
+    /// Bucket names or patterns (`*` matches any run of characters).
+    pub buckets: Vec<String>,
+    /// What it allows.
+    pub allows: Vec<Allowance>,
+    /// Valid from.
+    pub starts: DateTime<Utc>,
+    /// Valid until (exclusive).
+    pub expires: DateTime<Utc>,
+}
+
+/// A revocation: appended, never replacing the original record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The exception revoked.
+    pub id: String,
+    /// Who revoked it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One registry entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// A new exception.
+    Register(Exception),
+    /// An exception revoked.
+    Revoke(Revocation),
+}
+
+/// One line of the file, without its MAC (the MAC covers exactly these
+/// fields, serialized in this order).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    seq: u64,
+    time: DateTime<Utc>,
+    /// SHA-256 (hex) of the previous line's bytes; 64 zeros for the first.
+    prev: String,
+    /// The KEK the MAC key derives from.
+    key: String,
+    entry: Entry,
+}
+
+/// A line as stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(flatten)]
+    body: Body,
+    mac: String,
+}
+
+/// Why the registry cannot be used or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A line fails verification: edited, reordered, deleted or cut short.
+    #[error("{path} line {line}: {why} (the registry has been altered outside sealgate)")]
+    Damaged {
+        /// File.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What failed.
+        why: String,
+    },
+    /// A new entry is refused; the registry is unchanged.
+    #[error("{0}; the registry is unchanged")]
+    Invalid(String),
+}
+
+/// An exception's state at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Valid now.
+    Active,
+    /// Not yet valid.
+    Pending,
+    /// Past its expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Active => "active",
+            State::Pending => "not yet valid",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+        })
+    }
+}
+
+/// A verified registry, folded into its current records.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Exceptions by id, with their revocation if any.
+    pub exceptions: BTreeMap<String, (Exception, Option<Revocation>)>,
+    lines: usize,
+    last_hash: [u8; 32],
+}
+
+impl Registry {
+    /// Reads and verifies the whole file; a missing file is an empty registry.
+    pub fn load(path: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let mut reg = Registry::default();
+        let damaged = |line: usize, why: String| RegistryError::Damaged {
+            path: path.to_owned(),
+            line,
+            why,
+        };
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            let n = text.split(|b| *b == b'\n').count();
+            return Err(damaged(
+                n,
+                "the last line is cut short (no line end)".into(),
+            ));
+        }
+        for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
+            if raw.is_empty() && i + 1 == text.split(|b| *b == b'\n').count() {
+                break; // after the final newline
+            }
+            let n = i + 1;
+            let line: Line = serde_json::from_slice(raw)
+                .map_err(|e| damaged(n, format!("not a registry record: {e}")))?;
+            if line.body.seq != n as u64 {
+                return Err(damaged(
+                    n,
+                    format!("sequence number {} where {n} was expected", line.body.seq),
+                ));
+            }
+            if line.body.prev != hex::encode(reg.last_hash) {
+                return Err(damaged(n, "does not chain to the previous line".into()));
+            }
+            let id = KeyId::from_hex(&line.body.key)
+                .ok_or_else(|| damaged(n, "malformed key id".into()))?;
+            let kek = keys.kek(&id).ok_or_else(|| {
+                damaged(
+                    n,
+                    format!("authenticated with key {id}, which the key store lacks"),
+                )
+            })?;
+            let body = serde_json::to_vec(&line.body).expect("serializable");
+            let want = kdf::registry_mac(kek.secret(), &body);
+            let got = hex::decode(&line.mac).unwrap_or_default();
+            if !kdf::ct_eq(&want, &got) {
+                return Err(damaged(n, "authentication failed".into()));
+            }
+            reg.apply(line.body.entry).map_err(|why| damaged(n, why))?;
+            reg.last_hash = Sha256::digest(raw).into();
+            reg.lines = n;
+        }
+        Ok(reg)
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), String> {
+        match entry {
+            Entry::Register(e) => {
+                if self.exceptions.contains_key(&e.id) {
+                    return Err(format!("exception {} registered twice", e.id));
+                }
+                self.exceptions.insert(e.id.clone(), (e, None));
+            }
+            Entry::Revoke(r) => match self.exceptions.get_mut(&r.id) {
+                Some((_, rev @ None)) => *rev = Some(r),
+                Some(_) => return Err(format!("exception {} revoked twice", r.id)),
+                None => return Err(format!("revokes unknown exception {}", r.id)),
+            },
+        }
+        Ok(())
+    }
+
+    /// Checks a new exception, then appends it (chained, authenticated with
+    /// the active key). Nothing is written when a check fails.
+    pub fn register(path: &Path, keys: &KeyStore, e: Exception) -> Result<(), RegistryError> {
+        let bad = |m: String| Err(RegistryError::Invalid(m));
+        for (what, v) in [
+            ("id", &e.id),
+            ("approver", &e.approver),
+            ("decision reference", &e.decision_ref),
+            ("reason", &e.reason),
+            ("risk assessment", &e.risk),
+            ("data classification", &e.classification),
+        ] {
+            if v.trim().is_empty() {
+                return bad(format!("the {what} is missing"));
+            }
+        }
+        if e.expires <= e.starts {
+            return bad(format!(
+                "expiry {} is not after start {}",
+                e.expires, e.starts
+            ));
+        }
+        if e.buckets.is_empty() {
+            return bad("no bucket given".into());
+        }
+        if let Some(b) = e.buckets.iter().find(|b| !valid_pattern(b)) {
+            return bad(format!(
+                "bucket pattern {b:?} is not a bucket name (3-63 of a-z 0-9 . -) with optional *"
+            ));
+        }
+        if e.allows.is_empty() {
+            return bad("the exception allows nothing".into());
+        }
+        Self::append(path, keys, |reg| {
+            if reg.exceptions.contains_key(&e.id) {
+                return Err(format!("exception {} already exists", e.id));
+            }
+            Ok(Entry::Register(e))
+        })
+    }
+
+    /// Appends a revocation of a registered, unrevoked exception.
+    pub fn revoke(path: &Path, keys: &KeyStore, r: Revocation) -> Result<(), RegistryError> {
+        if r.by.trim().is_empty() || r.reason.trim().is_empty() {
+            return Err(RegistryError::Invalid(
+                "a revocation needs who (--by) and why (--reason)".into(),
+            ));
+        }
+        Self::append(path, keys, |reg| match reg.exceptions.get(&r.id) {
+            None => Err(format!("no exception {}", r.id)),
+            Some((_, Some(_))) => Err(format!("exception {} is already revoked", r.id)),
+            Some(_) => Ok(Entry::Revoke(r)),
+        })
+    }
+
+    /// Verifies the file under an exclusive lock, lets `make` build the next
+    /// entry from the verified state, and appends it with one write + fsync.
+    fn append(
+        path: &Path,
+        keys: &KeyStore,
+        make: impl FnOnce(&Registry) -> Result<Entry, String>,
+    ) -> Result<(), RegistryError> {
+        let io = |source| RegistryError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let reg = Registry::load(path, keys)?;
+        let entry = make(&reg).map_err(RegistryError::Invalid)?;
+        let kek = keys.active();
+        let body = Body {
+            seq: reg.lines as u64 + 1,
+            time: Utc::now(),
+            prev: hex::encode(reg.last_hash),
+            key: kek.id().to_string(),
+            entry,
+        };
+        let mac = hex::encode(kdf::registry_mac(
+            kek.secret(),
+            &serde_json::to_vec(&body).expect("serializable"),
+        ));
+        let mut line = serde_json::to_vec(&Line { body, mac }).expect("serializable");
+        line.push(b'\n');
+        file.write_all(&line).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(())
+    }
+
+    /// The state of exception `id` at `now`.
+    pub fn state(&self, id: &str, now: DateTime<Utc>) -> Option<State> {
+        let (e, rev) = self.exceptions.get(id)?;
+        Some(if rev.is_some() {
+            State::Revoked
+        } else if now < e.starts {
+            State::Pending
+        } else if now >= e.expires {
+            State::Expired
+        } else {
+            State::Active
+        })
+    }
+
+    /// Number of verified lines.
+    pub fn len(&self) -> usize {
+        self.lines
+    }
+
+    /// Whether the registry has no lines.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+}
+
+/// Bucket-name characters, 3–63 long, with `*` wildcards allowed.
+fn valid_pattern(p: &str) -> bool {
+    (1..=63).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.*".contains(&b))
+        && (p.contains('*') || p.len() >= 3)
+}
+
+/// Whether `bucket` matches `pattern` (`*` = any run of characters).
+pub fn matches(pattern: &str, bucket: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == bucket,
+        Some((head, rest)) => {
+            let Some(tail) = bucket.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && matches(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
