@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         action: exception::ExceptionAction,
     },
+    /// Check the audit log's chain and authentication.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Run the S3 endpoint. Without --config: the embedded default (a local S3 server in ./data).
     Serve(serve::ServeArgs),
     /// Encrypt a file into the sealgate object format, bound to a bucket and key.
@@ -88,6 +93,18 @@ enum KeysAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Verify every line of an audit log.
+    Verify {
+        /// The audit log file.
+        #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
+        audit_log: PathBuf,
+        #[command(flatten)]
+        dir: KeysDir,
+    },
+}
+
 /// Parses arguments, runs the command and turns errors into exit code 1.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -111,6 +128,17 @@ fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Keys { action } => keys(action),
         Command::Exception { action } => exception::run(action),
+        Command::Audit {
+            action: AuditAction::Verify { audit_log, dir },
+        } => {
+            let keys = KeyStore::load(&dir.keys_dir)?;
+            let (n, _) = crate::audit::verify(&audit_log, &keys)?;
+            println!(
+                "{}: {n} records, chain and authentication intact",
+                audit_log.display()
+            );
+            Ok(())
+        }
         Command::Serve(a) => serve::serve(a),
         Command::Encrypt(a) => objects::encrypt(a),
         Command::Decrypt(a) => objects::decrypt(a),

@@ -39,13 +39,17 @@ pub struct ServeArgs {
     /// Private key (PEM) for --tls-cert.
     #[arg(long = "tls-key", env = "SEALGATE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Append security events to this hash-chained, authenticated audit log
+    /// (one file per instance; `sealgate audit verify` checks it).
+    #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long = "log-json", env = "SEALGATE_LOG_JSON")]
     log_json: bool,
 }
 
 pub(super) fn serve(a: ServeArgs) -> CliResult {
-    init_logging(a.log_json);
+    let audit = init_logging(a.log_json);
     let client = match (a.access_key, a.secret_key) {
         (Some(ak), Some(sk)) => Some((ak, sk)),
         (None, None) => None,
@@ -65,6 +69,11 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         .build()?;
     rt.block_on(async move {
         let running = start(opts).await?;
+        if let Some(path) = &a.audit_log {
+            let keys = crate::keys::KeyStore::load(&running.keys_dir)?;
+            audit.attach(crate::audit::AuditLog::open(path, &keys)?);
+            tracing::info!(target: "sealgate::security", event = "gateway_started", addr = %running.addr, "audit log opened");
+        }
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
             eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
@@ -98,16 +107,21 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(json: bool) {
+/// Installs the log subscriber (text or JSON, filtered by SEALGATE_LOG) and
+/// the audit layer, which writes once a log is attached.
+fn init_logging(json: bool) -> crate::audit::AuditLayer {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_env("SEALGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,s3s=warn,aws=warn"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let audit = crate::audit::AuditLayer::default();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Security events reach the audit log whatever the display filter says.
+    let registry = tracing_subscriber::registry().with(audit.clone());
     if json {
-        b.json().init();
+        registry.with(fmt.json().with_filter(filter)).init();
     } else {
-        b.init();
+        registry.with(fmt.with_filter(filter)).init();
     }
+    audit
 }

@@ -24,6 +24,8 @@ pub const LABEL_NAME: &[u8] = b"sealgate/v1/name";
 pub const LABEL_METADATA: &[u8] = b"sealgate/v1/metadata";
 /// Label for the exception-registry MAC key.
 pub const LABEL_REGISTRY: &[u8] = b"sealgate/v1/registry";
+/// Label for the audit-log MAC key.
+pub const LABEL_AUDIT: &[u8] = b"sealgate/v1/audit";
 /// Label for the multipart upload-id MAC key and its MAC input.
 pub const LABEL_UPLOAD_ID: &[u8] = b"sealgate/v1/upload-id";
 
@@ -101,9 +103,19 @@ pub fn upload_id_tag(
 /// HMAC-SHA256 of one exception-registry line under
 /// HKDF(KEK, salt = empty, "sealgate/v1/registry").
 pub fn registry_mac(kek: &[u8; KEY_LEN], line: &[u8]) -> [u8; 32] {
-    let k = hkdf(kek, &[], &[LABEL_REGISTRY]);
+    chain_mac(LABEL_REGISTRY, kek, line)
+}
+
+/// HMAC-SHA256 of one audit-log line under
+/// HKDF(KEK, salt = empty, "sealgate/v1/audit").
+pub fn audit_mac(kek: &[u8; KEY_LEN], line: &[u8]) -> [u8; 32] {
+    chain_mac(LABEL_AUDIT, kek, line)
+}
+
+fn chain_mac(label: &[u8], kek: &[u8; KEY_LEN], line: &[u8]) -> [u8; 32] {
+    let k = hkdf(kek, &[], &[label]);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("any key length");
-    mac.update(LABEL_REGISTRY);
+    mac.update(label);
     mac.update(line);
     mac.finalize().into_bytes().into()
 }

@@ -68,6 +68,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Whether the endpoint speaks HTTPS.
     pub tls: bool,
+    /// The key store in use.
+    pub keys_dir: PathBuf,
     /// Client credentials, when the embedded default made or took them.
     pub client: Option<(String, String)>,
     /// Key id generated on this start (first run of the embedded default).
@@ -211,6 +213,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     Ok(Running {
         addr,
         tls: https,
+        keys_dir: keys_dir.clone(),
         client: shown_client,
         generated_key,
         data_dir,
