@@ -38,6 +38,12 @@ enum Command {
         #[command(subcommand)]
         action: exception::ExceptionAction,
     },
+    /// Validate a configuration without starting: keys, secrets and their
+    /// permissions, upstream, TLS; prints each bucket's effective mode.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Check the audit log's chain and authentication.
     Audit {
         #[command(subcommand)]
@@ -94,6 +100,17 @@ enum KeysAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Check everything the gateway would load at start; exit 1 on any problem.
+    Check {
+        /// Configuration file (default: SEALGATE_CONFIG, or the SEALGATE_*
+        /// environment alone when SEALGATE_UPSTREAM_ENDPOINT is set).
+        #[arg(long, env = "SEALGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditAction {
     /// Verify every line of an audit log.
     Verify {
@@ -128,6 +145,9 @@ fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Keys { action } => keys(action),
         Command::Exception { action } => exception::run(action),
+        Command::Config {
+            action: ConfigAction::Check { config },
+        } => config_check(config),
         Command::Audit {
             action: AuditAction::Verify { audit_log, dir },
         } => {
@@ -144,6 +164,31 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Decrypt(a) => objects::decrypt(a),
         Command::Inspect(a) => objects::inspect(a),
     }
+}
+
+fn config_check(path: Option<PathBuf>) -> CliResult {
+    use crate::config::{Config, check};
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = match &path {
+        Some(p) => {
+            let mut c = Config::load(p)?;
+            c.apply_env(env)?;
+            c
+        }
+        None => Config::from_env(env).map_err(|e| {
+            format!("{e} (give --config FILE; the embedded default needs no configuration)")
+        })?,
+    };
+    let findings = check::check(&cfg);
+    for f in &findings {
+        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
+    }
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed > 0 {
+        return Err(format!("{failed} problem(s) found").into());
+    }
+    println!("configuration is valid");
+    Ok(())
 }
 
 fn keys(action: KeysAction) -> CliResult {

@@ -4,6 +4,8 @@
 //! Without a file, `sealgate serve` runs the embedded default: a real S3
 //! server (s3s-fs) in-process on a local data directory.
 
+pub mod check;
+
 use crate::format::Algorithm;
 use std::path::{Path, PathBuf};
 

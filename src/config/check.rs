@@ -1,0 +1,193 @@
+//! `sealgate config check`: everything a gateway would load at start,
+//! checked without starting it, every problem reported (not just the first).
+
+use super::{Config, secret};
+use crate::keys::KeyStore;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// One checked item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was checked, and the problem when it failed.
+    pub message: String,
+}
+
+fn ok(m: impl Into<String>) -> Finding {
+    Finding {
+        ok: true,
+        message: m.into(),
+    }
+}
+
+fn fail(m: impl Into<String>) -> Finding {
+    Finding {
+        ok: false,
+        message: m.into(),
+    }
+}
+
+/// A secret file must not be readable by group or others.
+fn check_secret_file(what: &str, path: &Path, out: &mut Vec<Finding>) {
+    match std::fs::metadata(path) {
+        Err(e) => out.push(fail(format!("{what}: {}: {e}", path.display()))),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => out.push(fail(format!(
+            "{what}: {} is readable by group or others (mode {:o}); run chmod 600 {}",
+            path.display(),
+            m.permissions().mode() & 0o777,
+            path.display()
+        ))),
+        Ok(_) => out.push(ok(format!("{what}: {}", path.display()))),
+    }
+}
+
+/// Checks a loaded configuration: algorithm, key store, secrets and their
+/// file permissions, upstream endpoint and CA bundle, TLS files, and states
+/// every bucket's effective mode.
+pub fn check(cfg: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match cfg.algorithm() {
+        Ok(a) => out.push(ok(format!("algorithm for new objects: {}", a.name()))),
+        Err(e) => out.push(fail(e.to_string())),
+    }
+    let active = match KeyStore::load(&cfg.keys_dir) {
+        Ok(k) => {
+            out.push(ok(format!(
+                "key store {}: {} key(s), active {}",
+                cfg.keys_dir.display(),
+                k.list().len(),
+                k.active().id()
+            )));
+            Some(k.active().id().to_string())
+        }
+        Err(e) => {
+            out.push(fail(format!("key store: {e}")));
+            None
+        }
+    };
+    let u = &cfg.upstream;
+    match url_scheme(&u.endpoint) {
+        Some("https") | Some("http") => out.push(ok(format!("upstream endpoint {}", u.endpoint))),
+        _ => out.push(fail(format!(
+            "upstream.endpoint {:?}: expected an http:// or https:// URL",
+            u.endpoint
+        ))),
+    }
+    match (
+        &u.access_key,
+        secret(&u.secret_key, &u.secret_key_file, "upstream.secret_key"),
+    ) {
+        (_, Err(e)) => out.push(fail(e.to_string())),
+        (Some(_), Ok(Some(_))) => out.push(ok("upstream credentials from the configuration")),
+        (None, Ok(None)) => out.push(ok(
+            "upstream credentials from the AWS environment/profile chain",
+        )),
+        _ => out.push(fail(
+            "upstream: give both access_key and secret_key, or neither",
+        )),
+    }
+    if let Some(f) = &u.secret_key_file {
+        check_secret_file("upstream.secret_key_file", f, &mut out);
+    }
+    if let Some(ca) = &u.ca_file {
+        match std::fs::read(ca) {
+            Ok(pem) => {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject;
+                let n = CertificateDer::pem_slice_iter(&pem)
+                    .filter(Result::is_ok)
+                    .count();
+                if n > 0 {
+                    out.push(ok(format!(
+                        "upstream.ca_file {}: {n} certificate(s)",
+                        ca.display()
+                    )));
+                } else {
+                    out.push(fail(format!(
+                        "upstream.ca_file {}: no PEM certificate found",
+                        ca.display()
+                    )));
+                }
+            }
+            Err(e) => out.push(fail(format!("upstream.ca_file {}: {e}", ca.display()))),
+        }
+    }
+    if cfg.credentials.is_empty() {
+        out.push(fail(
+            "no client credentials: add [[credentials]] (or set SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY when serving)",
+        ));
+    }
+    for c in &cfg.credentials {
+        let what = format!("credentials {}", c.access_key);
+        match secret(&c.secret_key, &c.secret_key_file, &what) {
+            Ok(Some(_)) => out.push(ok(format!("{what}: buckets {}", c.buckets.join(", ")))),
+            Ok(None) => out.push(fail(format!("{what}: secret_key missing"))),
+            Err(e) => out.push(fail(e.to_string())),
+        }
+        if let Some(f) = &c.secret_key_file {
+            check_secret_file(&format!("{what} secret_key_file"), f, &mut out);
+        }
+    }
+    if let Some(t) = &cfg.tls {
+        match crate::serve::listener::tls_acceptor(&t.cert_file, &t.key_file) {
+            Ok(_) => out.push(ok(format!("TLS certificate {}", t.cert_file.display()))),
+            Err(e) => out.push(fail(e.to_string())),
+        }
+        check_secret_file("tls.key_file", &t.key_file, &mut out);
+    }
+    if let Some(d) = &cfg.domain {
+        match crate::serve::host::GatewayHost::new([d.clone()]) {
+            Ok(_) => out.push(ok(format!("virtual-host domain {d}"))),
+            Err(e) => out.push(fail(e)),
+        }
+    }
+    out.push(ok(format!(
+        "every bucket: encrypted ({}, active key {}); no passthrough buckets are configured",
+        cfg.algorithm().map(|a| a.name()).unwrap_or("?"),
+        active.as_deref().unwrap_or("?")
+    )));
+    out
+}
+
+fn url_scheme(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    (!rest.is_empty()).then_some(scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("client.secret");
+        std::fs::write(&secret_file, "s3cret\n").unwrap();
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cfg: Config = toml::from_str(&format!(
+            "keys_dir = {:?}\nalgorithm = \"DES\"\ndomain = \"bad domain\"\n[upstream]\nendpoint = \"s3.example.com\"\naccess_key = \"ak\"\n[[credentials]]\naccess_key = \"app\"\nsecret_key_file = {:?}\n[[credentials]]\naccess_key = \"nosecret\"\n",
+            dir.path().join("no-keys"),
+            secret_file
+        ))
+        .unwrap();
+        let failed: Vec<String> = check(&cfg)
+            .into_iter()
+            .filter(|f| !f.ok)
+            .map(|f| f.message)
+            .collect();
+        let all = failed.join("\n");
+        for want in [
+            "algorithm \"DES\"",
+            "key store",
+            "expected an http:// or https:// URL",
+            "give both access_key and secret_key",
+            "chmod 600",
+            "credentials nosecret: secret_key missing",
+            "domain",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+    }
+}
