@@ -34,6 +34,42 @@ fn a_valid_config_passes_and_problems_fail_with_their_reasons() {
     assert!(ok && out.contains("configuration is valid"), "{out}");
     assert!(out.contains("every bucket: encrypted"), "{out}");
 
+    // A passthrough bucket needs an exception in force.
+    let reg = dir.path().join("exceptions.jsonl");
+    let with_policy = format!(
+        "{text}[policy]\nregistry = {reg:?}\n[[policy.passthrough]]\nbucket = \"www\"\nexception = \"EX-9\"\n"
+    );
+    std::fs::write(&cfg, &with_policy).unwrap();
+    let (ok, out) = check(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("EX-9") && out.contains("not in the registry"),
+        "{out}"
+    );
+    let keys_store = sealgate::keys::KeyStore::load(&keys).unwrap();
+    sealgate::policy::registry::Registry::register(
+        &reg,
+        &keys_store,
+        sealgate::policy::registry::Exception {
+            id: "EX-9".into(),
+            approver: "CISO".into(),
+            decision_ref: "minutes".into(),
+            reason: "public".into(),
+            risk: "low".into(),
+            classification: "public".into(),
+            buckets: vec!["www".into()],
+            allows: vec![sealgate::policy::registry::Allowance::UnencryptedWrites],
+            starts: chrono::Utc::now() - chrono::Duration::days(1),
+            expires: chrono::Utc::now() + chrono::Duration::days(30),
+        },
+    )
+    .unwrap();
+    let (ok, out) = check(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("bucket www: PASSTHROUGH") && out.contains("EX-9"),
+        "{out}"
+    );
+    std::fs::write(&cfg, &text).unwrap();
+
     // A world-readable secret file fails, naming the fix.
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (ok, out) = check(&["--config", cfg.to_str().unwrap()]);

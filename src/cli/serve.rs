@@ -74,6 +74,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             audit.attach(crate::audit::AuditLog::open(path, &keys)?);
             tracing::info!(target: "sealgate::security", event = "gateway_started", addr = %running.addr, "audit log opened");
         }
+        running.policy.announce();
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
             eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());

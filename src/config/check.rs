@@ -52,7 +52,8 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         Ok(a) => out.push(ok(format!("algorithm for new objects: {}", a.name()))),
         Err(e) => out.push(fail(e.to_string())),
     }
-    let active = match KeyStore::load(&cfg.keys_dir) {
+    let store = KeyStore::load(&cfg.keys_dir);
+    let active = match &store {
         Ok(k) => {
             out.push(ok(format!(
                 "key store {}: {} key(s), active {}",
@@ -143,11 +144,33 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             Err(e) => out.push(fail(e)),
         }
     }
-    out.push(ok(format!(
-        "every bucket: encrypted ({}, active key {}); no passthrough buckets are configured",
-        cfg.algorithm().map(|a| a.name()).unwrap_or("?"),
+    let algorithm = cfg.algorithm().map(|a| a.name()).unwrap_or("?");
+    let encrypted = format!(
+        "encrypted ({algorithm}, active key {})",
         active.as_deref().unwrap_or("?")
-    )));
+    );
+    match (&store, cfg.policy.passthrough.is_empty()) {
+        (_, true) => out.push(ok(format!(
+            "every bucket: {encrypted}; no passthrough buckets are configured"
+        ))),
+        (Ok(keys), false) => {
+            match crate::policy::Policy::load(&cfg.policy, keys, chrono::Utc::now()) {
+                Ok(_) => {
+                    for r in &cfg.policy.passthrough {
+                        out.push(ok(format!(
+                            "bucket {}: PASSTHROUGH (unencrypted) under exception {}",
+                            r.bucket, r.exception
+                        )));
+                    }
+                    out.push(ok(format!("every other bucket: {encrypted}")));
+                }
+                Err(e) => out.push(fail(format!("policy: {e}"))),
+            }
+        }
+        (Err(_), false) => out.push(fail(
+            "policy: cannot check the passthrough buckets without the key store",
+        )),
+    }
     out
 }
 

@@ -58,6 +58,45 @@ pub struct Config {
     /// Client credentials.
     #[serde(default)]
     pub credentials: Vec<ClientCredential>,
+    /// Which buckets may pass data through unencrypted, and under which
+    /// registered exception (docs/EXCEPTIONS.md). Every other bucket is encrypted.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// Bucket policy.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The exception registry file.
+    #[serde(default = "default_registry")]
+    pub registry: PathBuf,
+    /// Passthrough buckets, each naming the exception that allows it.
+    #[serde(default)]
+    pub passthrough: Vec<PassthroughRule>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            registry: default_registry(),
+            passthrough: Vec::new(),
+        }
+    }
+}
+
+/// One passthrough bucket (or pattern) and its exception.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassthroughRule {
+    /// Bucket name or pattern (`*` wildcard).
+    pub bucket: String,
+    /// The registered exception that allows it.
+    pub exception: String,
+}
+
+fn default_registry() -> PathBuf {
+    "exceptions.jsonl".into()
 }
 
 /// The upstream S3 provider.
@@ -179,6 +218,9 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_DOMAIN") {
             self.domain = Some(v).filter(|d| !d.is_empty());
+        }
+        if let Some(v) = env("SEALGATE_REGISTRY") {
+            self.policy.registry = PathBuf::from(v);
         }
         if let Some(v) = env("SEALGATE_ALGORITHM") {
             self.algorithm = v;

@@ -58,6 +58,8 @@ pub async fn copy_object(
     let headers = req.headers;
     let i = req.input;
     let (src_bucket, src_key) = source(&i.copy_source)?;
+    super::passthrough::refuse_unsupported(gw, src_bucket, "copies")?;
+    super::passthrough::refuse_unsupported(gw, &i.bucket, "copies")?;
     let replace = i
         .metadata_directive
         .as_ref()

@@ -408,6 +408,9 @@ pub(super) async fn get_object(
             "GetObject with partNumber is not supported"
         ));
     }
+    if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
+        return super::passthrough::get_plain(gw, i).await;
+    }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
     let obj = locate(gw, &bucket, &key).await?;
     preconditions(
@@ -659,6 +662,9 @@ pub async fn head_object(
             NotImplemented,
             "HeadObject with partNumber is not supported"
         ));
+    }
+    if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
+        return super::passthrough::head_plain(gw, i).await;
     }
     let obj = locate(gw, &i.bucket, &i.key).await?;
     preconditions(

@@ -53,11 +53,23 @@ impl Enc {
     }
 }
 
-fn object(o: &aws_sdk_s3::types::Object, enc: &Enc) -> Object {
+/// A listed object as clients see it. In a passthrough bucket (`raw`)
+/// objects are listed as stored: size and ETag unconverted.
+fn object(o: &aws_sdk_s3::types::Object, enc: &Enc, raw: bool) -> Object {
+    let stored = o.size().unwrap_or(0);
     Object {
         key: enc.s(o.key()),
-        size: Some(plaintext_size(o.size().unwrap_or(0), o.e_tag())),
-        e_tag: etag(o.e_tag()),
+        size: Some(if raw {
+            stored
+        } else {
+            plaintext_size(stored, o.e_tag())
+        }),
+        e_tag: if raw {
+            o.e_tag()
+                .map(|e| ETag::Strong(e.trim_matches('"').to_owned()))
+        } else {
+            etag(o.e_tag())
+        },
         last_modified: o.last_modified().and_then(timestamp),
         storage_class: o
             .storage_class()
@@ -93,7 +105,12 @@ pub async fn list_objects_v2(
         .send()
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let contents: Vec<Object> = out.contents().iter().map(|o| object(o, &enc)).collect();
+    let raw = gw.policy.passthrough(&i.bucket).is_some();
+    let contents: Vec<Object> = out
+        .contents()
+        .iter()
+        .map(|o| object(o, &enc, raw))
+        .collect();
     let common = prefixes(out.common_prefixes(), &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -130,7 +147,12 @@ pub async fn list_objects(
         .send()
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let contents: Vec<Object> = out.contents().iter().map(|o| object(o, &enc)).collect();
+    let raw = gw.policy.passthrough(&i.bucket).is_some();
+    let contents: Vec<Object> = out
+        .contents()
+        .iter()
+        .map(|o| object(o, &enc, raw))
+        .collect();
     let truncated = out.is_truncated().unwrap_or(false);
     // S3 returns NextMarker only with a delimiter; clients then use the last key.
     let next_marker = out.next_marker().map(str::to_owned).or_else(|| {

@@ -13,6 +13,7 @@ pub mod error;
 mod get;
 mod list;
 mod multipart;
+mod passthrough;
 mod put;
 
 use crate::format::Algorithm;
@@ -28,15 +29,23 @@ pub struct Gateway {
     upstream: Upstream,
     keys: Arc<KeyStore>,
     algorithm: Algorithm,
+    policy: Arc<crate::policy::Policy>,
 }
 
 impl Gateway {
-    /// A gateway encrypting new objects with `algorithm` under the store's active key.
-    pub fn new(upstream: Upstream, keys: Arc<KeyStore>, algorithm: Algorithm) -> Self {
+    /// A gateway encrypting new objects with `algorithm` under the store's
+    /// active key, except in the passthrough buckets `policy` allows.
+    pub fn new(
+        upstream: Upstream,
+        keys: Arc<KeyStore>,
+        algorithm: Algorithm,
+        policy: Arc<crate::policy::Policy>,
+    ) -> Self {
         Gateway {
             upstream,
             keys,
             algorithm,
+            policy,
         }
     }
 }

@@ -90,6 +90,7 @@ pub async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    super::passthrough::refuse_unsupported(gw, &bucket, "multipart uploads")?;
     let name = ObjectName {
         bucket: &bucket,
         key: &key,
@@ -172,10 +173,10 @@ pub async fn upload_part(
     let out = stream_part(
         body,
         &header,
-        sealer,
+        Some(sealer),
         check,
         trailers,
-        (&bucket, &key),
+        (&bucket, &key, None),
         move |b| async move {
             request
                 .body(b)
@@ -499,6 +500,7 @@ pub async fn upload_part_copy(
     };
     let id = open_upload(gw, &i.upload_id, name, i.part_number)?;
     let (src_bucket, src_key) = super::copy::source(&i.copy_source)?;
+    super::passthrough::refuse_unsupported(gw, src_bucket, "copies")?;
     let range = match &i.copy_source_range {
         Some(r) => Some(parse_copy_range(r)?),
         None => None,
@@ -550,10 +552,10 @@ pub async fn upload_part_copy(
     let out = stream_part(
         body,
         &header,
-        sealer,
+        Some(sealer),
         check,
         None,
-        (&bucket, &key),
+        (&bucket, &key, None),
         move |b| async move {
             request
                 .body(b)

@@ -47,6 +47,9 @@ pub async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    if let Some(rule) = gw.policy.passthrough(&req.input.bucket) {
+        return super::passthrough::put_object(gw, req, rule.clone()).await;
+    }
     let headers = req.headers;
     let trailers = req.trailing_headers;
     let mut input = req.input;
@@ -122,10 +125,10 @@ pub async fn put_object(
     let out = stream_part(
         body,
         &header,
-        sealer,
+        Some(sealer),
         check,
         trailers,
-        (&bucket, &key),
+        (&bucket, &key, None),
         move |b| async move {
             request
                 .body(b)
@@ -142,7 +145,9 @@ pub async fn put_object(
 }
 
 /// Seals `body` as one part stream (after `header`) and sends it upstream
-/// through the request `send` builds around the ciphertext body.
+/// through the request `send` builds around the ciphertext body. Without a
+/// sealer (a passthrough bucket) the body goes upstream as it came, and
+/// `header` is empty.
 ///
 /// The client's checksums are verified on the plaintext, and the chunk
 /// holding the final segment is held back until they pass: on a mismatch, a
@@ -152,10 +157,10 @@ pub async fn put_object(
 pub(crate) async fn stream_part<T, F>(
     mut body: StreamingBlob,
     header: &[u8],
-    mut sealer: PartSealer,
+    mut sealer: Option<PartSealer>,
     mut check: Checks,
     trailers: Option<s3s::TrailingHeaders>,
-    (bucket, key): (&str, &str),
+    (bucket, key, plain_len): (&str, &str, Option<u64>),
     send: impl FnOnce(aws_sdk_s3::primitives::ByteStream) -> F,
 ) -> S3Result<T>
 where
@@ -170,7 +175,10 @@ where
         upstream_body,
     )));
     let pumped = async {
-        send_chunk(&tx, Bytes::copy_from_slice(header)).await?;
+        if !header.is_empty() {
+            send_chunk(&tx, Bytes::copy_from_slice(header)).await?;
+        }
+        let mut seen = 0u64;
         let mut held: Option<Bytes> = None;
         let mut out = Vec::new();
         while let Some(chunk) = body.next().await {
@@ -179,14 +187,27 @@ where
                 client_body_error(&e.to_string())
             })?;
             check.update(&chunk);
-            sealer.push(&chunk, &mut out).map_err(ferr)?;
+            seen += chunk.len() as u64;
+            match sealer.as_mut() {
+                Some(s) => s.push(&chunk, &mut out).map_err(ferr)?,
+                None => out.extend_from_slice(&chunk),
+            }
             if !out.is_empty()
                 && let Some(prev) = held.replace(Bytes::from(std::mem::take(&mut out)))
             {
                 send_chunk(&tx, prev).await?;
             }
         }
-        sealer.finish(&mut out).map_err(ferr)?;
+        match sealer {
+            Some(s) => s.finish(&mut out).map_err(ferr)?,
+            None if Some(seen) != plain_len => {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "body length differs from Content-Length"
+                ));
+            }
+            None => {}
+        }
         check.finish(trailers)?;
         // Everything verified: release the final segment.
         let last = match held {

@@ -32,6 +32,9 @@ pub enum ServeError {
     /// Key store problem.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The bucket policy or exception registry does not allow starting.
+    #[error("policy: {0}")]
+    Policy(String),
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -70,6 +73,8 @@ pub struct Running {
     pub tls: bool,
     /// The key store in use.
     pub keys_dir: PathBuf,
+    /// The bucket policy in force.
+    pub policy: Arc<crate::policy::Policy>,
     /// Client credentials, when the embedded default made or took them.
     pub client: Option<(String, String)>,
     /// Key id generated on this start (first run of the embedded default).
@@ -150,6 +155,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                     ca_file: None,
                 },
                 credentials: vec![],
+                policy: Default::default(),
             };
             (cfg, Some(data))
         }
@@ -186,7 +192,11 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     }
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
     let upstream = Upstream::connect(&cfg.upstream).await?;
-    let gateway = Gateway::new(upstream, keys, cfg.algorithm()?);
+    let policy = Arc::new(
+        crate::policy::Policy::load(&cfg.policy, &keys, chrono::Utc::now())
+            .map_err(ServeError::Policy)?,
+    );
+    let gateway = Gateway::new(upstream, keys, cfg.algorithm()?, policy.clone());
 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(grants.clone());
@@ -214,6 +224,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         addr,
         tls: https,
         keys_dir: keys_dir.clone(),
+        policy,
         client: shown_client,
         generated_key,
         data_dir,

@@ -1,0 +1,228 @@
+//! Passthrough buckets: data stored unencrypted, only under a registered,
+//! unexpired, unrevoked exception (docs/EXCEPTIONS.md).
+//!
+//! Every write re-reads the registry, so a revocation or expiry stops
+//! passthrough at the next write; a refused write is AccessDenied naming the
+//! exception and why, and is recorded. Every accepted write leaves a usage
+//! record. Both go to the tracing log and the audit log
+//! (`sealgate::security`). Objects already in sealgate's format are still
+//! decrypted on read; multipart uploads and copies are not supported in
+//! passthrough buckets (refused, never silently done another way).
+
+use super::Gateway;
+use super::error::upstream_object;
+use super::put::{Checks, MAX_PUT, client_checks, plaintext_length, stream_part};
+use crate::format::metadata::{META_ENVELOPE, META_HEADER};
+use crate::policy::Rule;
+use crate::upstream::UpstreamError;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// Refuses an operation sealgate does not do in passthrough buckets.
+pub(crate) fn refuse_unsupported(gw: &Gateway, bucket: &str, what: &str) -> S3Result<()> {
+    match gw.policy.passthrough(bucket) {
+        Some(rule) => Err(s3_error!(
+            NotImplemented,
+            "{what} are not supported in bucket {bucket}, which is passthrough under exception {}",
+            rule.exception
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) async fn put_object(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+    rule: Rule,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let access_key = req
+        .credentials
+        .as_ref()
+        .map(|c| c.access_key.clone())
+        .unwrap_or_default();
+    let headers = req.headers;
+    let trailers = req.trailing_headers;
+    let mut input = req.input;
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let exception = match gw
+        .policy
+        .authorize_write(&rule, &gw.keys, chrono::Utc::now())
+    {
+        Ok(e) => e,
+        Err(why) => {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_denied",
+                exception = %rule.exception,
+                %bucket,
+                %key,
+                operation = "PutObject",
+                %access_key,
+                reason = %why,
+                "unencrypted write refused"
+            );
+            return Err(s3_error!(
+                AccessDenied,
+                "unencrypted write to {bucket} refused: {why}"
+            ));
+        }
+    };
+    let Some(body) = input.body.take() else {
+        return Err(s3_error!(IncompleteBody));
+    };
+    let len = plaintext_length(input.content_length, &headers)?;
+    if len > MAX_PUT {
+        return Err(s3_error!(EntityTooLarge));
+    }
+    let check = client_checks!(input, &headers)?;
+    let request = gw
+        .upstream
+        .client
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_length(len as i64)
+        .set_content_type(input.content_type.clone())
+        .set_content_disposition(input.content_disposition.clone())
+        .set_cache_control(input.cache_control.clone())
+        .set_metadata(input.metadata.clone());
+    let out = stream_part(
+        body,
+        &[],
+        None,
+        check,
+        trailers,
+        (&bucket, &key, Some(len)),
+        move |b| async move {
+            request
+                .body(b)
+                .send()
+                .await
+                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
+        },
+    )
+    .await?;
+    tracing::warn!(
+        target: "sealgate::security",
+        event = "exception_used",
+        exception = %exception.id,
+        %bucket,
+        %key,
+        operation = "PutObject",
+        size = len,
+        %access_key,
+        "object stored unencrypted under a registered exception"
+    );
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: out
+            .e_tag()
+            .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+        ..Default::default()
+    }))
+}
+
+/// Whether a passthrough bucket's object is stored as plaintext (no
+/// sealgate metadata): then GET/HEAD serve it as stored.
+pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
+    if gw.policy.passthrough(bucket).is_none() {
+        return Ok(false);
+    }
+    let head = gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let m = head.metadata();
+    Ok(!m.is_some_and(|m| m.contains_key(META_HEADER) || m.contains_key(META_ENVELOPE)))
+}
+
+fn range_header(r: &Option<Range>) -> Option<String> {
+    r.as_ref().map(|r| match *r {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => format!("bytes={first}-{last}"),
+        Range::Int { first, last: None } => format!("bytes={first}-"),
+        Range::Suffix { length } => format!("bytes=-{length}"),
+    })
+}
+
+/// GET of a plaintext object in a passthrough bucket, as stored.
+pub(crate) async fn get_plain(
+    gw: &Gateway,
+    i: GetObjectInput,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let r = gw
+        .upstream
+        .client
+        .get_object()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .set_range(range_header(&i.range))
+        .set_if_match(i.if_match.as_ref().and_then(cond))
+        .set_if_none_match(i.if_none_match.as_ref().and_then(cond))
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let out = GetObjectOutput {
+        content_length: r.content_length(),
+        content_range: r.content_range().map(str::to_owned),
+        content_type: r.content_type().map(str::to_owned),
+        e_tag: r
+            .e_tag()
+            .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+        last_modified: r.last_modified().and_then(super::timestamp),
+        metadata: r.metadata().cloned(),
+        accept_ranges: Some("bytes".into()),
+        body: Some(StreamingBlob::wrap(futures::stream::unfold(
+            r.body,
+            |mut b| async move {
+                match b.next().await {
+                    Some(Ok(chunk)) => Some((Ok(chunk), b)),
+                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), b)),
+                    None => None,
+                }
+            },
+        ))),
+        ..Default::default()
+    };
+    Ok(S3Response::new(out))
+}
+
+fn cond(c: &ETagCondition) -> Option<String> {
+    match c {
+        ETagCondition::Any => Some("*".into()),
+        ETagCondition::ETag(e) => Some(format!("\"{}\"", e.value())),
+    }
+}
+
+/// HEAD of a plaintext object in a passthrough bucket, as stored.
+pub(crate) async fn head_plain(
+    gw: &Gateway,
+    i: HeadObjectInput,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let r = gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: r.content_length(),
+        content_type: r.content_type().map(str::to_owned),
+        e_tag: r
+            .e_tag()
+            .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+        last_modified: r.last_modified().and_then(super::timestamp),
+        metadata: r.metadata().cloned(),
+        accept_ranges: Some("bytes".into()),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,279 @@
+//! Passthrough buckets under registered exceptions, with the real binary:
+//! plaintext reaches the provider only in a bucket whose exception is in
+//! force, every such write leaves an audit record, and a revoked or expired
+//! exception stops passthrough at the next write.
+
+mod gw_common;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use gw_common::client_for;
+use sealgate::serve::embedded;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const UAK: &str = "pt-upstream";
+const USK: &str = "pt-upstream-secret-0123";
+const AK: &str = "pt-client";
+const SK: &str = "pt-client-secret-0123";
+
+fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+        .args(args)
+        .env("SEALGATE_KEYS_DIR", d.join("keys"))
+        .env("SEALGATE_REGISTRY", d.join("exceptions.jsonl"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn register(d: &Path, id: &str, bucket: &str, expires: &str) {
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "exception",
+            "register",
+            "--id",
+            id,
+            "--approver",
+            "CISO",
+            "--decision",
+            "minutes 2026-11-02 item 4",
+            "--reason",
+            "public assets",
+            "--risk",
+            "low",
+            "--classification",
+            "public",
+            "--bucket",
+            bucket,
+            "--allow",
+            "unencrypted-writes",
+            "--starts",
+            "2026-01-01",
+            "--expires",
+            expires,
+        ],
+    );
+    assert!(ok, "{out}");
+}
+
+fn config(d: &Path, upstream: std::net::SocketAddr, rules: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = format!(
+        "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n[policy]\nregistry = {:?}\n",
+        d.join("keys"),
+        d.join("exceptions.jsonl")
+    );
+    for (b, e) in rules {
+        text += &format!("[[policy.passthrough]]\nbucket = \"{b}\"\nexception = \"{e}\"\n");
+    }
+    let p = d.join("sealgate.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Starts the gateway; Ok(child, addr) or Err(its output) when it refuses.
+fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(cfg)
+        .arg("--audit-log")
+        .arg(d.join("audit.jsonl"))
+        .env_remove("SEALGATE_ACCESS_KEY")
+        .env_remove("SEALGATE_SECRET_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
+                    return Ok((child, a.to_owned()));
+                }
+            }
+            _ => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                let _ = child.wait();
+                return Err(err);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_only_under_an_exception_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let up = embedded::start(&data, UAK, USK).await.unwrap();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+
+    // Refused at start: unknown exception, one that does not cover the bucket.
+    let err = serve(d, &config(d, up, &[("public-site", "EX-404")])).unwrap_err();
+    assert!(
+        err.contains("EX-404") && err.contains("not in the registry"),
+        "{err}"
+    );
+    register(d, "EX-1", "public-*", "2099-01-01");
+    let err = serve(d, &config(d, up, &[("secret-site", "EX-1")])).unwrap_err();
+    assert!(err.contains("does not cover bucket"), "{err}");
+
+    let (mut child, addr) = serve(d, &config(d, up, &[("public-site", "EX-1")])).unwrap();
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    for b in ["public-site", "private-site"] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let body = b"PLAINTEXT-PUBLIC-PAGE ".repeat(1000);
+    for b in ["public-site", "private-site"] {
+        c.put_object()
+            .bucket(b)
+            .key("index.html")
+            .content_type("text/html")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Byte for byte plaintext in the passthrough bucket; never in the other.
+    assert_eq!(
+        std::fs::read(data.join("public-site/index.html")).unwrap(),
+        body
+    );
+    let sealed = std::fs::read(data.join("private-site/index.html")).unwrap();
+    assert!(!sealed.windows(21).any(|w| w == b"PLAINTEXT-PUBLIC-PAGE"));
+    for b in ["public-site", "private-site"] {
+        let got = c
+            .get_object()
+            .bucket(b)
+            .key("index.html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.content_length(), Some(body.len() as i64));
+        assert_eq!(got.body.collect().await.unwrap().to_vec(), body, "{b}");
+        let l = c.list_objects_v2().bucket(b).send().await.unwrap();
+        assert_eq!(l.contents()[0].size(), Some(body.len() as i64), "{b}");
+    }
+    // Not supported in passthrough buckets: refused, not done another way.
+    let mp = c
+        .create_multipart_upload()
+        .bucket("public-site")
+        .key("big")
+        .send()
+        .await;
+    assert_eq!(mp.unwrap_err().code(), Some("NotImplemented"));
+
+    // Revoked while running: the next write is refused, naming the exception.
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "exception",
+            "revoke",
+            "EX-1",
+            "--by",
+            "DPO",
+            "--reason",
+            "no longer public",
+        ],
+    );
+    assert!(ok, "{out}");
+    let err = c
+        .put_object()
+        .bucket("public-site")
+        .key("late.html")
+        .body(ByteStream::from_static(b"late"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"));
+    assert!(
+        err.message().unwrap_or("").contains("EX-1")
+            && err.message().unwrap_or("").contains("revoked"),
+        "{err:?}"
+    );
+    assert!(!data.join("public-site/late.html").exists());
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    // ... and the gateway does not start on it any more.
+    let err = serve(d, &config(d, up, &[("public-site", "EX-1")])).unwrap_err();
+    assert!(err.contains("EX-1") && err.contains("revoked"), "{err}");
+
+    // The audit log holds the formal record, the use and the denial.
+    let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    for want in ["exception_in_force", "exception_used", "exception_denied"] {
+        assert!(audit.contains(want), "{want} missing:\n{audit}");
+    }
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("exception_used") && l.contains("index.html") && l.contains(AK))
+    );
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "audit",
+            "verify",
+            "--audit-log",
+            d.join("audit.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+
+    // A tampered registry stops the gateway from starting.
+    register(d, "EX-2", "public-*", "2099-01-01");
+    let reg = std::fs::read_to_string(d.join("exceptions.jsonl")).unwrap();
+    std::fs::write(
+        d.join("exceptions.jsonl"),
+        reg.replace("2099-01-01", "2199-01-01"),
+    )
+    .unwrap();
+    let err = serve(d, &config(d, up, &[("public-site", "EX-2")])).unwrap_err();
+    assert!(
+        err.contains("line") && err.contains("authentication failed"),
+        "{err}"
+    );
+
+    // Restoring the registry from its (intact) backup makes it usable again.
+    std::fs::write(d.join("exceptions.jsonl"), &reg).unwrap();
+
+    // An exception that expires while the gateway runs stops passthrough then.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    register(d, "EX-3", "fleeting-*", &soon);
+    let (mut child, addr) = serve(d, &config(d, up, &[("fleeting-site", "EX-3")])).unwrap();
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    c.create_bucket()
+        .bucket("fleeting-site")
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("fleeting-site")
+        .key("a")
+        .body(ByteStream::from_static(b"in time"))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let err = c
+        .put_object()
+        .bucket("fleeting-site")
+        .key("b")
+        .body(ByteStream::from_static(b"too late"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"));
+    assert!(err.message().unwrap_or("").contains("expired"), "{err:?}");
+    assert!(!data.join("fleeting-site/b").exists());
+    child.kill().unwrap();
+    let _ = child.wait();
+}
