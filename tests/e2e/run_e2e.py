@@ -182,7 +182,7 @@ class Gateway:
     """One sealgate process. Several may share a key store and an upstream,
     as instances behind a load balancer do."""
 
-    def __init__(self, sealgate, upstream, work, name="gw", tls=None):
+    def __init__(self, sealgate, upstream, work, name="gw", tls=None, extra="", audit=None):
         self.port = free_port()
         keys = os.path.join(work, "keys")
         if not os.path.isdir(keys):
@@ -206,8 +206,10 @@ access_key = "{AK}"
 secret_key = "{SK}"
 buckets = ["*"]
 ''')
+            f.write(extra)
         self.log = os.path.join(work, f"{name}.log")
-        self.proc = subprocess.Popen([sealgate, "serve", "--config", cfg], stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        cmd = [sealgate, "serve", "--config", cfg] + (["--audit-log", audit] if audit else [])
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc)
         self.ca = tls["ca"] if tls else None
         self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -729,6 +731,53 @@ def multipart(name, gws_all, up, work):
     spread()
 
 
+def passthrough(name, sealgate, up, work):
+    """A bucket stored unencrypted under a registered exception, driven by
+    the aws CLI: plaintext byte for byte at the provider, usage records in
+    the audit log, and refusal once the exception is revoked."""
+    keys = os.path.join(work, "keys")
+    registry = os.path.join(work, "exceptions.jsonl")
+    audit = os.path.join(work, "audit.jsonl")
+    env = dict(os.environ, SEALGATE_KEYS_DIR=keys, SEALGATE_REGISTRY=registry)
+
+    def admin(*args):
+        r = subprocess.run([sealgate, *args], env=env, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"sealgate {' '.join(args)}: {r.stdout}{r.stderr}")
+        return r.stdout
+
+    @check(f"{name}: passthrough bucket under an exception (aws CLI): plaintext upstream, usage records, refused after revocation")
+    def run_passthrough():
+        admin("exception", "register", "--id", "EX-E2E-1", "--approver", "CISO", "--decision", "e2e minutes item 1",
+              "--reason", "public downloads", "--risk", "low", "--classification", "public",
+              "--bucket", "open-*", "--allow", "unencrypted-writes", "--expires", "2099-01-01")
+        gw = Gateway(sealgate, up, work, name="gw-policy", audit=audit,
+                     extra=f'[policy]\nregistry = "{registry}"\n[[policy.passthrough]]\nbucket = "open-downloads"\nexception = "EX-E2E-1"\n')
+        try:
+            aws = ["aws", "--endpoint-url", gw.endpoint]
+            src = os.path.join(work, "open.txt")
+            with open(src, "wb") as f:
+                f.write(MARKER * 100)
+            run(aws + ["s3", "mb", "s3://open-downloads"])
+            run(aws + ["s3", "cp", src, "s3://open-downloads/open.txt"])
+            stored = dict(up.stored_blobs())
+            blob = next(b for w, b in stored.items() if w.endswith("open-downloads/open.txt") or w.endswith("open-downloads" + os.sep + "open.txt"))
+            assert blob.startswith(MARKER * 100), "passthrough object is not the plaintext"
+            back = os.path.join(work, "open-back.txt")
+            run(aws + ["s3", "cp", "s3://open-downloads/open.txt", back])
+            assert open(back, "rb").read() == MARKER * 100
+            admin("exception", "revoke", "EX-E2E-1", "--by", "DPO", "--reason", "e2e")
+            r = subprocess.run(aws + ["s3", "cp", src, "s3://open-downloads/late.txt"], env=client_env(), capture_output=True, text=True, timeout=120)
+            assert r.returncode != 0 and "AccessDenied" in r.stderr and "EX-E2E-1" in r.stderr, r.stderr
+        finally:
+            gw.stop()
+        log = open(audit).read()
+        for ev in ("exception_in_force", "exception_used", "exception_denied"):
+            assert ev in log, ev
+        admin("audit", "verify", "--audit-log", audit)
+    run_passthrough()
+
+
 def rss_peak_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -804,6 +853,9 @@ def main():
             if kind == "s3s-fs" and args.large_gib > 0:
                 large(kind, gw, work, args.large_gib)
             scan(kind, up)
+            if kind == "s3s-fs":
+                # After the scan: this bucket holds plaintext by decision.
+                passthrough(kind, args.sealgate, up, work)
         except Exception:
             results.append((f"{kind}: setup", False))
             traceback.print_exc()
