@@ -171,6 +171,61 @@ async fn passthrough_only_under_an_exception_in_force() {
         .await;
     assert_eq!(mp.unwrap_err().code(), Some("NotImplemented"));
 
+    // Data stored before the gateway (not in its format) in an encrypted
+    // bucket: refused, until an exception allows legacy reads there.
+    std::fs::write(
+        data.join("private-site/legacy.txt"),
+        b"written before sealgate",
+    )
+    .unwrap();
+    let err = c
+        .get_object()
+        .bucket("private-site")
+        .key("legacy.txt")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidObjectState"), "{err:?}");
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "exception",
+            "register",
+            "--id",
+            "EX-L",
+            "--approver",
+            "CISO",
+            "--decision",
+            "migration plan 7",
+            "--reason",
+            "read archive during migration",
+            "--risk",
+            "medium",
+            "--classification",
+            "internal",
+            "--bucket",
+            "private-site",
+            "--allow",
+            "legacy-reads",
+            "--starts",
+            "2026-01-01",
+            "--expires",
+            "2099-01-01",
+        ],
+    );
+    assert!(ok, "{out}");
+    let got = c
+        .get_object()
+        .bucket("private-site")
+        .key("legacy.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().to_vec(),
+        b"written before sealgate"
+    );
+
     // Revoked while running: the next write is refused, naming the exception.
     let (ok, out) = sealgate(
         d,
@@ -209,7 +264,13 @@ async fn passthrough_only_under_an_exception_in_force() {
 
     // The audit log holds the formal record, the use and the denial.
     let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
-    for want in ["exception_in_force", "exception_used", "exception_denied"] {
+    for want in [
+        "exception_in_force",
+        "exception_used",
+        "exception_denied",
+        "legacy_read_denied",
+        "\"legacy_read\"",
+    ] {
         assert!(audit.contains(want), "{want} missing:\n{audit}");
     }
     assert!(

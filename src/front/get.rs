@@ -401,6 +401,7 @@ pub(super) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     if i.part_number.is_some() {
         return Err(s3_error!(
@@ -412,7 +413,14 @@ pub(super) async fn get_object(
         return super::passthrough::get_plain(gw, i).await;
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    let obj = locate(gw, &bucket, &key).await?;
+    let obj = match locate(gw, &bucket, &key).await {
+        Ok(o) => o,
+        Err(e) if super::passthrough::is_not_sealed(&e) => {
+            super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())?;
+            return super::passthrough::get_plain(gw, i).await;
+        }
+        Err(e) => return Err(e),
+    };
     preconditions(
         &obj,
         (i.if_match.as_ref(), i.if_none_match.as_ref()),
@@ -656,6 +664,7 @@ pub async fn head_object(
     gw: &Gateway,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     if i.part_number.is_some() {
         return Err(s3_error!(
@@ -666,7 +675,20 @@ pub async fn head_object(
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
         return super::passthrough::head_plain(gw, i).await;
     }
-    let obj = locate(gw, &i.bucket, &i.key).await?;
+    let obj = match locate(gw, &i.bucket, &i.key).await {
+        Ok(o) => o,
+        Err(e) if super::passthrough::is_not_sealed(&e) => {
+            super::passthrough::legacy_read(
+                gw,
+                &i.bucket,
+                &i.key,
+                "HeadObject",
+                access_key.as_deref(),
+            )?;
+            return super::passthrough::head_plain(gw, i).await;
+        }
+        Err(e) => return Err(e),
+    };
     preconditions(
         &obj,
         (i.if_match.as_ref(), i.if_none_match.as_ref()),

@@ -121,6 +121,56 @@ pub(crate) async fn put_object(
     }))
 }
 
+/// Whether a failed lookup means "not in sealgate's format" (the one case
+/// that maps to InvalidObjectState).
+pub(crate) fn is_not_sealed(e: &s3s::S3Error) -> bool {
+    *e.code() == s3s::S3ErrorCode::InvalidObjectState
+}
+
+/// Allows (and records) or refuses (and records) a read of an object not
+/// in sealgate's format in an encrypted bucket: only under an active
+/// exception that allows legacy-reads for the bucket.
+pub(crate) fn legacy_read(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    operation: &str,
+    access_key: Option<&str>,
+) -> S3Result<()> {
+    let access_key = access_key.unwrap_or_default();
+    match gw.policy.legacy_reads(&gw.keys, bucket, chrono::Utc::now()) {
+        Ok(e) => {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "legacy_read",
+                exception = %e.id,
+                %bucket,
+                %key,
+                %operation,
+                %access_key,
+                "object not in sealgate's format read under a registered exception"
+            );
+            Ok(())
+        }
+        Err(why) => {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "legacy_read_denied",
+                %bucket,
+                %key,
+                %operation,
+                %access_key,
+                reason = %why,
+                "read of an object not in sealgate's format refused"
+            );
+            Err(s3_error!(
+                InvalidObjectState,
+                "object is not in sealgate's encrypted format, and {why}"
+            ))
+        }
+    }
+}
+
 /// Whether a passthrough bucket's object is stored as plaintext (no
 /// sealgate metadata): then GET/HEAD serve it as stored.
 pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {

@@ -137,6 +137,29 @@ impl Policy {
             .find(|r| registry::matches(&r.bucket, bucket))
     }
 
+    /// The active exception, if any, that allows reading objects not in
+    /// sealgate's format (stored before the gateway) in `bucket`; re-reads
+    /// the registry, so revocations and expiry apply at once.
+    pub fn legacy_reads(
+        &self,
+        keys: &KeyStore,
+        bucket: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Exception, String> {
+        let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
+        reg.exceptions
+            .values()
+            .find(|(e, _)| {
+                e.allows.contains(&Allowance::LegacyReads)
+                    && reg.state(&e.id, now) == Some(State::Active)
+                    && covers(e, bucket)
+            })
+            .map(|(e, _)| e.clone())
+            .ok_or_else(|| {
+                format!("no active exception allows reading legacy plaintext in bucket {bucket}")
+            })
+    }
+
     /// Re-reads the registry and checks the rule's exception still holds
     /// now: an exception revoked or expired while the gateway runs stops
     /// passthrough at its next write. Returns the exception, or why not.
