@@ -289,6 +289,39 @@ async fn passthrough_only_under_an_exception_in_force() {
     );
     assert!(ok, "{out}");
 
+    // The auditor's report: state and use of each exception.
+    let audit_path = d.join("audit.jsonl");
+    let (ok, md) = sealgate(
+        d,
+        &[
+            "exception",
+            "report",
+            "--audit-log",
+            audit_path.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{md}");
+    let row = md.lines().find(|l| l.starts_with("| EX-1 |")).expect(&md);
+    assert!(
+        row.contains("revoked") && row.contains("| 1 | 22000 | 1 |"),
+        "{row}"
+    );
+    let (ok, html) = sealgate(
+        d,
+        &[
+            "exception",
+            "report",
+            "--format",
+            "html",
+            "--audit-log",
+            audit_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && html.contains("<svg") && html.contains("EX-1"),
+        "{html}"
+    );
+
     // A tampered registry stops the gateway from starting.
     register(d, "EX-2", "public-*", "2099-01-01");
     let reg = std::fs::read_to_string(d.join("exceptions.jsonl")).unwrap();

@@ -157,6 +157,22 @@ pub fn verify(path: &Path, keys: &impl KekLookup) -> Result<(u64, [u8; 32]), Aud
     Ok((n, last))
 }
 
+/// Every line of a log, verified first (for reports).
+pub fn read_verified(
+    path: &Path,
+    keys: &impl KekLookup,
+) -> Result<Vec<serde_json::Value>, AuditError> {
+    verify(path, keys)?;
+    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
 impl AuditLog {
     /// Verifies an existing log (a damaged log refuses to open, naming the
     /// line) and opens it for appending under the store's active key.

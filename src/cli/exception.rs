@@ -83,6 +83,19 @@ pub enum ExceptionAction {
         #[command(flatten)]
         file: RegistryFile,
     },
+    /// For an auditor: every exception, its state and its use (counted from
+    /// audit logs), as Markdown or HTML with a chart of uses per day.
+    Report {
+        /// Audit logs to count uses from (each verified first); repeat for
+        /// several instances.
+        #[arg(long = "audit-log")]
+        audit_logs: Vec<PathBuf>,
+        /// markdown or html.
+        #[arg(long, default_value = "markdown")]
+        format: String,
+        #[command(flatten)]
+        file: RegistryFile,
+    },
     /// Check every line's chain and authentication.
     Verify {
         #[command(flatten)]
@@ -214,6 +227,29 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
                 },
             )?;
             println!("revoked exception {id}");
+        }
+        ExceptionAction::Report {
+            audit_logs,
+            format,
+            file,
+        } => {
+            let keys = KeyStore::load(&file.keys.keys_dir)?;
+            let reg = Registry::load(&file.registry, &keys)?;
+            let mut lines = Vec::new();
+            for log in &audit_logs {
+                lines.extend(crate::audit::read_verified(log, &keys)?);
+            }
+            let usage = crate::policy::report::tally(&lines);
+            let now = Utc::now();
+            match format.as_str() {
+                "markdown" | "md" => {
+                    print!("{}", crate::policy::report::markdown(&reg, &usage, now))
+                }
+                "html" => print!("{}", crate::policy::report::html(&reg, &usage, now)),
+                other => {
+                    return Err(format!("--format {other:?}: expected markdown or html").into());
+                }
+            }
         }
         ExceptionAction::Verify { file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;

@@ -6,6 +6,7 @@
 //! hash-chained, authenticated registry (docs/EXCEPTIONS.md).
 
 pub mod registry;
+pub mod report;
 
 use crate::config::PolicyConfig;
 use crate::keys::KeyStore;
