@@ -149,13 +149,45 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         "encrypted ({algorithm}, active key {})",
         active.as_deref().unwrap_or("?")
     );
-    match (&store, cfg.policy.passthrough.is_empty()) {
+    let jurisdiction = cfg.upstream.jurisdiction();
+    if cfg.policy.allowed_jurisdictions.is_empty() {
+        out.push(ok(format!(
+            "provider jurisdiction {jurisdiction}; no allowed jurisdictions configured"
+        )));
+    } else if cfg
+        .policy
+        .allowed_jurisdictions
+        .iter()
+        .any(|j| j.eq_ignore_ascii_case(&jurisdiction))
+    {
+        out.push(ok(format!(
+            "provider jurisdiction {jurisdiction} is allowed"
+        )));
+    }
+    let restricted = !cfg.policy.passthrough.is_empty()
+        || (!cfg.policy.allowed_jurisdictions.is_empty()
+            && !cfg
+                .policy
+                .allowed_jurisdictions
+                .iter()
+                .any(|j| j.eq_ignore_ascii_case(&jurisdiction)));
+    match (&store, !restricted) {
         (_, true) => out.push(ok(format!(
             "every bucket: {encrypted}; no passthrough buckets are configured"
         ))),
         (Ok(keys), false) => {
-            match crate::policy::Policy::load(&cfg.policy, keys, chrono::Utc::now()) {
-                Ok(_) => {
+            match crate::policy::Policy::load(
+                &cfg.policy,
+                &cfg.upstream.jurisdiction(),
+                keys,
+                chrono::Utc::now(),
+            ) {
+                Ok(p) => {
+                    if let Some(id) = p.data_location_exception() {
+                        out.push(ok(format!(
+                            "provider jurisdiction {jurisdiction} is outside the allowed ones, under exception {id}"
+                        )));
+                    }
                     for r in &cfg.policy.passthrough {
                         out.push(ok(format!(
                             "bucket {}: PASSTHROUGH (unencrypted) under exception {}",

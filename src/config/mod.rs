@@ -74,6 +74,14 @@ pub struct PolicyConfig {
     /// Passthrough buckets, each naming the exception that allows it.
     #[serde(default)]
     pub passthrough: Vec<PassthroughRule>,
+    /// Jurisdictions the provider may be in (e.g. `["EU"]`); empty: no
+    /// restriction. A provider outside them needs `data_location_exception`.
+    #[serde(default)]
+    pub allowed_jurisdictions: Vec<String>,
+    /// The registered exception (allowing `data-location`) under which the
+    /// provider may be outside the allowed jurisdictions.
+    #[serde(default)]
+    pub data_location_exception: Option<String>,
 }
 
 impl Default for PolicyConfig {
@@ -81,6 +89,8 @@ impl Default for PolicyConfig {
         PolicyConfig {
             registry: default_registry(),
             passthrough: Vec::new(),
+            allowed_jurisdictions: Vec::new(),
+            data_location_exception: None,
         }
     }
 }
@@ -105,6 +115,10 @@ fn default_registry() -> PathBuf {
 pub struct UpstreamConfig {
     /// Endpoint URL (`https://…` or `http://…`).
     pub endpoint: String,
+    /// Where the provider stores data, e.g. `EU`, `US`, `CH`. Unset: `EU`
+    /// for `eu-*` regions, else the region's first label in capitals.
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
     /// Region used for signing.
     #[serde(default = "default_region")]
     pub region: String,
@@ -172,6 +186,21 @@ fn yes() -> bool {
 }
 fn all_buckets() -> Vec<String> {
     vec!["*".into()]
+}
+
+impl UpstreamConfig {
+    /// The provider's declared (or region-derived) jurisdiction.
+    pub fn jurisdiction(&self) -> String {
+        match &self.jurisdiction {
+            Some(j) => j.trim().to_ascii_uppercase(),
+            None => self
+                .region
+                .split('-')
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase(),
+        }
+    }
 }
 
 impl Config {
@@ -373,6 +402,17 @@ mod tests {
             .join("\n");
         let cfg: Config = toml::from_str(&enabled).unwrap();
         assert!(cfg.tls.is_some() && cfg.domain.is_some() && cfg.upstream.ca_file.is_some());
+    }
+
+    #[test]
+    fn jurisdiction_is_declared_or_derived_from_the_region() {
+        let mut u: UpstreamConfig =
+            toml::from_str("endpoint = \"https://x\"\nregion = \"eu-central-1\"\n").unwrap();
+        assert_eq!(u.jurisdiction(), "EU");
+        u.region = "us-east-1".into();
+        assert_eq!(u.jurisdiction(), "US");
+        u.jurisdiction = Some("ch".into());
+        assert_eq!(u.jurisdiction(), "CH");
     }
 
     #[test]

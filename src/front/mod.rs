@@ -50,6 +50,19 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Refuses new data once the data-location exception the provider's
+    /// jurisdiction depends on has expired (recorded as a denial).
+    fn check_location(&self) -> S3Result<()> {
+        self.policy
+            .check_location(chrono::Utc::now())
+            .map_err(|why| {
+                tracing::warn!(target: "sealgate::security", event = "exception_denied", scope = "data-location", reason = %why, "write refused: provider location no longer allowed");
+                s3s::s3_error!(AccessDenied, "{why}")
+            })
+    }
+}
+
 #[async_trait::async_trait]
 impl S3 for Gateway {
     async fn list_buckets(
@@ -86,6 +99,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.check_location()?;
         put::put_object(self, req).await
     }
     async fn get_object(
@@ -128,24 +142,28 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.check_location()?;
         copy::copy_object(self, req).await
     }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.check_location()?;
         multipart::create_multipart_upload(self, req).await
     }
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.check_location()?;
         multipart::upload_part(self, req).await
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.check_location()?;
         multipart::complete_multipart_upload(self, req).await
     }
     async fn abort_multipart_upload(
@@ -158,6 +176,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.check_location()?;
         multipart::upload_part_copy(self, req).await
     }
     async fn list_parts(

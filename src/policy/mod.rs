@@ -31,6 +31,8 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Each rule with its exception as verified at load.
     in_force: Vec<(Rule, Exception)>,
+    /// The exception allowing a provider outside the allowed jurisdictions.
+    data_location: Option<Exception>,
 }
 
 /// Why `exception` does not allow unencrypted writes to `bucket` at `now`.
@@ -81,7 +83,12 @@ impl Policy {
     /// the exact reason) an unknown, revoked, expired, not-yet-valid or
     /// non-covering exception, and a damaged registry. Logs a formal
     /// exception record per rule.
-    pub fn load(cfg: &PolicyConfig, keys: &KeyStore, now: DateTime<Utc>) -> Result<Policy, String> {
+    pub fn load(
+        cfg: &PolicyConfig,
+        jurisdiction: &str,
+        keys: &KeyStore,
+        now: DateTime<Utc>,
+    ) -> Result<Policy, String> {
         let rules: Vec<Rule> = cfg
             .passthrough
             .iter()
@@ -90,11 +97,15 @@ impl Policy {
                 exception: r.exception.clone(),
             })
             .collect();
-        if rules.is_empty() {
+        let outside = !cfg.allowed_jurisdictions.is_empty()
+            && !cfg
+                .allowed_jurisdictions
+                .iter()
+                .any(|j| j.eq_ignore_ascii_case(jurisdiction));
+        if rules.is_empty() && !outside {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
-                rules,
-                in_force: Vec::new(),
+                ..Policy::default()
             });
         }
         let reg = Registry::load(&cfg.registry, keys).map_err(|e| e.to_string())?;
@@ -105,17 +116,79 @@ impl Policy {
             }
             in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
+        let data_location = if outside {
+            let allowed = cfg.allowed_jurisdictions.join(", ");
+            let Some(id) = &cfg.data_location_exception else {
+                return Err(format!(
+                    "the provider's jurisdiction {jurisdiction} is not among the allowed ({allowed}); storing data there needs policy.data_location_exception naming a registered data-location exception"
+                ));
+            };
+            let Some((e, _)) = reg.exceptions.get(id) else {
+                return Err(format!(
+                    "data_location_exception {id} is not in the registry"
+                ));
+            };
+            match reg.state(id, now) {
+                Some(State::Active) => {}
+                Some(s) => return Err(format!("data_location_exception {id} is {s}")),
+                None => return Err(format!("exception {id} vanished")),
+            }
+            if !e.allows.contains(&Allowance::DataLocation) {
+                return Err(format!("exception {id} does not allow data-location"));
+            }
+            if !e.buckets.iter().any(|b| b == "*") {
+                return Err(format!(
+                    "exception {id} must cover every bucket (bucket \"*\") to allow the provider's location"
+                ));
+            }
+            Some(e.clone())
+        } else {
+            None
+        };
         Ok(Policy {
             registry: cfg.registry.clone(),
             rules,
             in_force,
+            data_location,
         })
+    }
+
+    /// The exception under which the provider may be outside the allowed
+    /// jurisdictions, if one is needed.
+    pub fn data_location_exception(&self) -> Option<&str> {
+        self.data_location.as_ref().map(|e| e.id.as_str())
+    }
+
+    /// Whether new data may be written to the provider now: refused once a
+    /// data-location exception it depends on has expired.
+    pub fn check_location(&self, now: DateTime<Utc>) -> Result<(), String> {
+        match &self.data_location {
+            Some(e) if now >= e.expires => Err(format!(
+                "the provider is outside the allowed jurisdictions and exception {} expired at {}",
+                e.id, e.expires
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Writes the formal exception record of every passthrough bucket (to
     /// the tracing log, hence the audit log): call once the audit log is
     /// attached, at start and at each reload.
     pub fn announce(&self) {
+        if let Some(e) = &self.data_location {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_in_force",
+                exception = %e.id,
+                bucket = "*",
+                scope = "data-location",
+                approver = %e.approver,
+                decision = %e.decision_ref,
+                expires = %e.expires,
+                instance = %std::process::id(),
+                "the provider is outside the allowed jurisdictions under a registered exception"
+            );
+        }
         for (rule, e) in &self.in_force {
             tracing::warn!(
                 target: "sealgate::security",
@@ -175,5 +248,75 @@ impl Policy {
             return Err(why);
         }
         Ok(reg.exceptions[&rule.exception].0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry::Allowance;
+
+    fn setup(
+        buckets: &[&str],
+        expires_in_days: i64,
+    ) -> (tempfile::TempDir, PolicyConfig, KeyStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let kd = dir.path().join("keys");
+        KeyStore::generate(&kd, false).unwrap();
+        let keys = KeyStore::load(&kd).unwrap();
+        let registry = dir.path().join("exceptions.jsonl");
+        Registry::register(
+            &registry,
+            &keys,
+            Exception {
+                id: "EX-LOC".into(),
+                approver: "DPO".into(),
+                decision_ref: "GDPR basis: SCCs, board 2026-10".into(),
+                reason: "US provider".into(),
+                risk: "medium".into(),
+                classification: "internal".into(),
+                buckets: buckets.iter().map(|b| (*b).to_owned()).collect(),
+                allows: vec![Allowance::DataLocation],
+                starts: Utc::now() - chrono::Duration::days(1),
+                expires: Utc::now() + chrono::Duration::days(expires_in_days),
+            },
+        )
+        .unwrap();
+        let cfg = PolicyConfig {
+            registry,
+            passthrough: vec![],
+            allowed_jurisdictions: vec!["EU".into()],
+            data_location_exception: None,
+        };
+        (dir, cfg, keys)
+    }
+
+    #[test]
+    fn a_provider_outside_the_allowed_jurisdictions_needs_an_exception() {
+        let now = Utc::now();
+        let (_d, mut cfg, keys) = setup(&["*"], 30);
+        assert!(Policy::load(&cfg, "eu", &keys, now).is_ok());
+        let err = Policy::load(&cfg, "US", &keys, now).unwrap_err();
+        assert!(
+            err.contains("US") && err.contains("data_location_exception"),
+            "{err}"
+        );
+        cfg.data_location_exception = Some("EX-404".into());
+        assert!(
+            Policy::load(&cfg, "US", &keys, now)
+                .unwrap_err()
+                .contains("not in the registry")
+        );
+        cfg.data_location_exception = Some("EX-LOC".into());
+        let p = Policy::load(&cfg, "US", &keys, now).unwrap();
+        assert_eq!(p.data_location_exception(), Some("EX-LOC"));
+        assert!(p.check_location(now).is_ok());
+        let later = now + chrono::Duration::days(31);
+        assert!(p.check_location(later).unwrap_err().contains("expired"));
+
+        let (_d, mut cfg, keys) = setup(&["backups"], 30);
+        cfg.data_location_exception = Some("EX-LOC".into());
+        let err = Policy::load(&cfg, "US", &keys, now).unwrap_err();
+        assert!(err.contains("every bucket"), "{err}");
     }
 }

@@ -153,6 +153,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                     secret_key: Some(sk),
                     secret_key_file: None,
                     ca_file: None,
+                    jurisdiction: Some("LOCAL".into()),
                 },
                 credentials: vec![],
                 policy: Default::default(),
@@ -193,8 +194,13 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
     let upstream = Upstream::connect(&cfg.upstream).await?;
     let policy = Arc::new(
-        crate::policy::Policy::load(&cfg.policy, &keys, chrono::Utc::now())
-            .map_err(ServeError::Policy)?,
+        crate::policy::Policy::load(
+            &cfg.policy,
+            &cfg.upstream.jurisdiction(),
+            &keys,
+            chrono::Utc::now(),
+        )
+        .map_err(ServeError::Policy)?,
     );
     let gateway = Gateway::new(upstream, keys, cfg.algorithm()?, policy.clone());
 
