@@ -371,3 +371,75 @@ async fn passthrough_only_under_an_exception_in_force() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_bucket_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let up = embedded::start(&data, UAK, USK).await.unwrap();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    register(d, "EX-R", "public-*", "2099-01-01");
+    let cfg = config(d, up, &[("public-site", "EX-R")]);
+    let (mut child, addr) = serve(d, &cfg).unwrap();
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    c.create_bucket()
+        .bucket("public-site")
+        .send()
+        .await
+        .unwrap();
+    let put = |key: &'static str| {
+        let c = c.clone();
+        async move {
+            c.put_object()
+                .bucket("public-site")
+                .key(key)
+                .body(ByteStream::from_static(b"PLAINTEXT-RELOAD-CHECK"))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    put("before").await;
+    assert_eq!(
+        std::fs::read(data.join("public-site/before")).unwrap(),
+        b"PLAINTEXT-RELOAD-CHECK"
+    );
+
+    // The rule is removed: after SIGHUP the bucket is encrypted again.
+    config(d, up, &[]);
+    hup(child.id());
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    put("after").await;
+    let stored = std::fs::read(data.join("public-site/after")).unwrap();
+    assert!(
+        !stored.windows(9).any(|w| w == b"PLAINTEXT"),
+        "written in plaintext after reload"
+    );
+
+    // A configuration that would not start is refused; the policy in force stays.
+    config(d, up, &[("public-site", "EX-NOPE")]);
+    hup(child.id());
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    put("still").await;
+    let stored = std::fs::read(data.join("public-site/still")).unwrap();
+    assert!(!stored.windows(9).any(|w| w == b"PLAINTEXT"));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("policy_reloaded")
+            && audit.contains("policy_reload_failed")
+            && audit.contains("EX-NOPE"),
+        "{audit}"
+    );
+}

@@ -56,6 +56,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         _ => return Err("set both SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY, or neither".into()),
     };
     let embedded = a.config.is_none();
+    let config_path = a.config.clone();
     let opts = Options {
         config: a.config,
         listen: a.listen,
@@ -74,7 +75,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             audit.attach(crate::audit::AuditLog::open(path, &keys)?);
             tracing::info!(target: "sealgate::security", event = "gateway_started", addr = %running.addr, "audit log opened");
         }
-        running.policy.announce();
+        running.policy.get().announce();
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
             eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
@@ -92,7 +93,30 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             println!("  export AWS_DEFAULT_REGION=us-east-1");
             println!("  aws --endpoint-url {scheme}://{} s3 mb s3://demo", running.addr);
         }
+        // SIGHUP re-reads the configuration's bucket policy and the registry.
+        let reload = config_path.map(|path| {
+            let (cell, keys_dir) = (running.policy.clone(), running.keys_dir.clone());
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+                while hup.recv().await.is_some() {
+                    match crate::serve::reload_policy(&path, &keys_dir) {
+                        Ok(p) => {
+                            cell.set(p);
+                            tracing::warn!(target: "sealgate::security", event = "policy_reloaded", "bucket policy and exception registry reloaded");
+                            cell.get().announce();
+                        }
+                        Err(why) => {
+                            tracing::error!(target: "sealgate::security", event = "policy_reload_failed", reason = %why, "reload refused; the previous policy stays in force");
+                        }
+                    }
+                }
+            })
+        });
         wait_for_signal().await;
+        if let Some(r) = reload {
+            r.abort();
+        }
         eprintln!("shutting down: finishing in-flight requests (up to 10 s)");
         running.shutdown().await;
         Ok::<(), Box<dyn std::error::Error>>(())

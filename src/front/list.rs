@@ -105,7 +105,7 @@ pub async fn list_objects_v2(
         .send()
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let raw = gw.policy.passthrough(&i.bucket).is_some();
+    let raw = gw.policy().passthrough(&i.bucket).is_some();
     let contents: Vec<Object> = out
         .contents()
         .iter()
@@ -147,7 +147,7 @@ pub async fn list_objects(
         .send()
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let raw = gw.policy.passthrough(&i.bucket).is_some();
+    let raw = gw.policy().passthrough(&i.bucket).is_some();
     let contents: Vec<Object> = out
         .contents()
         .iter()

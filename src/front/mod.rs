@@ -29,7 +29,7 @@ pub struct Gateway {
     upstream: Upstream,
     keys: Arc<KeyStore>,
     algorithm: Algorithm,
-    policy: Arc<crate::policy::Policy>,
+    policy: Arc<crate::policy::PolicyCell>,
 }
 
 impl Gateway {
@@ -39,7 +39,7 @@ impl Gateway {
         upstream: Upstream,
         keys: Arc<KeyStore>,
         algorithm: Algorithm,
-        policy: Arc<crate::policy::Policy>,
+        policy: Arc<crate::policy::PolicyCell>,
     ) -> Self {
         Gateway {
             upstream,
@@ -51,10 +51,15 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The bucket policy in force for this request.
+    fn policy(&self) -> Arc<crate::policy::Policy> {
+        self.policy.get()
+    }
+
     /// Refuses new data once the data-location exception the provider's
     /// jurisdiction depends on has expired (recorded as a denial).
     fn check_location(&self) -> S3Result<()> {
-        self.policy
+        self.policy()
             .check_location(chrono::Utc::now())
             .map_err(|why| {
                 tracing::warn!(target: "sealgate::security", event = "exception_denied", scope = "data-location", reason = %why, "write refused: provider location no longer allowed");

@@ -20,7 +20,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 /// Refuses an operation sealgate does not do in passthrough buckets.
 pub(crate) fn refuse_unsupported(gw: &Gateway, bucket: &str, what: &str) -> S3Result<()> {
-    match gw.policy.passthrough(bucket) {
+    match gw.policy().passthrough(bucket) {
         Some(rule) => Err(s3_error!(
             NotImplemented,
             "{what} are not supported in bucket {bucket}, which is passthrough under exception {}",
@@ -45,7 +45,7 @@ pub(crate) async fn put_object(
     let mut input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let exception = match gw
-        .policy
+        .policy()
         .authorize_write(&rule, &gw.keys, chrono::Utc::now())
     {
         Ok(e) => e,
@@ -138,7 +138,10 @@ pub(crate) fn legacy_read(
     access_key: Option<&str>,
 ) -> S3Result<()> {
     let access_key = access_key.unwrap_or_default();
-    match gw.policy.legacy_reads(&gw.keys, bucket, chrono::Utc::now()) {
+    match gw
+        .policy()
+        .legacy_reads(&gw.keys, bucket, chrono::Utc::now())
+    {
         Ok(e) => {
             tracing::warn!(
                 target: "sealgate::security",
@@ -174,7 +177,7 @@ pub(crate) fn legacy_read(
 /// Whether a passthrough bucket's object is stored as plaintext (no
 /// sealgate metadata): then GET/HEAD serve it as stored.
 pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
-    if gw.policy.passthrough(bucket).is_none() {
+    if gw.policy().passthrough(bucket).is_none() {
         return Ok(false);
     }
     let head = gw

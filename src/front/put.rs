@@ -47,7 +47,7 @@ pub async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    if let Some(rule) = gw.policy.passthrough(&req.input.bucket) {
+    if let Some(rule) = gw.policy().passthrough(&req.input.bucket) {
         return super::passthrough::put_object(gw, req, rule.clone()).await;
     }
     let headers = req.headers;

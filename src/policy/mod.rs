@@ -14,6 +14,26 @@ use chrono::{DateTime, Utc};
 use registry::{Allowance, Exception, Registry, State};
 use std::path::PathBuf;
 
+/// The policy in force, shared by every request and swapped whole on
+/// reload (SIGHUP): a request sees either the old or the new policy.
+#[derive(Debug, Default)]
+pub struct PolicyCell(std::sync::RwLock<std::sync::Arc<Policy>>);
+
+impl PolicyCell {
+    /// A cell holding `p`.
+    pub fn new(p: Policy) -> Self {
+        PolicyCell(std::sync::RwLock::new(std::sync::Arc::new(p)))
+    }
+    /// The policy now.
+    pub fn get(&self) -> std::sync::Arc<Policy> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Replaces the policy.
+    pub fn set(&self, p: Policy) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(p);
+    }
+}
+
 /// A passthrough bucket (or pattern) and the exception it relies on.
 #[derive(Debug, Clone)]
 pub struct Rule {

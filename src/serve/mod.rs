@@ -73,8 +73,8 @@ pub struct Running {
     pub tls: bool,
     /// The key store in use.
     pub keys_dir: PathBuf,
-    /// The bucket policy in force.
-    pub policy: Arc<crate::policy::Policy>,
+    /// The bucket policy in force (swap it to reload).
+    pub policy: Arc<crate::policy::PolicyCell>,
     /// Client credentials, when the embedded default made or took them.
     pub client: Option<(String, String)>,
     /// Key id generated on this start (first run of the embedded default).
@@ -113,6 +113,25 @@ fn random_token(len: usize) -> String {
     b.iter()
         .map(|x| ALPHABET[(*x as usize) % ALPHABET.len()] as char)
         .collect()
+}
+
+/// Re-reads the configuration file and the exception registry and returns
+/// the policy they now give (for SIGHUP); the caller keeps the old policy
+/// when this fails.
+pub fn reload_policy(
+    config: &std::path::Path,
+    keys_dir: &std::path::Path,
+) -> Result<crate::policy::Policy, String> {
+    let mut cfg = Config::load(config).map_err(|e| e.to_string())?;
+    cfg.apply_env(|k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())?;
+    let keys = KeyStore::load(keys_dir).map_err(|e| e.to_string())?;
+    crate::policy::Policy::load(
+        &cfg.policy,
+        &cfg.upstream.jurisdiction(),
+        &keys,
+        chrono::Utc::now(),
+    )
 }
 
 /// Starts the gateway and returns once it is listening.
@@ -193,7 +212,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     }
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
     let upstream = Upstream::connect(&cfg.upstream).await?;
-    let policy = Arc::new(
+    let policy = Arc::new(crate::policy::PolicyCell::new(
         crate::policy::Policy::load(
             &cfg.policy,
             &cfg.upstream.jurisdiction(),
@@ -201,7 +220,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             chrono::Utc::now(),
         )
         .map_err(ServeError::Policy)?,
-    );
+    ));
     let gateway = Gateway::new(upstream, keys, cfg.algorithm()?, policy.clone());
 
     let mut b = S3ServiceBuilder::new(gateway);
