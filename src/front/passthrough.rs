@@ -44,6 +44,8 @@ pub(crate) async fn put_object(
     let trailers = req.trailing_headers;
     let mut input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    // Ties the record to the response the client got (x-amz-request-id).
+    let request_id = request_id();
     let exception = match gw
         .policy()
         .authorize_write(&rule, &gw.keys, chrono::Utc::now())
@@ -58,6 +60,7 @@ pub(crate) async fn put_object(
                 %key,
                 operation = "PutObject",
                 %access_key,
+                %request_id,
                 reason = %why,
                 "unencrypted write refused"
             );
@@ -111,14 +114,29 @@ pub(crate) async fn put_object(
         operation = "PutObject",
         size = len,
         %access_key,
+        %request_id,
         "object stored unencrypted under a registered exception"
     );
-    Ok(S3Response::new(PutObjectOutput {
+    let mut resp = S3Response::new(PutObjectOutput {
         e_tag: out
             .e_tag()
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
         ..Default::default()
-    }))
+    });
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        resp.headers.insert("x-amz-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// A random request id (16 hex digits) for records and the response.
+fn request_id() -> String {
+    use crate::format::RandomSource;
+    let mut b = [0u8; 8];
+    crate::format::OsRandom
+        .fill(&mut b)
+        .map(|()| hex::encode_upper(b))
+        .unwrap_or_else(|_| "0000000000000000".into())
 }
 
 /// Whether a failed lookup means "not in sealgate's format" (the one case
