@@ -86,6 +86,7 @@ fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
         .arg(d.join("audit.jsonl"))
         .env_remove("SEALGATE_ACCESS_KEY")
         .env_remove("SEALGATE_SECRET_KEY")
+        .env("SEALGATE_EXCEPTION_WATCH_SECS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -370,6 +371,14 @@ async fn passthrough_only_under_an_exception_in_force() {
     assert!(!data.join("fleeting-site/b").exists());
     child.kill().unwrap();
     let _ = child.wait();
+    // The moment it lapsed was recorded, not only the refused write.
+    let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("exception_lapsed") && l.contains("EX-3") && l.contains("expired")),
+        "{audit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -113,7 +113,29 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
                 }
             })
         });
+        // Records the moment an exception in force expires or is revoked
+        // (writes are refused from then on whether or not this runs).
+        let watch = {
+            let (cell, keys_dir) = (running.policy.clone(), running.keys_dir.clone());
+            let every = std::env::var("SEALGATE_EXCEPTION_WATCH_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30u64);
+            tokio::spawn(async move {
+                let mut reported = std::collections::HashSet::new();
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+                    let Ok(keys) = crate::keys::KeyStore::load(&keys_dir) else { continue };
+                    for (exception, bucket, why) in cell.get().lapsed(&keys, chrono::Utc::now()) {
+                        if reported.insert((exception.clone(), bucket.clone())) {
+                            tracing::warn!(target: "sealgate::security", event = "exception_lapsed", %exception, %bucket, reason = %why, "an exception in force no longer holds; unencrypted writes are refused");
+                        }
+                    }
+                }
+            })
+        };
         wait_for_signal().await;
+        watch.abort();
         if let Some(r) = reload {
             r.abort();
         }

@@ -224,6 +224,21 @@ impl Policy {
         }
     }
 
+    /// The exceptions this policy relies on that no longer hold at `now`
+    /// (expired, revoked, registry damaged): (exception, bucket, why).
+    pub fn lapsed(&self, keys: &KeyStore, now: DateTime<Utc>) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            if let Err(why) = self.authorize_write(rule, keys, now) {
+                out.push((rule.exception.clone(), rule.bucket.clone(), why));
+            }
+        }
+        if let (Some(e), Err(why)) = (&self.data_location, self.check_location(now)) {
+            out.push((e.id.clone(), "*".into(), why));
+        }
+        out
+    }
+
     /// The rule that makes `bucket` passthrough, if any.
     pub fn passthrough(&self, bucket: &str) -> Option<&Rule> {
         self.rules
