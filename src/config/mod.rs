@@ -53,6 +53,10 @@ pub struct Config {
     /// Serve HTTPS with this certificate and key (PEM); plain HTTP when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Address of the admin listener (`/health/live`, `/health/ready`,
+    /// `/metrics`); disabled when absent.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
     /// The provider sealgate forwards ciphertext to.
     pub upstream: UpstreamConfig,
     /// Client credentials.
@@ -247,6 +251,9 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_DOMAIN") {
             self.domain = Some(v).filter(|d| !d.is_empty());
+        }
+        if let Some(v) = env("SEALGATE_ADMIN_LISTEN") {
+            self.admin_listen = Some(v).filter(|a| !a.is_empty());
         }
         if let Some(v) = env("SEALGATE_REGISTRY") {
             self.policy.registry = PathBuf::from(v);

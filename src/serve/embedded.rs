@@ -45,6 +45,6 @@ pub async fn start_at(
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
     let (listener, addr) = super::bind(listen, " for the embedded upstream").await?;
-    tokio::spawn(super::accept_loop(listener, service, tls, None));
+    tokio::spawn(super::accept_loop(listener, service, tls, None, None));
     Ok(addr)
 }

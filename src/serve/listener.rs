@@ -70,6 +70,7 @@ pub(crate) async fn accept_loop(
     service: S3Service,
     tls: Option<TlsAcceptor>,
     mut stop: Option<watch::Receiver<bool>>,
+    metrics: Option<Arc<crate::admin::Metrics>>,
 ) {
     let http = Arc::new(ConnBuilder::new(TokioExecutor::new()).http1_only());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -95,10 +96,15 @@ pub(crate) async fn accept_loop(
         let _ = socket.set_nodelay(true);
         let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         let svc = service.clone();
-        let service = hyper::service::service_fn(move |req| call(svc.clone(), req));
+        let m = metrics.clone();
+        let service = hyper::service::service_fn(move |req| call(svc.clone(), req, m.clone()));
+        let conn_metrics = metrics.clone();
         // The handshake runs in the connection's task so a slow client
         // cannot hold up the accept loop.
         tokio::spawn(async move {
+            if let Some(m) = &conn_metrics {
+                m.connection(1);
+            }
             match tls {
                 None => {
                     let conn = http.serve_connection(TokioIo::new(socket), service);
@@ -110,16 +116,25 @@ pub(crate) async fn accept_loop(
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 tracing::info!(%peer, cause = %e, "TLS handshake failed");
+                                if let Some(m) = &conn_metrics {
+                                    m.connection(-1);
+                                }
                                 return;
                             }
                             Err(_) => {
                                 tracing::info!(%peer, "TLS handshake timed out");
+                                if let Some(m) = &conn_metrics {
+                                    m.connection(-1);
+                                }
                                 return;
                             }
                         };
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
+            }
+            if let Some(m) = &conn_metrics {
+                m.connection(-1);
             }
         });
     }
@@ -143,9 +158,22 @@ pub(crate) async fn accept_loop(
 async fn call(
     service: S3Service,
     req: http::Request<Incoming>,
+    metrics: Option<Arc<crate::admin::Metrics>>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     let close = expects_continue(req.headers()) && !has_body(req.headers());
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let bytes_in = content_length(req.headers());
     let mut resp = service.call(req.map(s3s::Body::from)).await?;
+    if let Some(m) = &metrics {
+        m.request(
+            &method,
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+            bytes_in,
+            content_length(resp.headers()),
+        );
+    }
     if close {
         resp.headers_mut().insert(
             http::header::CONNECTION,
@@ -153,6 +181,14 @@ async fn call(
         );
     }
     Ok(resp)
+}
+
+fn content_length(h: &http::HeaderMap) -> u64 {
+    h.get("x-amz-decoded-content-length")
+        .or_else(|| h.get(http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn expects_continue(h: &http::HeaderMap) -> bool {

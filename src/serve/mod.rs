@@ -63,6 +63,10 @@ pub struct Options {
     pub client: Option<(String, String)>,
     /// Serve HTTPS with this certificate and key (PEM files); overrides the config.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Address of the admin listener (health, metrics); overrides the config.
+    pub admin_listen: Option<String>,
+    /// Metrics to update (the CLI shares them with its log layer); created when absent.
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
 }
 
 /// A running gateway.
@@ -73,6 +77,10 @@ pub struct Running {
     pub tls: bool,
     /// The key store in use.
     pub keys_dir: PathBuf,
+    /// Where the admin listener (health, metrics) listens, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// The gateway's metrics.
+    pub metrics: Arc<crate::admin::Metrics>,
     /// The bucket policy in force (swap it to reload).
     pub policy: Arc<crate::policy::PolicyCell>,
     /// Client credentials, when the embedded default made or took them.
@@ -163,6 +171,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 keys_dir: PathBuf::from("keys"),
                 domain: None,
                 tls: None,
+                admin_listen: None,
                 algorithm: Algorithm::Aes256Gcm.name().into(),
                 upstream: UpstreamConfig {
                     endpoint: format!("http://{addr}"),
@@ -212,6 +221,15 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     }
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
     let upstream = Upstream::connect(&cfg.upstream).await?;
+    let metrics = opts.metrics.clone().unwrap_or_default();
+    let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
+        Some(listen) => {
+            let (l, a) = bind(&listen, " for the admin listener").await?;
+            tokio::spawn(crate::admin::serve(l, metrics.clone(), upstream.clone()));
+            Some(a)
+        }
+        None => None,
+    };
     let policy = Arc::new(crate::policy::PolicyCell::new(
         crate::policy::Policy::load(
             &cfg.policy,
@@ -243,12 +261,20 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let (listener, addr) = bind(&listen, "").await?;
     let (shutdown, stop) = watch::channel(false);
     let https = tls.is_some();
-    let task = tokio::spawn(accept_loop(listener, service, tls, Some(stop)));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        service,
+        tls,
+        Some(stop),
+        Some(metrics.clone()),
+    ));
     tracing::info!(%addr, tls = https, "sealgate listening");
     Ok(Running {
         addr,
         tls: https,
         keys_dir: keys_dir.clone(),
+        admin_addr,
+        metrics,
         policy,
         client: shown_client,
         generated_key,

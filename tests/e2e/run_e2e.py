@@ -182,8 +182,9 @@ class Gateway:
     """One sealgate process. Several may share a key store and an upstream,
     as instances behind a load balancer do."""
 
-    def __init__(self, sealgate, upstream, work, name="gw", tls=None, extra="", audit=None):
+    def __init__(self, sealgate, upstream, work, name="gw", tls=None, extra="", audit=None, admin=False):
         self.port = free_port()
+        self.admin_port = free_port() if admin else None
         keys = os.path.join(work, "keys")
         if not os.path.isdir(keys):
             subprocess.run([sealgate, "keys", "generate", "--keys-dir", keys], check=True, capture_output=True)
@@ -192,6 +193,7 @@ class Gateway:
             f.write(f'''listen = "127.0.0.1:{self.port}"
 keys_dir = "{keys}"
 domain = "{DOMAIN}"
+{f'admin_listen = "127.0.0.1:{self.admin_port}"' if admin else ""}
 [upstream]
 endpoint = "{upstream.endpoint}"
 access_key = "{UAK}"
@@ -778,6 +780,21 @@ def passthrough(name, sealgate, up, work):
     run_passthrough()
 
 
+def metrics(name, gw):
+    @check(f"{name}: /metrics parses with the Prometheus client library and counts the traffic; health endpoints answer")
+    def run_metrics():
+        from prometheus_client.parser import text_string_to_metric_families
+        base = f"http://127.0.0.1:{gw.admin_port}"
+        assert urllib.request.urlopen(base + "/health/live").status == 200
+        assert urllib.request.urlopen(base + "/health/ready").status == 200
+        text = urllib.request.urlopen(base + "/metrics").read().decode()
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        reqs = sum(s.value for s in fams["sealgate_requests"].samples if s.labels.get("method") == "PUT")
+        assert reqs > 20, reqs
+        assert "sealgate_request_duration_seconds" in fams and "sealgate_connections" in fams, list(fams)
+    run_metrics()
+
+
 def rss_peak_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -844,12 +861,13 @@ def main():
         try:
             pki = make_pki(work)
             up = Upstream(kind, work, args.s3s_fs, pki)
-            gw = Gateway(args.sealgate, up, work)
+            gw = Gateway(args.sealgate, up, work, admin=True)
             gws = Gateway(args.sealgate, up, work, name="gw-tls", tls=pki)
             gw3 = Gateway(args.sealgate, up, work, name="gw3")
             suite(kind, gw, gws, work)
             hostile(kind, gw, up)
             multipart(kind, [gw, gws, gw3], up, work)
+            metrics(kind, gw)
             if kind == "s3s-fs" and args.large_gib > 0:
                 large(kind, gw, work, args.large_gib)
             scan(kind, up)
