@@ -9,11 +9,62 @@ use gw_common::client_for;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+/// A minimal local webhook receiver: collects POST bodies, answers 200.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/incidents", l.local_addr().unwrap());
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    g.lock().unwrap().push(body);
+                    buf.drain(..end + 4 + len);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let audit = d.join("audit.jsonl");
+    let (hook, received) = receiver().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
@@ -22,6 +73,9 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         .arg(d.join("keys"))
         .arg("--audit-log")
         .arg(&audit)
+        .arg("--incident-webhook")
+        .arg(&hook)
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("SEALGATE_ACCESS_KEY", "audit-ak")
         .env("SEALGATE_SECRET_KEY", "audit-secret-key-0123")
         .env_remove("SEALGATE_CONFIG")
@@ -34,6 +88,12 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     let addr = loop {
         let l = lines.next().expect("gateway exited").unwrap();
         if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
+            break a.to_owned();
+        }
+    };
+    let admin = loop {
+        let l = lines.next().expect("gateway exited").unwrap();
+        if let Some(a) = l.strip_prefix("admin (health, metrics) on http://") {
             break a.to_owned();
         }
     };
@@ -64,6 +124,45 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         };
         assert!(got.is_err(), "a tampered object must not be returned");
     }
+    // The incident also reached the operator's webhook, as JSON.
+    let mut waited = 0;
+    while !received
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|b| b.contains("\"integrity_failure\"") && b.contains("ledger"))
+    {
+        assert!(
+            waited < 100,
+            "no incident at the webhook: {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // Counted in the metrics too.
+    let metrics = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&admin).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(
+        metrics.contains("sealgate_security_events_total{event=\"integrity_failure\"} 2"),
+        "{metrics}"
+    );
+    // Routine records are not sent.
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.contains("gateway_started"))
+    );
     child.kill().unwrap();
     let _ = child.wait();
 

@@ -9,6 +9,8 @@
 //! ids, …) is written by [`AuditLayer`], with all its fields. One file per
 //! gateway instance; several instances must not share a file.
 
+pub mod webhook;
+
 use crate::format::{KekLookup, KeyId, kdf};
 use crate::keys::KeyStore;
 use chrono::{DateTime, Utc};
@@ -246,9 +248,15 @@ impl AuditLog {
 pub struct AuditLayer {
     sink: Arc<OnceLock<AuditLog>>,
     metrics: Arc<crate::admin::Metrics>,
+    webhook: Arc<OnceLock<webhook::Webhook>>,
 }
 
 impl AuditLayer {
+    /// Also sends incidents to a webhook; later calls are ignored.
+    pub fn attach_webhook(&self, w: webhook::Webhook) {
+        let _ = self.webhook.set(w);
+    }
+
     /// The metrics this layer counts security events into.
     pub fn metrics(&self) -> Arc<crate::admin::Metrics> {
         self.metrics.clone()
@@ -288,7 +296,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
         if event.metadata().target() != TARGET {
             return;
         }
-        let Some(log) = self.sink.get() else { return };
         let mut f = Fields(serde_json::Map::new());
         f.0.insert(
             "severity".into(),
@@ -300,6 +307,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
                 .into(),
         );
         event.record(&mut f);
+        if let Some(name) = f.0.get("event").and_then(|v| v.as_str()) {
+            self.metrics.event(name);
+        }
+        if let Some(w) = self.webhook.get() {
+            w.offer(&f.0);
+        }
+        let Some(log) = self.sink.get() else { return };
         if let Err(e) = log.append(f.0) {
             // Not through tracing: that would recurse into this layer.
             let _ = writeln!(std::io::stderr(), "sealgate: audit log write failed: {e}");

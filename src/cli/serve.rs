@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// (one file per instance; `sealgate audit verify` checks it).
     #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// POST security incidents as JSON to this http:// URL (docs/INCIDENTS.md).
+    #[arg(long = "incident-webhook", env = "SEALGATE_INCIDENT_WEBHOOK")]
+    incident_webhook: Option<String>,
     /// Serve /health/live, /health/ready and /metrics on this address.
     #[arg(long = "admin-listen", env = "SEALGATE_ADMIN_LISTEN")]
     admin_listen: Option<String>,
@@ -74,6 +77,9 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if let Some(url) = &a.incident_webhook {
+            audit.attach_webhook(crate::audit::webhook::Webhook::start(url, audit.metrics())?);
+        }
         let running = start(opts).await?;
         if let Some(path) = &a.audit_log {
             let keys = crate::keys::KeyStore::load(&running.keys_dir)?;
