@@ -133,8 +133,10 @@ async fn passthrough_only_under_an_exception_in_force() {
         c.create_bucket().bucket(b).send().await.unwrap();
     }
     let body = b"PLAINTEXT-PUBLIC-PAGE ".repeat(1000);
+    let mut request_ids = Vec::new();
     for b in ["public-site", "private-site"] {
-        c.put_object()
+        let out = c
+            .put_object()
             .bucket(b)
             .key("index.html")
             .content_type("text/html")
@@ -142,6 +144,8 @@ async fn passthrough_only_under_an_exception_in_force() {
             .send()
             .await
             .unwrap();
+        use aws_sdk_s3::operation::RequestId;
+        request_ids.push(out.request_id().expect("x-amz-request-id").to_owned());
     }
     // Byte for byte plaintext in the passthrough bucket; never in the other.
     assert_eq!(
@@ -274,10 +278,13 @@ async fn passthrough_only_under_an_exception_in_force() {
     ] {
         assert!(audit.contains(want), "{want} missing:\n{audit}");
     }
+    // The usage record cites the request id the client got.
     assert!(
-        audit
-            .lines()
-            .any(|l| l.contains("exception_used") && l.contains("index.html") && l.contains(AK))
+        audit.lines().any(|l| l.contains("exception_used")
+            && l.contains("index.html")
+            && l.contains(AK)
+            && l.contains(&format!("\"request_id\":\"{}\"", request_ids[0]))),
+        "{request_ids:?}\n{audit}"
     );
     let (ok, out) = sealgate(
         d,

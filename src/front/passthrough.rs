@@ -45,7 +45,11 @@ pub(crate) async fn put_object(
     let mut input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     // Ties the record to the response the client got (x-amz-request-id).
-    let request_id = request_id();
+    let request_id = req
+        .extensions
+        .get::<crate::serve::listener::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(request_id);
     let exception = match gw
         .policy()
         .authorize_write(&rule, &gw.keys, chrono::Utc::now())

@@ -160,11 +160,21 @@ async fn call(
     req: http::Request<Incoming>,
     metrics: Option<Arc<crate::admin::Metrics>>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
+    use tracing::Instrument;
     let close = expects_continue(req.headers()) && !has_body(req.headers());
     let started = std::time::Instant::now();
     let method = req.method().as_str().to_owned();
     let bytes_in = content_length(req.headers());
-    let mut resp = service.call(req.map(s3s::Body::from)).await?;
+    // One id per request: on every log line inside it (span), in records
+    // that cite it, and in the response (x-amz-request-id).
+    let id = RequestId::new();
+    let mut req = req.map(s3s::Body::from);
+    req.extensions_mut().insert(id.clone());
+    let span = tracing::info_span!("request", request_id = %id.0);
+    let mut resp = service.call(req).instrument(span).await?;
+    if let Ok(v) = http::HeaderValue::from_str(&id.0) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
     if let Some(m) = &metrics {
         m.request(
             &method,
@@ -181,6 +191,20 @@ async fn call(
         );
     }
     Ok(resp)
+}
+
+/// The id of one client request (16 hex digits), carried in the request's
+/// extensions so handlers can cite it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> RequestId {
+        use crate::format::RandomSource;
+        let mut b = [0u8; 8];
+        let _ = crate::format::OsRandom.fill(&mut b);
+        RequestId(hex::encode_upper(b))
+    }
 }
 
 fn content_length(h: &http::HeaderMap) -> u64 {
