@@ -154,21 +154,47 @@ pub async fn upload_part(
     if len > MAX_PUT {
         return Err(s3_error!(EntityTooLarge));
     }
-    let ferr = |e| format_err(e, &bucket, &key);
-    let tag = id.envelope.binding_tag(&id.dek, name);
-    let part_number = u32::try_from(input.part_number).expect("checked above");
-    let (sealer, header) =
-        PartSealer::start(&id.envelope, &id.dek, tag, part_number, len, &mut OsRandom)
-            .map_err(ferr)?;
     let check = client_checks!(input, &headers)?;
+    let etag = seal_part(
+        gw,
+        &id,
+        name,
+        input.part_number,
+        (body, len),
+        check,
+        trailers,
+    )
+    .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: etag,
+        ..Default::default()
+    }))
+}
+
+/// Seals `body` (`len` plaintext bytes) as part `part_number` of the upload
+/// `id` and streams it to the provider; returns the part's ETag.
+async fn seal_part(
+    gw: &Gateway,
+    id: &upload_id::UploadId,
+    name: ObjectName<'_>,
+    part_number: i32,
+    (body, len): (StreamingBlob, u64),
+    check: Checks,
+    trailers: Option<s3s::TrailingHeaders>,
+) -> S3Result<Option<ETag>> {
+    let ferr = |e| format_err(e, name.bucket, name.key);
+    let tag = id.envelope.binding_tag(&id.dek, name);
+    let number = u32::try_from(part_number).expect("checked by open_upload");
+    let (sealer, header) =
+        PartSealer::start(&id.envelope, &id.dek, tag, number, len, &mut OsRandom).map_err(ferr)?;
     let request = gw
         .upstream
         .client
         .upload_part()
-        .bucket(&bucket)
-        .key(&key)
+        .bucket(name.bucket)
+        .key(name.key)
         .upload_id(&id.upstream)
-        .part_number(input.part_number)
+        .part_number(part_number)
         .content_length(size::part_ciphertext_len(len) as i64);
     let out = stream_part(
         body,
@@ -176,7 +202,7 @@ pub async fn upload_part(
         Some(sealer),
         check,
         trailers,
-        (&bucket, &key, None),
+        (name.bucket, name.key, None),
         move |b| async move {
             request
                 .body(b)
@@ -186,12 +212,9 @@ pub async fn upload_part(
         },
     )
     .await?;
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: out
-            .e_tag()
-            .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
-        ..Default::default()
-    }))
+    Ok(out
+        .e_tag()
+        .map(|e| ETag::Strong(e.trim_matches('"').to_owned())))
 }
 
 /// Upstream failures of calls on an upload: a 404 means the upload is gone.
@@ -533,43 +556,11 @@ pub async fn upload_part_copy(
     let body = source
         .body
         .ok_or_else(|| s3_error!(InternalError, "source body missing"))?;
-    let ferr = |e| format_err(e, &bucket, &key);
-    let tag = id.envelope.binding_tag(&id.dek, name);
-    let part_number = u32::try_from(i.part_number).expect("checked above");
-    let (sealer, header) =
-        PartSealer::start(&id.envelope, &id.dek, tag, part_number, len, &mut OsRandom)
-            .map_err(ferr)?;
     let check = Checks::new(&None, &None, Checksum::default(), &http::HeaderMap::new())?;
-    let request = gw
-        .upstream
-        .client
-        .upload_part()
-        .bucket(&bucket)
-        .key(&key)
-        .upload_id(&id.upstream)
-        .part_number(i.part_number)
-        .content_length(size::part_ciphertext_len(len) as i64);
-    let out = stream_part(
-        body,
-        &header,
-        Some(sealer),
-        check,
-        None,
-        (&bucket, &key, None),
-        move |b| async move {
-            request
-                .body(b)
-                .send()
-                .await
-                .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
-        },
-    )
-    .await?;
+    let etag = seal_part(gw, &id, name, i.part_number, (body, len), check, None).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
-            e_tag: out
-                .e_tag()
-                .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+            e_tag: etag,
             last_modified: Some(Timestamp::from(time::OffsetDateTime::now_utc())),
             ..Default::default()
         }),

@@ -48,8 +48,9 @@ pub(crate) async fn put_object(
     let request_id = req
         .extensions
         .get::<crate::serve::listener::RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(request_id);
+        .cloned()
+        .unwrap_or_else(crate::serve::listener::RequestId::new)
+        .0;
     let exception = match gw
         .policy()
         .authorize_write(&rule, &gw.keys, chrono::Utc::now())
@@ -131,16 +132,6 @@ pub(crate) async fn put_object(
         resp.headers.insert("x-amz-request-id", v);
     }
     Ok(resp)
-}
-
-/// A random request id (16 hex digits) for records and the response.
-fn request_id() -> String {
-    use crate::format::RandomSource;
-    let mut b = [0u8; 8];
-    crate::format::OsRandom
-        .fill(&mut b)
-        .map(|()| hex::encode_upper(b))
-        .unwrap_or_else(|_| "0000000000000000".into())
 }
 
 /// Whether a failed lookup means "not in sealgate's format" (the one case

@@ -199,7 +199,8 @@ async fn call(
 pub struct RequestId(pub String);
 
 impl RequestId {
-    fn new() -> RequestId {
+    /// A fresh random id.
+    pub(crate) fn new() -> RequestId {
         use crate::format::RandomSource;
         let mut b = [0u8; 8];
         let _ = crate::format::OsRandom.fill(&mut b);
