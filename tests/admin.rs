@@ -51,7 +51,7 @@ async fn health_and_metrics() {
     let (_, before) = get(admin, "/metrics").await;
     let puts = value(
         &before,
-        "sealgate_requests_total{method=\"PUT\",status=\"200\"}",
+        "sealgate_requests_total{operation=\"PutObject\",status=\"200\"}",
     );
 
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
@@ -68,9 +68,9 @@ async fn health_and_metrics() {
     assert_eq!(
         value(
             &after,
-            "sealgate_requests_total{method=\"PUT\",status=\"200\"}"
+            "sealgate_requests_total{operation=\"PutObject\",status=\"200\"}"
         ),
-        puts + 2,
+        puts + 1,
         "{after}"
     );
     assert!(
@@ -81,28 +81,107 @@ async fn health_and_metrics() {
         value(&after, "sealgate_request_duration_seconds_count") >= 2,
         "{after}"
     );
+    assert_eq!(
+        value(
+            &after,
+            "sealgate_requests_total{operation=\"CreateBucket\",status=\"200\"}"
+        ),
+        1,
+        "{after}"
+    );
+    assert!(
+        value(
+            &after,
+            "sealgate_upstream_requests_total{operation=\"PutObject\",outcome=\"2xx\"}"
+        ) >= 1,
+        "{after}"
+    );
     assert_eq!(get(admin, "/nope").await.0, 404);
     gw.shutdown().await;
 
-    // Readiness follows the provider: a dead upstream is not ready.
-    let cfg = dir.path().join("dead.toml");
+    // Readiness follows the provider: stopped, not ready; started again,
+    // ready again. A switchable relay stands in front of a real s3s-fs.
+    let (uak, usk) = ("relay-up-ak", "relay-up-secret-0123456789");
+    let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let (relayed, on) = switchable_relay(up).await;
+    let cfg = dir.path().join("relayed.toml");
+    let registry = dir.path().join("exceptions.jsonl");
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://127.0.0.1:9\"\naccess_key = \"a\"\nsecret_key = \"b\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{relayed}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[policy]\nregistry = {registry:?}\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
             dir.path().join("keys")
         ),
     )
     .unwrap();
-    let dead = start(Options {
+    let gw = start(Options {
         config: Some(cfg),
         ..Default::default()
     })
     .await
     .unwrap();
-    let admin = dead.admin_addr.unwrap();
-    assert_eq!(get(admin, "/health/live").await.0, 200);
+    let admin = gw.admin_addr.unwrap();
+    assert_eq!(get(admin, "/health/ready").await.0, 200);
+    on.send(false).unwrap();
     let (status, body) = get(admin, "/health/ready").await;
     assert_eq!(status, 503, "{body}");
-    dead.shutdown().await;
+    assert!(body.contains("upstream"), "{body}");
+    assert_eq!(
+        get(admin, "/health/live").await.0,
+        200,
+        "alive while not ready"
+    );
+    let (_, m) = get(admin, "/metrics").await;
+    assert!(
+        value(
+            &m,
+            "sealgate_upstream_requests_total{operation=\"ListBuckets\",outcome=\"transport\"}"
+        ) >= 1,
+        "{m}"
+    );
+    on.send(true).unwrap();
+    let (status, body) = get(admin, "/health/ready").await;
+    assert_eq!(status, 200, "{body}");
+    // A damaged exception registry is not ready either.
+    std::fs::write(&registry, "{not a registry line\n").unwrap();
+    let (status, body) = get(admin, "/health/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("exception registry"), "{body}");
+    std::fs::remove_file(&registry).unwrap();
+    assert_eq!(get(admin, "/health/ready").await.0, 200);
+    gw.shutdown().await;
+}
+
+/// A TCP relay to `to` that can be switched off (every connection, open or
+/// new, is dropped) and on again: a provider outage without losing its data.
+async fn switchable_relay(
+    to: std::net::SocketAddr,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let (tx, rx) = tokio::sync::watch::channel(true);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = l.accept().await else {
+                continue;
+            };
+            let mut rx = rx.clone();
+            if !*rx.borrow() {
+                drop(inbound);
+                continue;
+            }
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = rx.wait_for(|on| !*on) => {}
+                }
+            });
+        }
+    });
+    (addr, tx)
 }

@@ -78,6 +78,7 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         .args(["--admin-listen", "127.0.0.1:0"])
         .env("SEALGATE_ACCESS_KEY", "audit-ak")
         .env("SEALGATE_SECRET_KEY", "audit-secret-key-0123")
+        .env("SEALGATE_AUTH_FAILURE_THRESHOLD", "3")
         .env_remove("SEALGATE_CONFIG")
         .env_remove("SEALGATE_UPSTREAM_ENDPOINT")
         .stdout(Stdio::piped())
@@ -140,6 +141,35 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // Three requests signed with a wrong secret: refused, counted, and at
+    // the threshold (3 here) one incident, naming the address and key.
+    let wrong = client_for(format!("http://{addr}"), "audit-ak", "not-the-secret");
+    for _ in 0..3 {
+        let e = wrong
+            .get_object()
+            .bucket("audited")
+            .key("ledger")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
+            Some("SignatureDoesNotMatch"),
+            "{e:?}"
+        );
+    }
+    let mut waited = 0;
+    while !received.lock().unwrap().iter().any(|b| {
+        b.contains("\"auth_failures\"") && b.contains("127.0.0.1") && b.contains("audit-ak")
+    }) {
+        assert!(
+            waited < 100,
+            "no auth_failures incident at the webhook: {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
     // Counted in the metrics too.
     let metrics = {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -155,6 +185,16 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         metrics.contains("sealgate_security_events_total{event=\"integrity_failure\"} 2"),
         "{metrics}"
     );
+    for want in [
+        "sealgate_decryption_failures_total 2",
+        "sealgate_auth_failures_total 3",
+        "sealgate_security_events_total{event=\"auth_failures\"} 1",
+        "sealgate_requests_total{operation=\"unauthenticated\",status=\"403\"} 3",
+        "sealgate_requests_total{operation=\"PutObject\",status=\"200\"} 1",
+        "sealgate_upstream_requests_total{operation=\"PutObject\",outcome=\"2xx\"} 1",
+    ] {
+        assert!(metrics.contains(want), "{want} missing:\n{metrics}");
+    }
     // Routine records are not sent.
     assert!(
         !received

@@ -137,7 +137,92 @@ async fn https_on_both_sides_with_a_private_ca() {
     // Plain HTTP to the TLS port is not served.
     let plain = sealgate_plain_client(gw.addr);
     assert!(plain.list_buckets().send().await.is_err());
+
+    // Certificate rotation: a connection opened before the reload keeps
+    // working on it; new handshakes get the new certificate.
+    let mut before = raw_tls(gw.addr, &ca).await;
+    assert_eq!(raw_request(&mut before).await, 403, "anonymous request");
+    let new_pki = dir.path().join("rotated");
+    std::fs::create_dir_all(&new_pki).unwrap();
+    let (ca2, cert2, key2) = test_pki(&new_pki);
+    let old_key = std::fs::read(&key).unwrap();
+    std::fs::copy(&cert2, &cert).unwrap();
+    // A certificate whose key does not fit is refused; the old pair stays.
+    let files = gw.tls_files.clone().expect("TLS files");
+    let e = files.reload().unwrap_err().to_string();
+    assert!(e.contains("do not fit"), "{e}");
+    assert!(
+        client(format!("https://127.0.0.1:{}", gw.addr.port()), &ca)
+            .list_buckets()
+            .send()
+            .await
+            .is_ok()
+    );
+    std::fs::copy(&key2, &key).unwrap();
+    files.reload().unwrap();
+    assert_eq!(
+        raw_request(&mut before).await,
+        403,
+        "the old connection survives"
+    );
+    let fresh = client(format!("https://127.0.0.1:{}", gw.addr.port()), &ca2);
+    assert!(fresh.list_buckets().send().await.is_ok());
+    let stale = client(format!("https://127.0.0.1:{}", gw.addr.port()), &ca);
+    assert!(
+        stale.list_buckets().send().await.is_err(),
+        "the old certificate is no longer served"
+    );
+    assert_ne!(std::fs::read(&key).unwrap(), old_key);
     gw.shutdown().await;
+}
+
+/// A TLS connection to `addr` trusting only `ca`.
+async fn raw_tls(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Sends one keep-alive `GET /` and reads the whole response; its status.
+async fn raw_request(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return head[9..12].parse().unwrap();
+            }
+        }
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn sealgate_plain_client(addr: std::net::SocketAddr) -> Client {

@@ -308,7 +308,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
         );
         event.record(&mut f);
         if let Some(name) = f.0.get("event").and_then(|v| v.as_str()) {
-            self.metrics.event(name);
+            let exception = f.0.get("exception").and_then(|v| v.as_str());
+            self.metrics.event(name, exception);
         }
         if let Some(w) = self.webhook.get() {
             w.offer(&f.0);

@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 /// stay in the audit log only.
 pub const INCIDENTS: &[&str] = &[
     "integrity_failure",
+    "auth_failures",
+    "revoked_key_used",
     "unknown_key",
     "bad_upload_id",
     "exception_denied",
@@ -84,7 +86,7 @@ impl Webhook {
         e.insert("time".into(), chrono::Utc::now().to_rfc3339().into());
         e.insert("source".into(), "sealgate".into());
         if self.tx.try_send(serde_json::Value::Object(e)).is_err() {
-            self.metrics.event("webhook_dropped");
+            self.metrics.event("webhook_dropped", None);
         }
     }
 }

@@ -7,6 +7,8 @@
 //! set, and passes requests without credentials to them: both are refused
 //! here, so nothing unauthenticated reaches the front end or the provider.
 
+pub mod failures;
+
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
@@ -127,6 +129,14 @@ impl S3Access for Grants {
     }
 
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        // Name the operation for metrics (the listener reads it back).
+        let op = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx
+            .extensions_mut()
+            .get::<crate::serve::listener::Operation>()
+        {
+            slot.set(&op);
+        }
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Signature required"));
         };

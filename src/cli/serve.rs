@@ -55,6 +55,8 @@ pub struct ServeArgs {
 }
 
 pub(super) fn serve(a: ServeArgs) -> CliResult {
+    // Start time is measured from here (docs/OPERATIONS.md §Start time).
+    let began = std::time::Instant::now();
     let audit = init_logging(a.log_json);
     let client = match (a.access_key, a.secret_key) {
         (Some(ak), Some(sk)) => Some((ak, sk)),
@@ -87,6 +89,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             tracing::info!(target: "sealgate::security", event = "gateway_started", addr = %running.addr, "audit log opened");
         }
         running.policy.get().announce();
+        tracing::info!(startup_ms = began.elapsed().as_millis() as u64, addr = %running.addr, "sealgate ready: keys, policy and registry loaded, listening");
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
             eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
@@ -107,14 +110,23 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             println!("  export AWS_DEFAULT_REGION=us-east-1");
             println!("  aws --endpoint-url {scheme}://{} s3 mb s3://demo", running.addr);
         }
-        // SIGHUP re-reads the configuration's bucket policy and the registry.
-        let reload = config_path.map(|path| {
-            let (cell, keys_dir) = (running.policy.clone(), running.keys_dir.clone());
+        // SIGHUP re-reads the TLS certificate and key, the configuration's
+        // bucket policy and the exception registry; whatever fails to load
+        // keeps its previous version.
+        let reload = {
+            let (cell, keys_dir, tls) = (running.policy.clone(), running.keys_dir.clone(), running.tls_files.clone());
             tokio::spawn(async move {
                 use tokio::signal::unix::{SignalKind, signal};
                 let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
                 while hup.recv().await.is_some() {
-                    match crate::serve::reload_policy(&path, &keys_dir) {
+                    if let Some(tls) = &tls {
+                        match tls.reload() {
+                            Ok(()) => tracing::info!("TLS certificate and key reloaded; new connections use them"),
+                            Err(why) => tracing::error!(reason = %why, "TLS reload refused; the previous certificate stays in use"),
+                        }
+                    }
+                    let Some(path) = &config_path else { continue };
+                    match crate::serve::reload_policy(path, &keys_dir) {
                         Ok(p) => {
                             cell.set(p);
                             tracing::warn!(target: "sealgate::security", event = "policy_reloaded", "bucket policy and exception registry reloaded");
@@ -126,7 +138,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
                     }
                 }
             })
-        });
+        };
         // Records the moment an exception in force expires or is revoked
         // (writes are refused from then on whether or not this runs).
         let watch = {
@@ -150,10 +162,8 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         };
         wait_for_signal().await;
         watch.abort();
-        if let Some(r) = reload {
-            r.abort();
-        }
-        eprintln!("shutting down: finishing in-flight requests (up to 10 s)");
+        reload.abort();
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
         running.shutdown().await;
         Ok::<(), Box<dyn std::error::Error>>(())
     })

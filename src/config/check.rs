@@ -132,7 +132,7 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         }
     }
     if let Some(t) = &cfg.tls {
-        match crate::serve::listener::tls_acceptor(&t.cert_file, &t.key_file) {
+        match crate::serve::tls::tls_acceptor(&t.cert_file, &t.key_file) {
             Ok(_) => out.push(ok(format!("TLS certificate {}", t.cert_file.display()))),
             Err(e) => out.push(fail(e.to_string())),
         }

@@ -57,6 +57,13 @@ pub struct Config {
     /// `/metrics`); disabled when absent.
     #[serde(default)]
     pub admin_listen: Option<String>,
+    /// Seconds in-flight requests may run after SIGTERM before the process
+    /// exits anyway (keep it below the orchestrator's kill timeout).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Thresholds for security events.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// The provider sealgate forwards ciphertext to.
     pub upstream: UpstreamConfig,
     /// Client credentials.
@@ -66,6 +73,43 @@ pub struct Config {
     /// registered exception (docs/EXCEPTIONS.md). Every other bucket is encrypted.
     #[serde(default)]
     pub policy: PolicyConfig,
+}
+
+/// When repeated failures become a security event.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Failed client authentications from one address within the window
+    /// that raise an `auth_failures` event; 0 disables the event.
+    #[serde(default = "default_auth_threshold")]
+    pub auth_failure_threshold: u32,
+    /// The window, in seconds.
+    #[serde(default = "default_auth_window")]
+    pub auth_failure_window_secs: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            auth_failure_threshold: default_auth_threshold(),
+            auth_failure_window_secs: default_auth_window(),
+        }
+    }
+}
+
+fn default_auth_threshold() -> u32 {
+    20
+}
+
+fn default_auth_window() -> u64 {
+    60
+}
+
+/// Default of `shutdown_grace_secs`: below Kubernetes' 30 s kill timeout.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 25;
+
+fn default_grace() -> u64 {
+    DEFAULT_SHUTDOWN_GRACE_SECS
 }
 
 /// Bucket policy.
@@ -260,6 +304,22 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_ALGORITHM") {
             self.algorithm = v;
+        }
+        let number = |name: &str, v: String| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid(format!("{name}={v:?}: expected a whole number")))
+        };
+        if let Some(v) = env("SEALGATE_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace_secs = number("SEALGATE_SHUTDOWN_GRACE_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_AUTH_FAILURE_THRESHOLD") {
+            self.security.auth_failure_threshold =
+                u32::try_from(number("SEALGATE_AUTH_FAILURE_THRESHOLD", v)?).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("SEALGATE_AUTH_FAILURE_WINDOW_SECS") {
+            self.security.auth_failure_window_secs =
+                number("SEALGATE_AUTH_FAILURE_WINDOW_SECS", v)?;
         }
         match (env("SEALGATE_TLS_CERT"), env("SEALGATE_TLS_KEY")) {
             (Some(c), Some(k)) => {

@@ -28,6 +28,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Plaintext chunks in flight to the client (backpressure bound).
 const QUEUE: usize = 4;
@@ -441,12 +442,16 @@ pub(super) async fn get_object(
         && let Some(reads) = plan_multipart_range(gw, &obj, &bucket, &key, (start, end)).await?
     {
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-        tokio::spawn(pump_parts(
-            gw.clone(),
-            reads,
-            (bucket.clone(), key.clone(), obj.upstream_etag.clone()),
-            tx,
-        ));
+        // Spawned work stays in the request's span (its request id).
+        tokio::spawn(
+            pump_parts(
+                gw.clone(),
+                reads,
+                (bucket.clone(), key.clone(), obj.upstream_etag.clone()),
+                tx,
+            )
+            .instrument(tracing::Span::current()),
+        );
         let mut out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(
                 tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -518,28 +523,31 @@ pub(super) async fn get_object(
     let binding = obj.binding;
     let expected = (obj.parts, p);
     let (b2, k2) = (bucket.clone(), key.clone());
-    tokio::spawn(async move {
-        let result = pump(
-            resp.body,
-            plan,
-            keys.as_ref(),
-            &b2,
-            &k2,
-            binding,
-            expected,
-            &tx,
-        )
-        .await;
-        if let Err(e) = result {
-            // Log with the precise cause, then abort the client's response.
-            let _ = format_err(e.clone(), &b2, &k2);
-            let _ = tx
-                .send(Err(std::io::Error::other(format!(
-                    "sealgate aborted the response: {e}"
-                ))))
-                .await;
+    tokio::spawn(
+        async move {
+            let result = pump(
+                resp.body,
+                plan,
+                keys.as_ref(),
+                &b2,
+                &k2,
+                binding,
+                expected,
+                &tx,
+            )
+            .await;
+            if let Err(e) = result {
+                // Log with the precise cause, then abort the client's response.
+                let _ = format_err(e.clone(), &b2, &k2);
+                let _ = tx
+                    .send(Err(std::io::Error::other(format!(
+                        "sealgate aborted the response: {e}"
+                    ))))
+                    .await;
+            }
         }
-    });
+        .instrument(tracing::Span::current()),
+    );
 
     let mut out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(

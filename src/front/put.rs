@@ -24,6 +24,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Largest single PUT (and largest part) S3 accepts.
 pub(crate) const MAX_PUT: u64 = 5 << 30;
@@ -171,9 +172,13 @@ where
     let (tx, rx) = mpsc::channel(QUEUE);
     let upstream_body =
         http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let upload = tokio::spawn(send(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
-        upstream_body,
-    )));
+    // Spawned work stays in the request's span (its request id).
+    let upload = tokio::spawn(
+        send(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
+            upstream_body,
+        ))
+        .instrument(tracing::Span::current()),
+    );
     let pumped = async {
         if !header.is_empty() {
             send_chunk(&tx, Bytes::copy_from_slice(header)).await?;

@@ -239,6 +239,14 @@ impl Policy {
         out
     }
 
+    /// Whether the exception registry still reads and verifies (for
+    /// readiness): a damaged registry is an incident, not a quiet state.
+    pub fn registry_ok(&self, keys: &KeyStore) -> Result<(), String> {
+        Registry::load(&self.registry, keys)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The rule that makes `bucket` passthrough, if any.
     pub fn passthrough(&self, bucket: &str) -> Option<&Rule> {
         self.rules

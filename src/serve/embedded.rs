@@ -30,7 +30,7 @@ pub async fn start_at(
     tls: Option<(&Path, &Path)>,
 ) -> Result<SocketAddr, ServeError> {
     let tls = match tls {
-        Some((cert, key)) => Some(super::listener::tls_acceptor(cert, key)?),
+        Some((cert, key)) => Some(super::tls::tls_acceptor(cert, key)?),
         None => None,
     };
     std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
@@ -45,6 +45,13 @@ pub async fn start_at(
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
     let (listener, addr) = super::bind(listen, " for the embedded upstream").await?;
-    tokio::spawn(super::accept_loop(listener, service, tls, None, None));
+    tokio::spawn(super::accept_loop(
+        listener,
+        service,
+        super::ServeSettings {
+            tls,
+            ..Default::default()
+        },
+    ));
     Ok(addr)
 }

@@ -6,14 +6,12 @@
 //! resets on HEAD 404 and on ranged GETs).
 
 use super::ServeError;
+use crate::auth::failures::FailureWatch;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use s3s::service::S3Service;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -39,39 +37,37 @@ pub(crate) async fn bind(
     Ok((listener, addr))
 }
 
-/// Loads a PEM certificate chain and private key into a TLS acceptor
-/// (ALPN `http/1.1`). Errors name the file and the problem.
-pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, ServeError> {
-    let bad = |file: &Path, why: String| ServeError::Tls(format!("{}: {why}", file.display()));
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| bad(cert_file, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(cert_file, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad(cert_file, "no PEM certificate found".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| bad(key_file, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad(cert_file, format!("certificate and key do not fit: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+/// How a listener serves its connections.
+#[derive(Default)]
+pub(crate) struct ServeSettings {
+    /// Terminate TLS with this acceptor.
+    pub tls: Option<TlsAcceptor>,
+    /// Stop accepting when this fires.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Count requests and connections here.
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// How long in-flight requests may run after `stop` (default 10 s).
+    pub grace: Option<Duration>,
+    /// Report bursts of failed client authentications.
+    pub auth_failures: Option<Arc<FailureWatch>>,
 }
 
-/// Serves `service` (HTTP/1.1, over TLS when `tls` is given) on
-/// `listener` until `stop` fires, then lets in-flight connections finish for
-/// up to 10 s. Without `stop` it serves until the runtime ends.
+/// Serves `service` (HTTP/1.1, over TLS when configured) on `listener`
+/// until `stop` fires, then lets in-flight requests finish for up to the
+/// grace period. Without `stop` it serves until the runtime ends.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     service: S3Service,
-    tls: Option<TlsAcceptor>,
-    mut stop: Option<watch::Receiver<bool>>,
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    settings: ServeSettings,
 ) {
+    let ServeSettings {
+        tls,
+        mut stop,
+        metrics,
+        grace,
+        auth_failures,
+    } = settings;
+    let grace = grace.unwrap_or(DRAIN_TIMEOUT);
     let http = Arc::new(ConnBuilder::new(TokioExecutor::new()).http1_only());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -96,8 +92,12 @@ pub(crate) async fn accept_loop(
         let _ = socket.set_nodelay(true);
         let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         let svc = service.clone();
-        let m = metrics.clone();
-        let service = hyper::service::service_fn(move |req| call(svc.clone(), req, m.clone()));
+        let ctx = Arc::new(CallContext {
+            metrics: metrics.clone(),
+            auth_failures: auth_failures.clone(),
+            peer,
+        });
+        let service = hyper::service::service_fn(move |req| call(svc.clone(), req, ctx.clone()));
         let conn_metrics = metrics.clone();
         // The handshake runs in the connection's task so a slow client
         // cannot hold up the accept loop.
@@ -140,8 +140,8 @@ pub(crate) async fn accept_loop(
     }
     tokio::select! {
         () = graceful.shutdown() => {},
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("in-flight requests did not finish within 10 s; closing");
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; closing");
         }
     }
 }
@@ -158,31 +158,64 @@ pub(crate) async fn accept_loop(
 async fn call(
     service: S3Service,
     req: http::Request<Incoming>,
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    ctx: Arc<CallContext>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     use tracing::Instrument;
     let close = expects_continue(req.headers()) && !has_body(req.headers());
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_owned();
     let bytes_in = content_length(req.headers());
+    let signed = claimed_access_key(&req).map(str::to_owned);
     // One id per request: on every log line inside it (span), in records
     // that cite it, and in the response (x-amz-request-id).
     let id = RequestId::new();
+    let operation = Operation::default();
     let mut req = req.map(s3s::Body::from);
     req.extensions_mut().insert(id.clone());
+    req.extensions_mut().insert(operation.clone());
     let span = tracing::info_span!("request", request_id = %id.0);
-    let mut resp = service.call(req).instrument(span).await?;
+    let mut resp = service.call(req).instrument(span.clone()).await?;
     if let Ok(v) = http::HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
-    if let Some(m) = &metrics {
+    // The access check names the operation; a signed request refused before
+    // it ran failed authentication (bad signature, unknown key, skew).
+    let op = operation.get();
+    let auth_failed =
+        op.is_none() && signed.is_some() && resp.status() == http::StatusCode::FORBIDDEN;
+    if let Some(m) = &ctx.metrics {
         m.request(
-            &method,
+            op.unwrap_or(if auth_failed {
+                "unauthenticated"
+            } else {
+                "unknown"
+            }),
             resp.status().as_u16(),
             started.elapsed().as_secs_f64(),
             bytes_in,
             content_length(resp.headers()),
         );
+        if auth_failed {
+            m.auth_failure();
+        }
+    }
+    if auth_failed {
+        let _g = span.enter();
+        let source = ctx.peer.ip();
+        tracing::info!(client_ip = %source, access_key = signed.as_deref().unwrap_or(""), "client authentication failed");
+        if let Some(count) = ctx
+            .auth_failures
+            .as_ref()
+            .and_then(|w| w.record(source, std::time::Instant::now()))
+        {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "auth_failures",
+                client_ip = %source,
+                count,
+                access_key = signed.as_deref().unwrap_or(""),
+                "repeated client authentication failures from one address"
+            );
+        }
     }
     if close {
         resp.headers_mut().insert(
@@ -191,6 +224,50 @@ async fn call(
         );
     }
     Ok(resp)
+}
+
+/// What a connection's requests share.
+struct CallContext {
+    metrics: Option<Arc<crate::admin::Metrics>>,
+    auth_failures: Option<Arc<FailureWatch>>,
+    peer: SocketAddr,
+}
+
+/// The access key a request claims (SigV4 header or presigned query), for
+/// reporting only: s3s does the real parsing and verification.
+fn claimed_access_key<B>(req: &http::Request<B>) -> Option<&str> {
+    let from_header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once("Credential="))
+        .map(|(_, rest)| rest);
+    let from_query = || {
+        req.uri()
+            .query()?
+            .split('&')
+            .find_map(|p| p.strip_prefix("X-Amz-Credential="))
+    };
+    let cred = from_header.or_else(from_query)?;
+    Some(cred.split(['/', '%', ',']).next().unwrap_or(""))
+}
+
+/// The S3 operation a request resolved to, set by the access check
+/// ([`crate::auth::Grants`]) and read back for metrics. Unset when the
+/// request never got that far.
+#[derive(Debug, Clone, Default)]
+pub struct Operation(Arc<std::sync::OnceLock<String>>);
+
+impl Operation {
+    /// Records the operation's name (first call wins).
+    pub fn set(&self, name: &str) {
+        let _ = self.0.set(name.to_owned());
+    }
+
+    /// The recorded name.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 /// The id of one client request (16 hex digits), carried in the request's

@@ -8,6 +8,7 @@
 pub mod embedded;
 pub mod host;
 pub mod listener;
+pub mod tls;
 
 use crate::auth::Grants;
 use crate::config::{Config, ConfigError, UpstreamConfig, secret};
@@ -15,7 +16,7 @@ use crate::format::{Algorithm, OsRandom, RandomSource};
 use crate::front::Gateway;
 use crate::keys::{KeyError, KeyStore};
 use crate::upstream::Upstream;
-use listener::{accept_loop, bind};
+use listener::{ServeSettings, accept_loop, bind};
 use s3s::service::S3ServiceBuilder;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,12 +93,15 @@ pub struct Running {
     /// The embedded upstream's address and credentials (access key, secret),
     /// for tests and benchmarks that compare with the provider directly.
     pub upstream: Option<(SocketAddr, String, String)>,
+    /// The TLS certificate and key in use (reload them on SIGHUP).
+    pub tls_files: Option<Arc<tls::TlsFiles>>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (up to 10 s) and waits.
+    /// Stops accepting, lets in-flight requests finish (up to the grace
+    /// period) and waits.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
@@ -185,7 +189,13 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 },
                 credentials: vec![],
                 policy: Default::default(),
+                shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
+                security: Default::default(),
             };
+            // Settings the embedded default has too (TLS, admin, limits)
+            // follow the environment as with a file.
+            let mut cfg = cfg;
+            cfg.apply_env(|k| std::env::var(k).ok())?;
             (cfg, Some(data))
         }
     };
@@ -220,16 +230,8 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());
     }
     let keys = Arc::new(KeyStore::load(&keys_dir)?);
-    let upstream = Upstream::connect(&cfg.upstream).await?;
     let metrics = opts.metrics.clone().unwrap_or_default();
-    let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
-        Some(listen) => {
-            let (l, a) = bind(&listen, " for the admin listener").await?;
-            tokio::spawn(crate::admin::serve(l, metrics.clone(), upstream.clone()));
-            Some(a)
-        }
-        None => None,
-    };
+    let upstream = Upstream::connect(&cfg.upstream, Some(metrics.clone())).await?;
     let policy = Arc::new(crate::policy::PolicyCell::new(
         crate::policy::Policy::load(
             &cfg.policy,
@@ -239,6 +241,19 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         )
         .map_err(ServeError::Policy)?,
     ));
+    let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
+        Some(listen) => {
+            let (l, a) = bind(&listen, " for the admin listener").await?;
+            let ready = Arc::new(crate::admin::Readiness {
+                upstream: upstream.clone(),
+                policy: policy.clone(),
+                keys: keys.clone(),
+            });
+            tokio::spawn(crate::admin::serve(l, metrics.clone(), ready));
+            Some(a)
+        }
+        None => None,
+    };
     let gateway = Gateway::new(upstream, keys, cfg.algorithm()?, policy.clone());
 
     let mut b = S3ServiceBuilder::new(gateway);
@@ -249,24 +264,33 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     }
     let service = b.build();
 
-    let tls = match opts
+    let tls_files = match opts
         .tls
         .clone()
-        .or(cfg.tls.map(|t| (t.cert_file, t.key_file)))
+        .or(cfg.tls.clone().map(|t| (t.cert_file, t.key_file)))
     {
-        Some((cert, key)) => Some(listener::tls_acceptor(&cert, &key)?),
+        Some((cert, key)) => Some(tls::TlsFiles::load(&cert, &key)?),
         None => None,
     };
+    let tls = tls_files.as_ref().map(|t| t.acceptor()).transpose()?;
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
     let (listener, addr) = bind(&listen, "").await?;
     let (shutdown, stop) = watch::channel(false);
     let https = tls.is_some();
+    let auth_failures = Arc::new(crate::auth::failures::FailureWatch::new(
+        cfg.security.auth_failure_threshold,
+        std::time::Duration::from_secs(cfg.security.auth_failure_window_secs),
+    ));
     let task = tokio::spawn(accept_loop(
         listener,
         service,
-        tls,
-        Some(stop),
-        Some(metrics.clone()),
+        ServeSettings {
+            tls,
+            stop: Some(stop),
+            metrics: Some(metrics.clone()),
+            grace: Some(std::time::Duration::from_secs(cfg.shutdown_grace_secs)),
+            auth_failures: Some(auth_failures),
+        },
     ));
     tracing::info!(%addr, tls = https, "sealgate listening");
     Ok(Running {
@@ -280,6 +304,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         generated_key,
         data_dir,
         upstream: upstream_info,
+        tls_files,
         shutdown,
         task,
     })

@@ -7,6 +7,8 @@
 //! Only ciphertext and sealgate's own metadata pass through here for an
 //! encrypted bucket; the front end builds every body from `format` output.
 
+mod metrics;
+
 use crate::config::{ConfigError, UpstreamConfig, secret};
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -92,7 +94,11 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 impl Upstream {
     /// Builds the client from configuration; credentials from the config
     /// or, when absent, from the standard AWS environment and profile chain.
-    pub async fn connect(cfg: &UpstreamConfig) -> Result<Upstream, ConfigError> {
+    /// Every attempt at a provider request is counted in `metrics`.
+    pub async fn connect(
+        cfg: &UpstreamConfig,
+        metrics: Option<std::sync::Arc<crate::admin::Metrics>>,
+    ) -> Result<Upstream, ConfigError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
             .endpoint_url(&cfg.endpoint);
@@ -118,14 +124,17 @@ impl Upstream {
             loader = loader.http_client(https_client_with_ca(ca)?);
         }
         let shared = loader.load().await;
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.path_style)
             // Checksums of ciphertext are the provider's business only when
             // it requires them; plaintext checksums are verified by sealgate.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .build();
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+        if let Some(m) = metrics {
+            conf = conf.interceptor(metrics::UpstreamMetrics(m));
+        }
+        let conf = conf.build();
         Ok(Upstream {
             client: aws_sdk_s3::Client::from_conf(conf),
         })

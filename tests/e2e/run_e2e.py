@@ -789,9 +789,25 @@ def metrics(name, gw):
         assert urllib.request.urlopen(base + "/health/ready").status == 200
         text = urllib.request.urlopen(base + "/metrics").read().decode()
         fams = {f.name: f for f in text_string_to_metric_families(text)}
-        reqs = sum(s.value for s in fams["sealgate_requests"].samples if s.labels.get("method") == "PUT")
-        assert reqs > 20, reqs
-        assert "sealgate_request_duration_seconds" in fams and "sealgate_connections" in fams, list(fams)
+        def total(fam, **labels):
+            return sum(s.value for s in fams[fam].samples
+                       if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items()))
+        puts = total("sealgate_requests", operation="PutObject", status="200")
+        assert puts > 20, puts
+        assert total("sealgate_requests", operation="UploadPart", status="200") > 0
+        assert total("sealgate_upstream_requests", operation="PutObject", outcome="2xx") >= puts
+        for fam in ("sealgate_request_duration_seconds", "sealgate_upstream_request_duration_seconds",
+                    "sealgate_connections", "sealgate_auth_failures", "sealgate_decryption_failures",
+                    "sealgate_upstream_retries", "sealgate_received_bytes", "sealgate_sent_bytes"):
+            assert fam in fams, (fam, list(fams))
+        # The counters move with traffic: one more PUT shows at once.
+        s3 = boto(gw.endpoint)
+        s3.put_object(Bucket="boto-bucket", Key="one-more", Body=b"x" * 1000)
+        again = {f.name: f for f in text_string_to_metric_families(
+            urllib.request.urlopen(base + "/metrics").read().decode())}
+        fams.clear()
+        fams.update(again)
+        assert total("sealgate_requests", operation="PutObject", status="200") == puts + 1
     run_metrics()
 
 
