@@ -138,6 +138,9 @@ pub(crate) async fn accept_loop(
             }
         });
     }
+    // Close the socket now, so new connections are refused (and a load
+    // balancer moves on) while in-flight requests finish.
+    drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(grace) => {
