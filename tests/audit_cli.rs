@@ -111,6 +111,13 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         .send()
         .await
         .unwrap();
+    c.put_object()
+        .bucket("audited")
+        .key("archive")
+        .body(ByteStream::from(vec![9u8; 1000]))
+        .send()
+        .await
+        .unwrap();
     // The provider flips one byte of the stored ciphertext.
     let stored = d.join("data").join("audited").join("ledger");
     let mut bytes = std::fs::read(&stored).unwrap();
@@ -170,6 +177,84 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // The key that wrapped "archive" is rotated out and revoked; after
+    // SIGHUP the gateway refuses to open it, and says so as an incident.
+    let keys_dir = d.join("keys");
+    let old = std::fs::read_to_string(keys_dir.join("ACTIVE"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+            .args(args)
+            .arg("--keys-dir")
+            .arg(&keys_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    cli(&["keys", "rotate"]);
+    cli(&["keys", "revoke", &old, "--reason", "backup tape lost"]);
+    assert!(cli(&["keys", "list"]).contains("backup tape lost"));
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut waited = 0;
+    let refusal = loop {
+        match c.get_object().bucket("audited").key("archive").send().await {
+            Ok(_) => {
+                assert!(waited < 100, "the revoked key still opens objects");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                waited += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&refusal),
+        Some("InvalidObjectState"),
+        "{refusal:?}"
+    );
+    let mut waited = 0;
+    while !received.lock().unwrap().iter().any(|b| {
+        b.contains("\"revoked_key_used\"")
+            && b.contains("backup tape lost")
+            && b.contains("archive")
+    }) {
+        assert!(
+            waited < 100,
+            "no revoked_key_used incident at the webhook: {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // New writes use the new key and read back.
+    c.put_object()
+        .bucket("audited")
+        .key("after-rotation")
+        .body(ByteStream::from(vec![3u8; 1000]))
+        .send()
+        .await
+        .unwrap();
+    let back = c
+        .get_object()
+        .bucket("audited")
+        .key("after-rotation")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec();
+    assert_eq!(back, vec![3u8; 1000]);
     // Counted in the metrics too.
     let metrics = {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -186,12 +271,13 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         "{metrics}"
     );
     for want in [
-        "sealgate_decryption_failures_total 2",
+        "sealgate_decryption_failures_total 3",
+        "sealgate_security_events_total{event=\"revoked_key_used\"} 1",
         "sealgate_auth_failures_total 3",
         "sealgate_security_events_total{event=\"auth_failures\"} 1",
         "sealgate_requests_total{operation=\"unauthenticated\",status=\"403\"} 3",
-        "sealgate_requests_total{operation=\"PutObject\",status=\"200\"} 1",
-        "sealgate_upstream_requests_total{operation=\"PutObject\",outcome=\"2xx\"} 1",
+        "sealgate_requests_total{operation=\"PutObject\",status=\"200\"} 3",
+        "sealgate_upstream_requests_total{operation=\"PutObject\",outcome=\"2xx\"} 3",
     ] {
         assert!(metrics.contains(want), "{want} missing:\n{metrics}");
     }

@@ -69,20 +69,18 @@ async fn route(
 pub(crate) struct Readiness {
     pub(crate) upstream: crate::upstream::Upstream,
     pub(crate) policy: std::sync::Arc<crate::policy::PolicyCell>,
-    pub(crate) keys: std::sync::Arc<crate::keys::KeyStore>,
+    pub(crate) keys: std::sync::Arc<crate::keys::KeyCell>,
 }
 
 impl Readiness {
     async fn check(&self) -> Result<(), String> {
-        if !self.keys.dir().is_dir() {
-            return Err(format!(
-                "the key store {} is gone",
-                self.keys.dir().display()
-            ));
+        let keys = self.keys.get();
+        if !keys.dir().is_dir() {
+            return Err(format!("the key store {} is gone", keys.dir().display()));
         }
         self.policy
             .get()
-            .registry_ok(&self.keys)
+            .registry_ok(&keys)
             .map_err(|e| format!("exception registry: {e}"))?;
         let probe = self.upstream.client.list_buckets().send();
         match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {

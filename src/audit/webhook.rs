@@ -13,6 +13,7 @@ pub const INCIDENTS: &[&str] = &[
     "integrity_failure",
     "auth_failures",
     "revoked_key_used",
+    "keys_reload_failed",
     "unknown_key",
     "bad_upload_id",
     "exception_denied",

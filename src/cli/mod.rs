@@ -90,6 +90,21 @@ enum KeysAction {
         #[command(flatten)]
         dir: KeysDir,
     },
+    /// Revoke a key: from --at (default now) on, objects wrapped with it are
+    /// refused and each attempt is a security event. Not the active key.
+    Revoke {
+        /// Key id (32 hex digits).
+        id: String,
+        /// Why (kept in the revocation record).
+        #[arg(long)]
+        reason: String,
+        /// When the revocation takes effect (RFC 3339); later than now
+        /// schedules an expiry.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        dir: KeysDir,
+    },
     /// Make an existing key the active one.
     Activate {
         /// Key id (32 hex digits).
@@ -211,13 +226,14 @@ fn keys(action: KeysAction) -> CliResult {
             if json {
                 println!("{}", serde_json::to_string_pretty(&store.list())?);
             } else {
-                println!("{:<32}  {:<20}  ACTIVE", "ID", "CREATED");
+                println!("{:<32}  {:<20}  {:<6}  REVOKED", "ID", "CREATED", "ACTIVE");
                 for k in store.list() {
                     println!(
-                        "{:<32}  {:<20}  {}",
+                        "{:<32}  {:<20}  {:<6}  {}",
                         k.id,
                         k.created,
-                        if k.active { "*" } else { "" }
+                        if k.active { "*" } else { "" },
+                        k.revoked.as_deref().unwrap_or("")
                     );
                 }
             }
@@ -228,6 +244,37 @@ fn keys(action: KeysAction) -> CliResult {
             eprintln!(
                 "IMPORTANT: back up {} again: it holds a new key.",
                 dir.keys_dir.display()
+            );
+        }
+        KeysAction::Revoke {
+            id,
+            reason,
+            at,
+            dir,
+        } => {
+            let parsed = KeyId::from_hex(&id)
+                .ok_or_else(|| format!("{id:?} is not a key id (32 hex digits)"))?;
+            let at = match at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| format!("--at {t:?}: not an RFC 3339 time: {e}"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            if reason.trim().is_empty() {
+                return Err("--reason must say why the key is revoked".into());
+            }
+            let path = KeyStore::revoke(
+                &dir.keys_dir,
+                parsed,
+                &crate::keys::Revocation { at, reason },
+            )?;
+            println!(
+                "key {parsed} revoked from {}; record {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                path.display()
+            );
+            eprintln!(
+                "Objects wrapped with this key are refused once running gateways reload their keys (SIGHUP or restart)."
             );
         }
         KeysAction::Activate { id, dir } => {

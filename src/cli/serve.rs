@@ -110,11 +110,11 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             println!("  export AWS_DEFAULT_REGION=us-east-1");
             println!("  aws --endpoint-url {scheme}://{} s3 mb s3://demo", running.addr);
         }
-        // SIGHUP re-reads the TLS certificate and key, the configuration's
-        // bucket policy and the exception registry; whatever fails to load
+        // SIGHUP re-reads the TLS certificate and key, the key store, the
+        // configuration's bucket policy and the exception registry; whatever fails to load
         // keeps its previous version.
         let reload = {
-            let (cell, keys_dir, tls) = (running.policy.clone(), running.keys_dir.clone(), running.tls_files.clone());
+            let (cell, keys_dir, tls, keys) = (running.policy.clone(), running.keys_dir.clone(), running.tls_files.clone(), running.keys.clone());
             tokio::spawn(async move {
                 use tokio::signal::unix::{SignalKind, signal};
                 let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
@@ -124,6 +124,10 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
                             Ok(()) => tracing::info!("TLS certificate and key reloaded; new connections use them"),
                             Err(why) => tracing::error!(reason = %why, "TLS reload refused; the previous certificate stays in use"),
                         }
+                    }
+                    match keys.reload() {
+                        Ok(()) => tracing::warn!(target: "sealgate::security", event = "keys_reloaded", active = %keys.get().active().id(), "key store reloaded (new active key, revocations)"),
+                        Err(why) => tracing::error!(target: "sealgate::security", event = "keys_reload_failed", reason = %why, "key store reload refused; the previous keys stay in use"),
                     }
                     let Some(path) = &config_path else { continue };
                     match crate::serve::reload_policy(path, &keys_dir) {

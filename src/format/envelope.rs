@@ -46,6 +46,11 @@ impl std::fmt::Debug for Kek {
 pub trait KekLookup {
     /// The key with this id, if the store holds it.
     fn kek(&self, id: &KeyId) -> Option<&Kek>;
+
+    /// Why the key must not be used now (revoked), if so.
+    fn revoked(&self, _id: &KeyId) -> Option<String> {
+        None
+    }
 }
 
 impl KekLookup for Kek {
@@ -123,6 +128,12 @@ impl Envelope {
         let kek = keys
             .kek(&self.kek_id)
             .ok_or(FormatError::UnknownKey(self.kek_id))?;
+        if let Some(why) = keys.revoked(&self.kek_id) {
+            return Err(FormatError::RevokedKey {
+                id: self.kek_id,
+                why,
+            });
+        }
         let wk = kdf::wrap_key(kek.secret(), &self.object_id);
         let mut buf = Zeroizing::new([0u8; KEY_LEN]);
         buf.copy_from_slice(&self.wrapped_dek[..KEY_LEN]);

@@ -43,6 +43,14 @@ pub enum FormatError {
     /// The header names a key-encryption key the key store does not hold.
     #[error("unknown key id {0}")]
     UnknownKey(KeyId),
+    /// The header names a key the store holds but that is revoked.
+    #[error("key {id} is {why}")]
+    RevokedKey {
+        /// Key id.
+        id: KeyId,
+        /// When and why it was revoked.
+        why: String,
+    },
     /// The wrapped data key did not authenticate under the named key.
     #[error("data key unwrap failed (wrong key or tampered envelope)")]
     UnwrapFailed,

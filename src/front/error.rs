@@ -92,6 +92,13 @@ pub fn format(e: FormatError, bucket: &str, key: &str) -> S3Error {
             tracing::error!(target: "sealgate::security", event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
             s3_error!(InternalError, "object cannot be decrypted")
         }
+        FormatError::RevokedKey { id, why } => {
+            tracing::error!(target: "sealgate::security", event = "revoked_key_used", %bucket, %key, key_id = %id, reason = %why, "object is wrapped with a revoked key; refused");
+            s3_error!(
+                InvalidObjectState,
+                "the object's key-encryption key is revoked; it is not decrypted"
+            )
+        }
         e if e.is_integrity_failure() => {
             tracing::error!(target: "sealgate::security", event = "integrity_failure", %bucket, %key, cause = %e, "stored object failed authentication: possible tampering by the provider");
             s3_error!(InternalError, "stored object failed authentication")

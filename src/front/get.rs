@@ -102,7 +102,7 @@ pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Lo
     m.get(META_BINDING)
         .and_then(|t| hex::decode_to_slice(t.trim(), &mut binding).ok())
         .ok_or_else(|| ferr(FormatError::BindingMismatch))?;
-    let dek = envelope.open(gw.keys.as_ref()).map_err(ferr)?;
+    let dek = envelope.open(gw.keys.get().as_ref()).map_err(ferr)?;
     envelope
         .check_binding(&dek, ObjectName { bucket, key }, &binding)
         .map_err(ferr)?;
@@ -519,7 +519,7 @@ pub(super) async fn get_object(
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-    let keys = gw.keys.clone();
+    let keys = gw.keys.get();
     let binding = obj.binding;
     let expected = (obj.parts, p);
     let (b2, k2) = (bucket.clone(), key.clone());

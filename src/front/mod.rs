@@ -17,7 +17,6 @@ mod passthrough;
 mod put;
 
 use crate::format::Algorithm;
-use crate::keys::KeyStore;
 use crate::upstream::Upstream;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -27,7 +26,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Gateway {
     upstream: Upstream,
-    keys: Arc<KeyStore>,
+    keys: Arc<crate::keys::KeyCell>,
     algorithm: Algorithm,
     policy: Arc<crate::policy::PolicyCell>,
 }
@@ -37,7 +36,7 @@ impl Gateway {
     /// active key, except in the passthrough buckets `policy` allows.
     pub fn new(
         upstream: Upstream,
-        keys: Arc<KeyStore>,
+        keys: Arc<crate::keys::KeyCell>,
         algorithm: Algorithm,
         policy: Arc<crate::policy::PolicyCell>,
     ) -> Self {

@@ -46,7 +46,7 @@ fn no_such_upload() -> S3Error {
 /// Authenticates a client upload id for `name` (FORMAT.md §Upload ids); an
 /// altered id, or one for another object, is logged and is NoSuchUpload.
 fn authenticate(gw: &Gateway, id: &str, name: ObjectName<'_>) -> S3Result<upload_id::UploadId> {
-    upload_id::decode(id, name, gw.keys.as_ref()).map_err(|e| {
+    upload_id::decode(id, name, gw.keys.get().as_ref()).map_err(|e| {
         tracing::warn!(target: "sealgate::security", event = "bad_upload_id", bucket = %name.bucket, key = %name.key, cause = %e, "upload id altered or used for another object");
         no_such_upload()
     })
@@ -97,7 +97,7 @@ pub async fn create_multipart_upload(
     };
     let ferr = |e| format_err(e, &bucket, &key);
     let (env, dek) =
-        Envelope::create(gw.keys.active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+        Envelope::create(gw.keys.get().active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
     let sealed = metadata::seal(
         &env,

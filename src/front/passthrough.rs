@@ -53,7 +53,7 @@ pub(crate) async fn put_object(
         .0;
     let exception = match gw
         .policy()
-        .authorize_write(&rule, &gw.keys, chrono::Utc::now())
+        .authorize_write(&rule, &gw.keys.get(), chrono::Utc::now())
     {
         Ok(e) => e,
         Err(why) => {
@@ -153,7 +153,7 @@ pub(crate) fn legacy_read(
     let access_key = access_key.unwrap_or_default();
     match gw
         .policy()
-        .legacy_reads(&gw.keys, bucket, chrono::Utc::now())
+        .legacy_reads(&gw.keys.get(), bucket, chrono::Utc::now())
     {
         Ok(e) => {
             tracing::warn!(

@@ -70,7 +70,7 @@ pub async fn put_object(
 
     // Envelope, header and sealed metadata are fixed before the first byte.
     let (env, dek) =
-        Envelope::create(gw.keys.active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+        Envelope::create(gw.keys.get().active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
     let (sealer, header) =
         PartSealer::start(&env, &dek, tag, 1, len, &mut OsRandom).map_err(ferr)?;

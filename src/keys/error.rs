@@ -75,6 +75,32 @@ pub enum KeyError {
         /// The id named.
         id: KeyId,
     },
+    /// A revoked key cannot wrap new objects.
+    #[error(
+        "key {id} is revoked ({reason}); make another key active first (`sealgate keys rotate` or `keys activate`)"
+    )]
+    ActiveRevoked {
+        /// Key id.
+        id: KeyId,
+        /// The revocation's reason.
+        reason: String,
+    },
+    /// A revocation names a key the store does not hold.
+    #[error("{path}: revokes key {id}, which is not in the key store")]
+    RevokedUnknown {
+        /// The revocation file.
+        path: PathBuf,
+        /// Key id.
+        id: KeyId,
+    },
+    /// The key is already revoked.
+    #[error("key {id} is already revoked ({path})")]
+    AlreadyRevoked {
+        /// Key id.
+        id: KeyId,
+        /// The existing revocation file.
+        path: PathBuf,
+    },
     /// The OS random source failed.
     #[error("random number generator failed")]
     Random,

@@ -177,7 +177,7 @@ pub(super) fn write_active(dir: &Path, id: KeyId) -> Result<(), KeyError> {
     sync_dir(dir)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), KeyError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))

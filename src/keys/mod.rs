@@ -9,11 +9,14 @@
 
 mod error;
 mod file;
+mod revocation;
 
 pub use error::KeyError;
+pub use revocation::Revocation;
 
 use crate::format::{Kek, KekLookup, KeyId, OsRandom, RandomSource};
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// File name of the pointer to the active key.
@@ -41,6 +44,9 @@ pub struct KeyInfo {
     pub created: String,
     /// Whether new objects are wrapped with it.
     pub active: bool,
+    /// When it is (or will be) revoked, RFC 3339, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// All keys of one store, loaded and checked.
@@ -49,6 +55,7 @@ pub struct KeyStore {
     dir: PathBuf,
     keys: Vec<StoredKey>,
     active: KeyId,
+    revoked: HashMap<KeyId, Revocation>,
 }
 
 impl KeyStore {
@@ -67,10 +74,24 @@ impl KeyStore {
                 id: active,
             });
         }
+        let mut revoked = HashMap::new();
+        for (id, r, path) in revocation::read_all(dir)? {
+            if !keys.iter().any(|k| k.kek.id() == id) {
+                return Err(KeyError::RevokedUnknown { path, id });
+            }
+            if id == active {
+                return Err(KeyError::ActiveRevoked {
+                    id,
+                    reason: r.reason,
+                });
+            }
+            revoked.insert(id, r);
+        }
         Ok(KeyStore {
             dir: dir.to_owned(),
             keys,
             active,
+            revoked,
         })
     }
 
@@ -109,7 +130,7 @@ impl KeyStore {
         Self::generate(dir, true)
     }
 
-    /// Makes an existing key active.
+    /// Makes an existing key active; a revoked key cannot be.
     pub fn activate(dir: &Path, id: KeyId) -> Result<(), KeyError> {
         let store = Self::load(dir)?;
         if store.kek(&id).is_none() {
@@ -118,7 +139,40 @@ impl KeyStore {
                 id,
             });
         }
+        if let Some(r) = store.revoked.get(&id) {
+            return Err(KeyError::ActiveRevoked {
+                id,
+                reason: r.reason.clone(),
+            });
+        }
         file::write_active(dir, id)
+    }
+
+    /// Revokes a key from `at` on (now, or a later time: a scheduled
+    /// expiry). From then the gateway refuses to open objects wrapped with
+    /// it. The active key cannot be revoked: activate another one first.
+    /// Returns the revocation file written.
+    pub fn revoke(dir: &Path, id: KeyId, r: &Revocation) -> Result<PathBuf, KeyError> {
+        let store = Self::load(dir)?;
+        if store.kek(&id).is_none() {
+            return Err(KeyError::ActiveUnknown {
+                dir: dir.to_owned(),
+                id,
+            });
+        }
+        if id == store.active {
+            return Err(KeyError::ActiveRevoked {
+                id,
+                reason: "revocation requested".into(),
+            });
+        }
+        if store.revoked.contains_key(&id) {
+            return Err(KeyError::AlreadyRevoked {
+                id,
+                path: dir.join(format!("{id}.{}", revocation::REVOKED_EXT)),
+            });
+        }
+        revocation::write(dir, id, r)
     }
 
     /// The key new objects are wrapped with.
@@ -140,6 +194,13 @@ impl KeyStore {
                 id: k.kek.id().to_string(),
                 created: k.created.to_rfc3339_opts(SecondsFormat::Secs, true),
                 active: k.kek.id() == self.active,
+                revoked: self.revoked.get(&k.kek.id()).map(|r| {
+                    format!(
+                        "{} ({})",
+                        r.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        r.reason
+                    )
+                }),
             })
             .collect();
         v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
@@ -155,6 +216,42 @@ impl KeyStore {
 impl KekLookup for KeyStore {
     fn kek(&self, id: &KeyId) -> Option<&Kek> {
         self.keys.iter().map(|k| &k.kek).find(|k| k.id() == *id)
+    }
+
+    fn revoked(&self, id: &KeyId) -> Option<String> {
+        let r = self.revoked.get(id)?;
+        (r.at <= Utc::now()).then(|| {
+            format!(
+                "revoked at {}: {}",
+                r.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                r.reason
+            )
+        })
+    }
+}
+
+/// The key store in force, swapped whole when the gateway reloads it
+/// (SIGHUP), so requests see either the old or the new store.
+#[derive(Debug)]
+pub struct KeyCell(std::sync::RwLock<std::sync::Arc<KeyStore>>);
+
+impl KeyCell {
+    /// A cell holding `store`.
+    pub fn new(store: KeyStore) -> Self {
+        KeyCell(std::sync::RwLock::new(std::sync::Arc::new(store)))
+    }
+
+    /// The store now in force.
+    pub fn get(&self) -> std::sync::Arc<KeyStore> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the store from its directory; on failure the old one stays.
+    pub fn reload(&self) -> Result<(), KeyError> {
+        let dir = self.get().dir().to_owned();
+        let fresh = KeyStore::load(&dir)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fresh);
+        Ok(())
     }
 }
 

@@ -165,3 +165,110 @@ fn write_private(path: &Path, content: &str) {
 fn fs_mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode()
 }
+
+#[test]
+fn a_revoked_key_stops_opening_objects_and_the_active_key_cannot_be_revoked() {
+    let (_t, dir) = store();
+    let old = KeyStore::generate(&dir, false).unwrap();
+    let s = KeyStore::load(&dir).unwrap();
+    let (env, dek) = Envelope::create(
+        s.active(),
+        Algorithm::Aes256Gcm,
+        &mut crate::format::OsRandom,
+    )
+    .unwrap();
+    let sealed = seal_single(&env, &dek, NAME, b"old", &mut crate::format::OsRandom).unwrap();
+    let r = |secs: i64| Revocation {
+        at: Utc::now() + chrono::Duration::seconds(secs),
+        reason: "laptop lost".into(),
+    };
+    // The active key is refused, naming the way out.
+    let e = KeyStore::revoke(&dir, old, &r(0)).unwrap_err().to_string();
+    assert!(e.contains("make another key active first"), "{e}");
+    let new = KeyStore::rotate(&dir).unwrap();
+    // Scheduled in the future: still opens.
+    let path = KeyStore::revoke(&dir, old, &r(3600)).unwrap();
+    let s = KeyStore::load(&dir).unwrap();
+    assert_eq!(
+        open_all(&s, NameCheck::Inline(NAME), &sealed).unwrap(),
+        b"old"
+    );
+    assert!(s.list().iter().any(|k| {
+        k.id == old.to_string()
+            && k.revoked
+                .as_deref()
+                .is_some_and(|v| v.contains("laptop lost"))
+    }));
+    // A second revocation is refused; replacing the record with one in the
+    // past takes effect at the next load.
+    let e = KeyStore::revoke(&dir, old, &r(0)).unwrap_err().to_string();
+    assert!(e.contains("already revoked"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+    KeyStore::revoke(&dir, old, &r(-1)).unwrap();
+    let s = KeyStore::load(&dir).unwrap();
+    match open_all(&s, NameCheck::Inline(NAME), &sealed) {
+        Err(crate::format::FormatError::RevokedKey { id, why }) => {
+            assert_eq!(id, old);
+            assert!(why.contains("laptop lost"), "{why}");
+        }
+        other => panic!("expected RevokedKey, got {other:?}"),
+    }
+    // A revoked key cannot be made active again.
+    let e = KeyStore::activate(&dir, old).unwrap_err().to_string();
+    assert!(e.contains("revoked"), "{e}");
+    assert_eq!(KeyStore::load(&dir).unwrap().active().id(), new);
+}
+
+#[test]
+fn broken_revocation_records_are_named() {
+    let (_t, dir) = store();
+    let id = KeyStore::generate(&dir, false).unwrap();
+    // A record revoking the active key (written by hand) stops the load.
+    let active_rec = dir.join(format!("{id}.revoked"));
+    write_private(
+        &active_rec,
+        &format!(
+            "{{\"format\":\"sealgate-revocation/1\",\"id\":\"{id}\",\"revoked\":\"2026-01-01T00:00:00Z\",\"reason\":\"x\"}}\n"
+        ),
+    );
+    let e = KeyStore::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("revoked"), "{e}");
+    std::fs::remove_file(&active_rec).unwrap();
+    // Unknown key, bad time, wrong file name: each named.
+    let other = "0123456789abcdef0123456789abcdef";
+    for (name, body, want) in [
+        (
+            format!("{other}.revoked"),
+            format!(
+                "{{\"format\":\"sealgate-revocation/1\",\"id\":\"{other}\",\"revoked\":\"2026-01-01T00:00:00Z\",\"reason\":\"x\"}}"
+            ),
+            "not in the key store",
+        ),
+        (
+            format!("{other}.revoked"),
+            format!(
+                "{{\"format\":\"sealgate-revocation/1\",\"id\":\"{other}\",\"revoked\":\"yesterday\",\"reason\":\"x\"}}"
+            ),
+            "RFC 3339",
+        ),
+        (
+            "other.revoked".to_string(),
+            format!(
+                "{{\"format\":\"sealgate-revocation/1\",\"id\":\"{id}\",\"revoked\":\"2026-01-01T00:00:00Z\",\"reason\":\"x\"}}"
+            ),
+            "file name and the id differ",
+        ),
+        (
+            "junk.revoked".to_string(),
+            "{".to_string(),
+            "not a revocation file",
+        ),
+    ] {
+        let p = dir.join(&name);
+        write_private(&p, &body);
+        let e = KeyStore::load(&dir).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains(&name), "{name}: {e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+    assert!(KeyStore::load(&dir).is_ok());
+}

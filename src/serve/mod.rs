@@ -93,6 +93,8 @@ pub struct Running {
     /// The embedded upstream's address and credentials (access key, secret),
     /// for tests and benchmarks that compare with the provider directly.
     pub upstream: Option<(SocketAddr, String, String)>,
+    /// The key store in use (reload it on SIGHUP).
+    pub keys: Arc<crate::keys::KeyCell>,
     /// The TLS certificate and key in use (reload them on SIGHUP).
     pub tls_files: Option<Arc<tls::TlsFiles>>,
     shutdown: watch::Sender<bool>,
@@ -229,7 +231,8 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     if data_dir.is_some() && !has_keys(&keys_dir) {
         generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());
     }
-    let keys = Arc::new(KeyStore::load(&keys_dir)?);
+    let key_cell = Arc::new(crate::keys::KeyCell::new(KeyStore::load(&keys_dir)?));
+    let keys = key_cell.get();
     let metrics = opts.metrics.clone().unwrap_or_default();
     let upstream = Upstream::connect(&cfg.upstream, Some(metrics.clone())).await?;
     let policy = Arc::new(crate::policy::PolicyCell::new(
@@ -247,14 +250,14 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             let ready = Arc::new(crate::admin::Readiness {
                 upstream: upstream.clone(),
                 policy: policy.clone(),
-                keys: keys.clone(),
+                keys: key_cell.clone(),
             });
             tokio::spawn(crate::admin::serve(l, metrics.clone(), ready));
             Some(a)
         }
         None => None,
     };
-    let gateway = Gateway::new(upstream, keys, cfg.algorithm()?, policy.clone());
+    let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone());
 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(grants.clone());
@@ -305,6 +308,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         data_dir,
         upstream: upstream_info,
         tls_files,
+        keys: key_cell,
         shutdown,
         task,
     })
