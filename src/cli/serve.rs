@@ -92,8 +92,12 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         tracing::info!(startup_ms = began.elapsed().as_millis() as u64, addr = %running.addr, "sealgate ready: keys, policy and registry loaded, listening");
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));
-            eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
-            eprintln!("*** BACK IT UP NOW: without it, nothing stored through sealgate can be read (docs/KEYS.md) ***\n");
+            tracing::warn!(key_id = %id, keys_dir = %dir.display(), "generated a key-encryption key: BACK IT UP NOW, without it nothing stored through sealgate can be read (docs/KEYS.md)");
+            if !a.log_json {
+                // Stderr stays pure JSON lines with --log-json.
+                eprintln!("\n*** generated key-encryption key {id} in {} ***", dir.display());
+                eprintln!("*** BACK IT UP NOW: without it, nothing stored through sealgate can be read (docs/KEYS.md) ***\n");
+            }
         }
         let scheme = if running.tls { "https" } else { "http" };
         println!("sealgate is listening on {scheme}://{}", running.addr);
@@ -190,7 +194,11 @@ fn init_logging(json: bool) -> crate::audit::AuditLayer {
     let filter = EnvFilter::try_from_env("SEALGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,s3s=warn,aws=warn"));
     let audit = crate::audit::AuditLayer::default();
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     // Security events reach the audit log whatever the display filter says.
     let registry = tracing_subscriber::registry().with(audit.clone());
     if json {

@@ -434,9 +434,24 @@ mod tests {
             ("SEALGATE_UPSTREAM_ACCESS_KEY", "ak"),
             ("SEALGATE_UPSTREAM_SECRET_KEY", "sk"),
             ("SEALGATE_UPSTREAM_CA_FILE", "/ca.pem"),
+            ("SEALGATE_SHUTDOWN_GRACE_SECS", "7"),
+            ("SEALGATE_AUTH_FAILURE_THRESHOLD", "3"),
+            ("SEALGATE_AUTH_FAILURE_WINDOW_SECS", "120"),
         ]))
         .unwrap();
         assert_eq!(cfg.listen, "0.0.0.0:9");
+        assert_eq!(cfg.shutdown_grace_secs, 7);
+        assert_eq!(cfg.security.auth_failure_threshold, 3);
+        assert_eq!(cfg.security.auth_failure_window_secs, 120);
+        let e = cfg
+            .clone()
+            .apply_env(env(&[("SEALGATE_SHUTDOWN_GRACE_SECS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SEALGATE_SHUTDOWN_GRACE_SECS") && e.contains("whole number"),
+            "{e}"
+        );
         assert_eq!(cfg.domain.as_deref(), Some("s3.example"));
         assert_eq!(cfg.algorithm().unwrap(), Algorithm::ChaCha20Poly1305);
         let tls = cfg.tls.unwrap();
@@ -469,6 +484,9 @@ mod tests {
             .join("\n");
         let cfg: Config = toml::from_str(&enabled).unwrap();
         assert!(cfg.tls.is_some() && cfg.domain.is_some() && cfg.upstream.ca_file.is_some());
+        assert!(enabled.contains("\n[security]\nauth_failure_threshold = 20"));
+        assert_eq!(cfg.shutdown_grace_secs, DEFAULT_SHUTDOWN_GRACE_SECS);
+        assert_eq!(cfg.security.auth_failure_window_secs, 60);
     }
 
     #[test]
