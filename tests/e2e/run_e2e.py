@@ -298,6 +298,27 @@ def suite(name, gw, gws, work):
         # Without the test CA the client refuses the gateway's certificate.
         r = subprocess.run(tls + ["s3", "ls", "s3://cli-bucket/"], env=client_env(), capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and "SSL" in (r.stderr + r.stdout).upper(), r.stderr
+        # TLS 1.2 and 1.3 are served; TLS 1.1 and older are refused.
+        import socket, ssl, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1_1 is, on purpose
+        for version, served in ((ssl.TLSVersion.TLSv1_3, True), (ssl.TLSVersion.TLSv1_2, True), (ssl.TLSVersion.TLSv1_1, False)):
+            ctx = ssl.create_default_context(cafile=gws.ca)
+            if not served:
+                ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                try:
+                    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                except ssl.SSLError:
+                    pass
+            ctx.minimum_version = version if served else ctx.minimum_version
+            ctx.maximum_version = version
+            try:
+                with socket.create_connection(("localhost", gws.port), timeout=10) as sock:
+                    with ctx.wrap_socket(sock, server_hostname="localhost") as tls_sock:
+                        got = tls_sock.version()
+                ok = True
+            except (ssl.SSLError, OSError) as e:
+                ok, got = False, str(e)
+            assert ok == served, (version, got)
 
     @check(f"{name}: boto3 virtual-host addressing (bucket.{DOMAIN})")
     def virtual_host():
