@@ -5,8 +5,7 @@
 mod gw_common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::client_for;
-use std::io::{BufRead, BufReader};
+use gw_common::{client_for, get_bytes, spawn_embedded};
 use std::process::{Command, Stdio};
 
 /// A minimal local webhook receiver: collects POST bodies, answers 200.
@@ -65,39 +64,21 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     let d = dir.path();
     let audit = d.join("audit.jsonl");
     let (hook, received) = receiver().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(d.join("data"))
-        .arg("--keys-dir")
-        .arg(d.join("keys"))
-        .arg("--audit-log")
-        .arg(&audit)
-        .arg("--incident-webhook")
-        .arg(&hook)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .env("SEALGATE_ACCESS_KEY", "audit-ak")
-        .env("SEALGATE_SECRET_KEY", "audit-secret-key-0123")
-        .env("SEALGATE_AUTH_FAILURE_THRESHOLD", "3")
-        .env_remove("SEALGATE_CONFIG")
-        .env_remove("SEALGATE_UPSTREAM_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-            break a.to_owned();
-        }
-    };
-    let admin = loop {
-        let l = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = l.strip_prefix("admin (health, metrics) on http://") {
-            break a.to_owned();
-        }
-    };
+    let gw = spawn_embedded(
+        d,
+        ("audit-ak", "audit-secret-key-0123"),
+        &[
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--incident-webhook",
+            &hook,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("SEALGATE_AUTH_FAILURE_THRESHOLD", "3")],
+        Stdio::null(),
+    );
+    let (addr, admin) = (gw.addr.clone(), gw.admin.clone().unwrap());
     let c = client_for(
         format!("http://{addr}"),
         "audit-ak",
@@ -199,7 +180,7 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     assert!(cli(&["keys", "list"]).contains("backup tape lost"));
     assert!(
         Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
+            .args(["-HUP", &gw.child.id().to_string()])
             .status()
             .unwrap()
             .success()
@@ -217,7 +198,7 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     };
     assert_eq!(
         aws_sdk_s3::error::ProvideErrorMetadata::code(&refusal),
-        Some("InvalidObjectState"),
+        Some("AccessDenied"),
         "{refusal:?}"
     );
     let mut waited = 0;
@@ -234,6 +215,17 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // The refusal is not mistaken for a legacy (unencrypted) object.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.contains("legacy_read") && b.contains("archive")),
+        "{:?}",
+        received.lock().unwrap()
+    );
     // New writes use the new key and read back.
     c.put_object()
         .bucket("audited")
@@ -242,18 +234,7 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         .send()
         .await
         .unwrap();
-    let back = c
-        .get_object()
-        .bucket("audited")
-        .key("after-rotation")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
+    let back = get_bytes(&c, "audited", "after-rotation").await;
     assert_eq!(back, vec![3u8; 1000]);
     // Counted in the metrics too.
     let metrics = {
@@ -289,8 +270,7 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
             .iter()
             .any(|b| b.contains("gateway_started"))
     );
-    child.kill().unwrap();
-    let _ = child.wait();
+    drop(gw);
 
     let log = std::fs::read_to_string(&audit).unwrap();
     assert!(log.contains("\"gateway_started\""), "{log}");

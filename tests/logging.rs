@@ -5,37 +5,22 @@
 mod gw_common;
 
 use aws_sdk_s3::operation::RequestId;
-use gw_common::client_for;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use gw_common::{client_for, spawn_embedded};
+use std::process::Stdio;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_carry_the_clients_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let log = d.join("sealgate.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
-        .args(["serve", "--log-json", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(d.join("data"))
-        .arg("--keys-dir")
-        .arg(d.join("keys"))
-        .env("SEALGATE_ACCESS_KEY", "log-ak")
-        .env("SEALGATE_SECRET_KEY", "log-secret-key-0123456789")
-        .env("SEALGATE_LOG", "info")
-        .env_remove("SEALGATE_CONFIG")
-        .env_remove("SEALGATE_UPSTREAM_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-            break a.to_owned();
-        }
-    };
+    let mut gw = spawn_embedded(
+        d,
+        ("log-ak", "log-secret-key-0123456789"),
+        &["--log-json"],
+        &[("SEALGATE_LOG", "info")],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let addr = gw.addr.clone();
     let wrong = client_for(format!("http://{addr}"), "log-ak", "wrong-secret");
     let e = wrong.list_buckets().send().await.unwrap_err();
     let id = e
@@ -44,8 +29,8 @@ async fn json_logs_carry_the_clients_request_id() {
         .to_owned();
     assert_eq!(id.len(), 16, "{id}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    let _ = gw.child.kill();
+    let _ = gw.child.wait();
 
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains('\u{1b}'), "colour codes in a log file");

@@ -5,42 +5,16 @@
 mod gw_common;
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use gw_common::client_for;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use gw_common::{Process, client_for, get_bytes, spawn_embedded};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AK: &str = "drain-ak";
 const SK: &str = "drain-secret-key-0123456789";
 
-/// Starts `sealgate serve` (embedded default) on `dir`; returns the child
-/// and the S3 address.
-fn spawn(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--keys-dir")
-        .arg(dir.join("keys"))
-        .env("SEALGATE_ACCESS_KEY", AK)
-        .env("SEALGATE_SECRET_KEY", SK)
-        .env_remove("SEALGATE_CONFIG")
-        .env_remove("SEALGATE_UPSTREAM_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-            break a.to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+fn spawn(dir: &std::path::Path) -> Process {
+    spawn_embedded(dir, (AK, SK), &[], &[], Stdio::null())
 }
 
 fn body(len: usize) -> Vec<u8> {
@@ -50,7 +24,9 @@ fn body(len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_an_upload_lets_it_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn(dir.path());
+    let mut gw = spawn(dir.path());
+    let addr = gw.addr.clone();
+    let child = &mut gw.child;
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket().bucket("drain").send().await.unwrap();
     let url = c
@@ -125,21 +101,8 @@ async fn sigterm_during_an_upload_lets_it_complete() {
     assert!(status.success(), "{status:?}");
 
     // The upload was stored whole: restart on the same data and read it.
-    let (mut child, addr) = spawn(dir.path());
-    let c = client_for(format!("http://{addr}"), AK, SK);
-    let got = c
-        .get_object()
-        .bucket("drain")
-        .key("in-flight")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
+    let gw = spawn(dir.path());
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    let got = get_bytes(&c, "drain", "in-flight").await;
     assert!(got == data, "read back {} bytes, differing", got.len());
-    child.kill().unwrap();
-    let _ = child.wait();
 }

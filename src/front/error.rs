@@ -94,8 +94,10 @@ pub fn format(e: FormatError, bucket: &str, key: &str) -> S3Error {
         }
         FormatError::RevokedKey { id, why } => {
             tracing::error!(target: "sealgate::security", event = "revoked_key_used", %bucket, %key, key_id = %id, reason = %why, "object is wrapped with a revoked key; refused");
+            // Not InvalidObjectState: that code means "not in sealgate's
+            // format" and would send the read down the legacy path.
             s3_error!(
-                InvalidObjectState,
+                AccessDenied,
                 "the object's key-encryption key is revoked; it is not decrypted"
             )
         }

@@ -81,3 +81,82 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A `sealgate serve` process of the real binary; killed when dropped.
+pub struct Process {
+    /// The process.
+    pub child: std::process::Child,
+    /// Address of its S3 endpoint (`host:port`).
+    pub addr: String,
+    /// Address of its admin listener, when `--admin-listen` was given.
+    pub admin: Option<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the real binary's embedded default on `dir` (`data/`, `keys/`) with
+/// client credentials `ak`/`sk`, extra arguments and environment, and
+/// waits until it listens.
+pub fn spawn_embedded(
+    dir: &Path,
+    (ak, sk): (&str, &str),
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> Process {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sealgate"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--keys-dir")
+        .arg(dir.join("keys"))
+        .args(args)
+        .env("SEALGATE_ACCESS_KEY", ak)
+        .env("SEALGATE_SECRET_KEY", sk)
+        .env_remove("SEALGATE_CONFIG")
+        .env_remove("SEALGATE_UPSTREAM_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("gateway exited").unwrap();
+    let addr = loop {
+        if let Some(a) = next().strip_prefix("sealgate is listening on http://") {
+            break a.to_owned();
+        }
+    };
+    let admin = args.contains(&"--admin-listen").then(|| {
+        loop {
+            if let Some(a) = next().strip_prefix("admin (health, metrics) on http://") {
+                break a.to_owned();
+            }
+        }
+    });
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process { child, addr, admin }
+}
+
+/// The whole body of an object.
+pub async fn get_bytes(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec()
+}
