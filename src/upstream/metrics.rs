@@ -70,7 +70,16 @@ impl Intercept for UpstreamMetrics {
             },
             None => "transport",
         };
+        // Body bytes the provider announced (what a GET fetched; a HEAD
+        // announces the object's length but sends no body).
+        let body = ctx
+            .response()
+            .filter(|_| operation != "HeadObject")
+            .and_then(|r| r.headers().get("content-length"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         self.0.upstream_attempt(&operation, outcome, seconds, retry);
+        self.0.upstream_received(body);
         Ok(())
     }
 }
