@@ -121,9 +121,10 @@ def delta(before, after, prefix):
 
 
 class System:
-    def __init__(self, name, endpoint, ak, sk, pid=None, admin=None, proc=None):
+    def __init__(self, name, endpoint, ak, sk, pid=None, admin=None, proc=None, restart=None):
         self.name, self.endpoint, self.ak, self.sk = name, endpoint, ak, sk
-        self.pid, self.admin, self.proc = pid, admin, proc
+        self.pid, self.admin, self.proc, self.restart = pid, admin, proc, restart
+        self.restarts = 0
 
 
 def build(debug):
@@ -182,12 +183,32 @@ def start_systems(args, work, bins):
                    RCLONE_CONFIG_SECRET_PASSWORD=password)
         open(env["RCLONE_CONFIG"], "w").close()
         subprocess.run([rclone, "mkdir", "up:rclone-crypt"], env=env, check=True, capture_output=True)
-        p = subprocess.Popen([rclone, "serve", "s3", "secret:", "--addr", f"127.0.0.1:{port}",
-                              "--auth-key", f"{AK},{SK}", "--vfs-cache-mode", "off", "-v"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "rclone.log"), "w"))
-        wait_port(port, p)
-        procs.append(p)
-        systems.append(System("rclone-crypt", f"http://127.0.0.1:{port}", AK, SK, pid=p.pid))
+        def launch():
+            p = subprocess.Popen([rclone, "serve", "s3", "secret:", "--addr", f"127.0.0.1:{port}",
+                                  "--auth-key", f"{AK},{SK}", "--vfs-cache-mode", "off", "-v"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "rclone.log"), "a"))
+            wait_port(port, p)
+            procs.append(p)
+            return p
+
+        p = launch()
+        peer = System("rclone-crypt", f"http://127.0.0.1:{port}", AK, SK, pid=p.pid, proc=p)
+
+        def restart():
+            # The peer stops answering after some failures (seen: hangs on
+            # every PUT after a burst of concurrent uploads); a fresh process
+            # keeps the later measurements meaningful. Counted in the report.
+            peer.proc.terminate()
+            try:
+                peer.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                peer.proc.kill()
+            peer.proc = launch()
+            peer.pid = peer.proc.pid
+            peer.restarts += 1
+
+        peer.restart = restart
+        systems.append(peer)
     return systems, procs, upstream_pid
 
 
@@ -209,6 +230,8 @@ def measure(s3bench, system, bucket, mode, upstream_pid, **kw):
             # The peer's failures are results to report, not harness bugs.
             why = (err.strip().splitlines() or ["?"])[-1][:300]
             print(f"peer failed {mode}: {why}", file=sys.stderr)
+            if system.restart:
+                system.restart()
             return dict(system=system.name, error=why, args=kw, seconds=0, bytes=0, ops=0)
         sys.exit(f"{system.name} {mode} failed: {' '.join(cmd)}\n{out}\n{err}")
     r = json.loads(out.strip().splitlines()[-1])
@@ -440,10 +463,14 @@ def main():
     rows = summarize(results, names)
     aead = aead_cpu_per_gib()
     text = table(rows, names, aead)
+    restarts = sum(s.restarts for s in systems)
+    if restarts:
+        text += f"- the peer was restarted {restarts} times after failing (see results.json for each failure)\n"
     pics = plots(rows, names, args.out)
     report = {"machine": machine(), "smoke": args.smoke, "rounds": rounds, "seconds": time.time() - started,
               "upstream": args.upstream_endpoint or "s3s-fs 0.14.1 (local, this build)", "systems": names,
-              "aead_cpu_s_per_gib": aead, "summary": rows, "measurements": results, "plots": pics}
+              "aead_cpu_s_per_gib": aead, "summary": rows, "measurements": results, "plots": pics,
+              "peer_restarts": sum(s.restarts for s in systems)}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:

@@ -226,6 +226,8 @@ async fn main() -> Res<()> {
         .credentials_provider(Credentials::new(ak, sk, None, None, "bench"))
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // A gateway may take a while to start reading a large body.
+        .stalled_stream_protection(aws_sdk_s3::config::StalledStreamProtectionConfig::disabled())
         // A system that stops answering fails the measurement instead of
         // stalling the run.
         // No retries: a failure is a result, not something to hide.
