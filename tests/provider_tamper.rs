@@ -1,0 +1,413 @@
+//! The provider is untrusted: every way it could alter stored data, done to
+//! the real s3s-fs files behind a running gateway, is detected on read,
+//! reported as a `sealgate::security` event, and releases no byte that was
+//! not authenticated (what the client got before the abort is a prefix of
+//! what was written). docs/SECURITY.md tabulates these cases.
+
+mod gw_common;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine;
+use gw_common::{Env, client, gateway};
+use sealgate::format::metadata::{META_BINDING, META_HEADER, META_SEALED};
+use sealgate::format::size::part_ciphertext_len;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+const BUCKET: &str = "tamper-suite";
+const SEG: usize = 65536;
+
+/// Security events seen by this test binary: (event, key).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn events() -> Seen {
+    static SEEN: OnceLock<Seen> = OnceLock::new();
+    SEEN.get_or_init(|| {
+        use tracing_subscriber::prelude::*;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let layer = Capture(seen.clone());
+        let _ = tracing_subscriber::registry().with(layer).try_init();
+        seen
+    })
+    .clone()
+}
+
+struct Capture(Seen);
+
+struct Fields(Option<String>, Option<String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        let v = format!("{v:?}").trim_matches('"').to_owned();
+        match f.name() {
+            "event" => self.0 = Some(v),
+            "key" => self.1 = Some(v),
+            _ => {}
+        }
+    }
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        self.record_debug(f, &v);
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if e.metadata().target() != "sealgate::security" {
+            return;
+        }
+        let mut f = Fields(None, None);
+        e.record(&mut f);
+        if let (Some(ev), Some(k)) = (f.0, f.1) {
+            self.0.lock().unwrap().push((ev, k));
+        }
+    }
+}
+
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+fn data_path(env: &Env, key: &str) -> PathBuf {
+    env.data.join(BUCKET).join(key)
+}
+
+/// s3s-fs keeps user metadata and its own bookkeeping beside the data.
+fn side_paths(env: &Env, key: &str) -> [PathBuf; 2] {
+    let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    [
+        env.data.join(format!(
+            ".bucket-{}.object-{}.metadata.json",
+            e(BUCKET),
+            e(key)
+        )),
+        env.data.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            e(BUCKET),
+            e(key)
+        )),
+    ]
+}
+
+/// The provider replaces object `to` with everything of object `from`.
+fn copy_object(env: &Env, from: &str, to: &str) {
+    std::fs::copy(data_path(env, from), data_path(env, to)).unwrap();
+    for (a, b) in side_paths(env, from).iter().zip(side_paths(env, to)) {
+        if a.exists() {
+            std::fs::copy(a, b).unwrap();
+        }
+    }
+}
+
+fn edit_metadata(
+    env: &Env,
+    key: &str,
+    f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let path = &side_paths(env, key)[0];
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let m = doc["user_metadata"]
+        .as_object_mut()
+        .expect("s3s-fs keeps user metadata under user_metadata");
+    f(m);
+    std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
+}
+
+async fn put(c: &Client, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_multipart(c: &Client, key: &str, parts: &[Vec<u8>]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let id = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag.unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Reads the object as a client would, keeping whatever arrived before an
+/// error: (bytes, whether the read completed).
+async fn read(c: &Client, key: &str) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let Ok(mut r) = c.get_object().bucket(BUCKET).key(key).send().await else {
+        return (got, false);
+    };
+    loop {
+        match r.body.try_next().await {
+            Ok(Some(b)) => got.extend_from_slice(&b),
+            Ok(None) => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// The read fails, released only authenticated bytes, and raised a
+/// security event naming the object.
+async fn assert_detected(c: &Client, key: &str, original: &[u8], case: &str) {
+    let (got, complete) = read(c, key).await;
+    assert!(
+        !complete,
+        "{case}: the altered object was returned as complete"
+    );
+    assert!(
+        original.starts_with(&got),
+        "{case}: {} bytes released that were not written",
+        got.len()
+    );
+    assert!(
+        got.len() <= original.len(),
+        "{case}: more bytes than written"
+    );
+    let seen = events();
+    let mut waited = 0;
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(ev, k)| k == key && matches!(ev.as_str(), "integrity_failure" | "unknown_key"))
+    {
+        assert!(
+            waited < 50,
+            "{case}: no security event for {key}: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_provider_alteration_is_detected_and_reported() {
+    events();
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let len = 3 * SEG + 777;
+    let header = sealgate::format::header::HEADER_LEN;
+    let seg = SEG + 16; // a stored segment: plaintext and tag
+
+    // Byte-level changes to one stored object.
+    type Alter = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Alter)> = vec![
+        (
+            "bit flip in the first segment",
+            Box::new(move |b: &mut Vec<u8>| b[header + 10] ^= 0x01),
+        ),
+        (
+            "bit flip in the last segment",
+            Box::new(|b: &mut Vec<u8>| {
+                let n = b.len();
+                b[n - 20] ^= 0x80
+            }),
+        ),
+        (
+            "bit flip in the stored header",
+            Box::new(|b: &mut Vec<u8>| b[100] ^= 0x04),
+        ),
+        (
+            "truncated at a segment boundary",
+            Box::new(move |b: &mut Vec<u8>| b.truncate(header + 3 * seg)),
+        ),
+        (
+            "truncated inside a segment",
+            Box::new(move |b: &mut Vec<u8>| b.truncate(header + seg + 1000)),
+        ),
+        (
+            "truncated inside the header",
+            Box::new(|b: &mut Vec<u8>| b.truncate(100)),
+        ),
+        (
+            "data appended",
+            Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0u8; 100])),
+        ),
+        (
+            "two segments swapped",
+            Box::new(move |b: &mut Vec<u8>| {
+                let (s0, s1) = (header, header + seg);
+                let first: Vec<u8> = b[s0..s1].to_vec();
+                let second: Vec<u8> = b[s1..s1 + seg].to_vec();
+                b[s0..s1].copy_from_slice(&second);
+                b[s1..s1 + seg].copy_from_slice(&first);
+            }),
+        ),
+        ("emptied", Box::new(|b: &mut Vec<u8>| b.clear())),
+    ];
+    for (i, (case, alter)) in cases.iter().enumerate() {
+        let key = format!("bytes-{i}");
+        let original = payload(len, i as u8);
+        put(&c, &key, &original).await;
+        let path = data_path(&env, &key);
+        let mut stored = std::fs::read(&path).unwrap();
+        assert_eq!(
+            stored.len() as u64,
+            part_ciphertext_len(len as u64),
+            "{case}: stored layout"
+        );
+        alter(&mut stored);
+        std::fs::write(&path, &stored).unwrap();
+        assert_detected(&c, &key, &original, case).await;
+    }
+
+    // Whole objects swapped, moved or replayed under another name.
+    let a = payload(100_000, 1);
+    let b = payload(100_000, 2);
+    put(&c, "swap-a", &a).await;
+    put(&c, "swap-b", &b).await;
+    copy_object(&env, "swap-b", "swap-a");
+    assert_detected(
+        &c,
+        "swap-a",
+        &a,
+        "object replaced by another of the same size",
+    )
+    .await;
+    put(&c, "old-name", &payload(5000, 3)).await;
+    let fresh = payload(5000, 4);
+    put(&c, "new-name", &fresh).await;
+    copy_object(&env, "old-name", "new-name");
+    assert_detected(
+        &c,
+        "new-name",
+        &fresh,
+        "an object replayed under a new name",
+    )
+    .await;
+
+    // Metadata fields: the wrapped key and header, the name binding, the
+    // sealed user metadata.
+    let meta_cases: Vec<(&str, &str)> = vec![
+        ("wrapped key and header in metadata altered", META_HEADER),
+        ("name binding altered", META_BINDING),
+        ("sealed user metadata altered", META_SEALED),
+    ];
+    for (i, (case, field)) in meta_cases.iter().enumerate() {
+        let key = format!("meta-{i}");
+        let original = payload(70_000, 10 + i as u8);
+        c.put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .metadata("owner", "finance")
+            .body(ByteStream::from(original.clone()))
+            .send()
+            .await
+            .unwrap();
+        edit_metadata(&env, &key, |m| {
+            let name = m
+                .keys()
+                .find(|k| k.ends_with(field))
+                .cloned()
+                .unwrap_or_else(|| panic!("{field} not stored: {m:?}"));
+            let v = m[&name].as_str().unwrap().to_owned();
+            let altered = if *field == META_BINDING {
+                // hex: change one digit
+                let mut s: Vec<char> = v.chars().collect();
+                s[3] = if s[3] == '0' { '1' } else { '0' };
+                s.into_iter().collect::<String>()
+            } else {
+                let e = base64::engine::general_purpose::STANDARD;
+                let mut raw = e.decode(v.trim()).unwrap();
+                let n = raw.len();
+                raw[n - 20] ^= 0x01;
+                e.encode(raw)
+            };
+            m.insert(name, altered.into());
+        });
+        assert_detected(&c, &key, &original, case).await;
+    }
+
+    // Parts swapped between two multipart objects with the same layout.
+    let five = 5 * 1024 * 1024;
+    let pa = [payload(five, 20), payload(SEG * 2 + 5, 21)];
+    let pb = [payload(five, 22), payload(SEG * 2 + 5, 23)];
+    put_multipart(&c, "mp-a", &pa).await;
+    put_multipart(&c, "mp-b", &pb).await;
+    let first = part_ciphertext_len(five as u64) as usize;
+    let mut stored_a = std::fs::read(data_path(&env, "mp-a")).unwrap();
+    let stored_b = std::fs::read(data_path(&env, "mp-b")).unwrap();
+    assert_eq!(stored_a.len(), stored_b.len());
+    stored_a[first..].copy_from_slice(&stored_b[first..]);
+    std::fs::write(data_path(&env, "mp-a"), &stored_a).unwrap();
+    let whole_a: Vec<u8> = pa.concat();
+    assert_detected(
+        &c,
+        "mp-a",
+        &whole_a,
+        "part 2 taken from another multipart object",
+    )
+    .await;
+
+    // An object naming a key the store does not hold (written under a key
+    // that was later removed from the store).
+    let dir = env.gw.keys_dir.clone();
+    let old = sealgate::keys::KeyStore::load(&dir).unwrap().active().id();
+    let new = sealgate::keys::KeyStore::rotate(&dir).unwrap();
+    env.gw.keys.reload().unwrap();
+    let orphan = payload(10_000, 30);
+    put(&c, "orphan", &orphan).await;
+    sealgate::keys::KeyStore::activate(&dir, old).unwrap();
+    std::fs::remove_file(dir.join(format!("{new}.kek"))).unwrap();
+    env.gw.keys.reload().unwrap();
+    assert_detected(
+        &c,
+        "orphan",
+        &orphan,
+        "object wrapped with a key the store lacks",
+    )
+    .await;
+    assert!(
+        events()
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(ev, k)| ev == "unknown_key" && k == "orphan")
+    );
+
+    // Nothing else was disturbed: an untouched object still reads.
+    let (got, complete) = read(&c, "swap-b").await;
+    assert!(complete && got == b, "an intact object must still read");
+}
