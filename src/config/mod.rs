@@ -61,6 +61,10 @@ pub struct Config {
     /// exits anyway (keep it below the orchestrator's kill timeout).
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Seconds a client may take to send a request's headers before the
+    /// connection is closed (slow-header "slowloris" clients).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
     /// Thresholds for security events.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -103,6 +107,10 @@ fn default_auth_threshold() -> u32 {
 
 fn default_auth_window() -> u64 {
     60
+}
+
+fn default_header_timeout() -> u64 {
+    30
 }
 
 /// Default of `shutdown_grace_secs`: below Kubernetes' 30 s kill timeout.
@@ -312,6 +320,9 @@ impl Config {
         };
         if let Some(v) = env("SEALGATE_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace_secs = number("SEALGATE_SHUTDOWN_GRACE_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_HEADER_TIMEOUT_SECS") {
+            self.header_timeout_secs = number("SEALGATE_HEADER_TIMEOUT_SECS", v)?;
         }
         if let Some(v) = env("SEALGATE_AUTH_FAILURE_THRESHOLD") {
             self.security.auth_failure_threshold =

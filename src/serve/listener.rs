@@ -20,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers, by default.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may run after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,6 +52,8 @@ pub(crate) struct ServeSettings {
     pub grace: Option<Duration>,
     /// Report bursts of failed client authentications.
     pub auth_failures: Option<Arc<FailureWatch>>,
+    /// Close connections whose request headers take longer (default 30 s).
+    pub header_timeout: Option<Duration>,
 }
 
 /// Serves `service` (HTTP/1.1, over TLS when configured) on `listener`
@@ -66,9 +70,17 @@ pub(crate) async fn accept_loop(
         metrics,
         grace,
         auth_failures,
+        header_timeout,
     } = settings;
     let grace = grace.unwrap_or(DRAIN_TIMEOUT);
-    let http = Arc::new(ConnBuilder::new(TokioExecutor::new()).http1_only());
+    let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
+    // hyper enforces the header timeout only with a timer: without one a
+    // client trickling header bytes holds its connection forever.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout.unwrap_or(HEADER_TIMEOUT));
+    let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let stopped = async {

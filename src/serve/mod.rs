@@ -192,6 +192,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 credentials: vec![],
                 policy: Default::default(),
                 shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
+                header_timeout_secs: 30,
                 security: Default::default(),
             };
             // Settings the embedded default has too (TLS, admin, limits)
@@ -292,6 +293,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             stop: Some(stop),
             metrics: Some(metrics.clone()),
             grace: Some(std::time::Duration::from_secs(cfg.shutdown_grace_secs)),
+            header_timeout: Some(std::time::Duration::from_secs(
+                cfg.header_timeout_secs.max(1),
+            )),
             auth_failures: Some(auth_failures),
         },
     ));
