@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UAK, USK = "bench-upstream", "bench-upstream-secret-0123456789"
 AK, SK = "bench-client", "bench-client-secret-0123456789"
 TICK = os.sysconf("SC_CLK_TCK")
+SMOKE = False  # set from --smoke: shorter per-request timeouts
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -217,7 +218,7 @@ def measure(s3bench, system, bucket, mode, upstream_pid, **kw):
         # rclone serve s3 answers CreateMultipartUpload with a root element
         # the AWS SDK rejects (InitiateMultipartUpload): single streamed PUT.
         kw = dict(kw, part=kw["size"])
-    timeout = 600 if mode.endswith("-large") else 30
+    timeout = 600 if mode.endswith("-large") else (10 if SMOKE else 30)
     cmd = [s3bench, system.endpoint, system.ak, system.sk, bucket, mode, f"timeout={timeout}"] + [f"{k}={v}" for k, v in kw.items()]
     m0 = metrics(system.admin)
     g0, u0 = cpu_seconds(system.pid) if system.pid else 0, cpu_seconds(upstream_pid) if upstream_pid else 0
@@ -426,6 +427,8 @@ def main():
     ap.add_argument("--upstream-secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     ap.add_argument("--no-peer", action="store_true", help="skip the rclone crypt peer")
     args = ap.parse_args()
+    global SMOKE
+    SMOKE = args.smoke
 
     bins = build(args.debug)
     os.makedirs(args.out, exist_ok=True)
