@@ -9,9 +9,7 @@
 mod gw_common;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use gw_common::{AK, SK, client_for};
+use gw_common::{AK, SK, client_for, get_bytes, put_multipart};
 use sealgate::serve::{Options, embedded, start};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,51 +86,6 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn multipart(c: &Client, key: &str, parts: &[&[u8]]) {
-    let id = c
-        .create_multipart_upload()
-        .bucket("ranges")
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let e = c
-            .upload_part()
-            .bucket("ranges")
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(p.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(e.e_tag().unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("ranges")
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn ranged(c: &Client, key: &str, a: u64, b: u64) -> Vec<u8> {
     c.get_object()
         .bucket("ranges")
@@ -179,7 +132,7 @@ async fn a_range_reads_only_the_parts_and_segments_it_needs() {
     for (key, part) in [("aligned", 5usize << 20), ("unaligned", 6_000_000)] {
         let all = data(part * 3 + 1000);
         let parts: Vec<&[u8]> = all.chunks(part).collect();
-        multipart(&c, key, &parts).await;
+        put_multipart(&c, "ranges", key, &parts).await;
         let p = part as u64;
         for (a, b, touched) in [
             (p + 100, p + 199, 1u64),     // inside part 2
@@ -223,7 +176,7 @@ async fn a_range_reads_only_the_parts_and_segments_it_needs() {
             parts.push(&all[at..at + len]);
             at += len;
         }
-        multipart(&c, key, &parts).await;
+        put_multipart(&c, "ranges", key, &parts).await;
         let head = c
             .head_object()
             .bucket("ranges")
@@ -251,19 +204,7 @@ async fn a_range_reads_only_the_parts_and_segments_it_needs() {
         .await
         .unwrap();
     counts.requests.store(0, Ordering::SeqCst);
-    let got = c
-        .get_object()
-        .bucket("ranges")
-        .key("single")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
-    assert_eq!(got, single);
+    assert_eq!(get_bytes(&c, "ranges", "single").await, single);
     assert_eq!(counts.requests.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
 }

@@ -9,7 +9,7 @@ mod gw_common;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
-use gw_common::{Env, client, gateway};
+use gw_common::{Env, client, gateway, put_multipart};
 use sealgate::format::metadata::{META_BINDING, META_HEADER, META_SEALED};
 use sealgate::format::size::part_ciphertext_len;
 use std::path::PathBuf;
@@ -120,51 +120,6 @@ async fn put(c: &Client, key: &str, body: &[u8]) {
         .bucket(BUCKET)
         .key(key)
         .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn put_multipart(c: &Client, key: &str, parts: &[Vec<u8>]) {
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-    let id = c
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id
-        .unwrap();
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let r = c
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(p.clone()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag.unwrap())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
         .send()
         .await
         .unwrap();
@@ -364,8 +319,8 @@ async fn every_provider_alteration_is_detected_and_reported() {
     let five = 5 * 1024 * 1024;
     let pa = [payload(five, 20), payload(SEG * 2 + 5, 21)];
     let pb = [payload(five, 22), payload(SEG * 2 + 5, 23)];
-    put_multipart(&c, "mp-a", &pa).await;
-    put_multipart(&c, "mp-b", &pb).await;
+    put_multipart(&c, BUCKET, "mp-a", &[&pa[0], &pa[1]]).await;
+    put_multipart(&c, BUCKET, "mp-b", &[&pb[0], &pb[1]]).await;
     let first = part_ciphertext_len(five as u64) as usize;
     let mut stored_a = std::fs::read(data_path(&env, "mp-a")).unwrap();
     let stored_b = std::fs::read(data_path(&env, "mp-b")).unwrap();
