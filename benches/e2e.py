@@ -459,6 +459,9 @@ def main():
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        # Stored data never outlives the run (a full run stores gigabytes);
+        # the logs stay when something failed.
+        shutil.rmtree(os.path.join(work, "upstream"), ignore_errors=True)
         if any("error" in r for r in results):
             print(f"logs kept in {work}", file=sys.stderr)
         else:
