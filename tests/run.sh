@@ -66,7 +66,11 @@ cargo test --locked --doc -q
 
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  # The sustained-load suite first, on its own, for its one-line summary.
+  load_log="$(mktemp)"
+  cargo nextest run --locked --test load --no-capture >"$load_log" 2>&1 || { cat "$load_log"; exit 1; }
+  grep '^load:' "$load_log"
+  cargo nextest run --locked --no-fail-fast -E 'not binary(load)'
 else
   cargo test --locked --no-fail-fast
 fi
