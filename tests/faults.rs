@@ -9,7 +9,7 @@ mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::{AK, SK, client_for, get_bytes};
+use gw_common::{AK, SK, client_for, gateway_config, get_bytes};
 use sealgate::serve::{Options, embedded, start};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,16 +115,7 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         .unwrap();
     let faults = Arc::new(Faults::default());
     let via = proxy(up, faults.clone()).await;
-    let keys = dir.path().join("keys");
-    sealgate::keys::KeyStore::generate(&keys, false).unwrap();
-    let cfg = dir.path().join("faults.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{via}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = gateway_config(dir.path(), via, (uak, usk), "");
     let gw = start(Options {
         config: Some(cfg),
         ..Default::default()

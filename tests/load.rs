@@ -10,7 +10,7 @@ mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::{AK, SK, client_for, put_multipart};
+use gw_common::{AK, SK, client_for, gateway_config, put_multipart};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -178,16 +178,7 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
     let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
         .await
         .unwrap();
-    let keys = dir.path().join("keys");
-    sealgate::keys::KeyStore::generate(&keys, false).unwrap();
-    let cfg = dir.path().join("load.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "");
     // The gateway as its own process, so its memory is its own.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
         .args(["serve", "--config"])

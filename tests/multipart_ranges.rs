@@ -9,7 +9,7 @@
 mod gw_common;
 
 use aws_sdk_s3::Client;
-use gw_common::{AK, SK, client_for, get_bytes, put_multipart};
+use gw_common::{AK, SK, client_for, gateway_config, get_bytes, put_multipart};
 use sealgate::serve::{Options, embedded, start};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,16 +109,7 @@ async fn a_range_reads_only_the_parts_and_segments_it_needs() {
         .unwrap();
     let counts = Arc::new(Counts::default());
     let relayed = relay(up, counts.clone()).await;
-    let keys = dir.path().join("keys");
-    sealgate::keys::KeyStore::generate(&keys, false).unwrap();
-    let cfg = dir.path().join("sealgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{relayed}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = gateway_config(dir.path(), relayed, (UAK, USK), "");
     let gw = start(Options {
         config: Some(cfg),
         ..Default::default()

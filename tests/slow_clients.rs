@@ -4,7 +4,7 @@
 
 mod gw_common;
 
-use gw_common::{AK, SK, client_for};
+use gw_common::{AK, SK, client_for, gateway_config};
 use sealgate::serve::{Options, embedded, start};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,16 +16,7 @@ async fn a_client_trickling_headers_is_cut_off() {
     let up = embedded::start(&dir.path().join("up"), uak, usk)
         .await
         .unwrap();
-    let keys = dir.path().join("keys");
-    sealgate::keys::KeyStore::generate(&keys, false).unwrap();
-    let cfg = dir.path().join("slow.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nheader_timeout_secs = 1\nkeys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "header_timeout_secs = 1\n");
     let gw = start(Options {
         config: Some(cfg),
         ..Default::default()

@@ -208,3 +208,26 @@ pub async fn put_multipart(c: &Client, bucket: &str, key: &str, parts: &[&[u8]])
         .await
         .unwrap();
 }
+
+/// Writes `DIR/sealgate.toml` for a gateway on 127.0.0.1:0 in front of the
+/// provider at `upstream` (credentials `uak`/`usk`), with a fresh key store
+/// in `DIR/keys` and the test client credentials; `extra` is added to the
+/// top level (before any table). Returns the config's path.
+pub fn gateway_config(
+    dir: &Path,
+    upstream: std::net::SocketAddr,
+    (uak, usk): (&str, &str),
+    extra: &str,
+) -> PathBuf {
+    let keys = dir.join("keys");
+    sealgate::keys::KeyStore::generate(&keys, false).unwrap();
+    let cfg = dir.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\n{extra}keys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
