@@ -62,10 +62,18 @@ impl Histogram {
 struct Family(Mutex<BTreeMap<Vec<String>, u64>>);
 
 impl Family {
+    /// Counts `n` under `labels`; allocates only for a label set not seen
+    /// before (it runs on every request; the sets are few).
     fn add(&self, labels: &[&str], n: u64) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
-        *m.entry(key).or_default() += n;
+        if let Some((_, v)) = m
+            .iter_mut()
+            .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
+        {
+            *v += n;
+            return;
+        }
+        m.insert(labels.iter().map(|s| (*s).to_owned()).collect(), n);
     }
 
     fn get(&self, labels: &[&str]) -> u64 {
@@ -122,7 +130,9 @@ impl Metrics {
         bytes_in: u64,
         bytes_out: u64,
     ) {
-        self.requests.add(&[operation, &status.to_string()], 1);
+        let code = http::StatusCode::from_u16(status).ok();
+        let status_label = code.as_ref().map_or("invalid", http::StatusCode::as_str);
+        self.requests.add(&[operation, status_label], 1);
         self.latency.observe(seconds);
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);

@@ -150,7 +150,9 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         // Records the moment an exception in force expires or is revoked
         // (writes are refused from then on whether or not this runs).
         let watch = {
-            let (cell, keys_dir) = (running.policy.clone(), running.keys_dir.clone());
+            // The keys in force (as enforcement uses them), not a fresh
+            // read of the directory every round.
+            let (cell, keys) = (running.policy.clone(), running.keys.clone());
             let every = std::env::var("SEALGATE_EXCEPTION_WATCH_SECS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -159,8 +161,7 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
                 let mut reported = std::collections::HashSet::new();
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(every)).await;
-                    let Ok(keys) = crate::keys::KeyStore::load(&keys_dir) else { continue };
-                    for (exception, bucket, why) in cell.get().lapsed(&keys, chrono::Utc::now()) {
+                    for (exception, bucket, why) in cell.get().lapsed(&keys.get(), chrono::Utc::now()) {
                         if reported.insert((exception.clone(), bucket.clone())) {
                             tracing::warn!(target: "sealgate::security", event = "exception_lapsed", %exception, %bucket, reason = %why, "an exception in force no longer holds; unencrypted writes are refused");
                         }
