@@ -1,9 +1,14 @@
 //! Hostile slow clients: a client that trickles its request headers
-//! ("slowloris") loses its connection after `header_timeout_secs`, while
-//! other clients are served throughout.
+//! ("slowloris") loses its connection after `header_timeout_secs`, one that
+//! stops sending its body mid-upload loses the request after
+//! `body_timeout_secs` (nothing is stored), and connections beyond
+//! `max_connections` wait until a slot frees — while other clients are
+//! served throughout.
 
 mod gw_common;
 
+use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
 use gw_common::{AK, SK, client_for, gateway_config};
 use sealgate::serve::{Options, embedded, start};
 use std::time::{Duration, Instant};
@@ -58,6 +63,124 @@ async fn a_client_trickling_headers_is_cut_off() {
         .bucket("still-served")
         .send()
         .await
+        .unwrap();
+    gw.shutdown().await;
+}
+
+fn connections(gw: &sealgate::serve::Running) -> i64 {
+    gw.metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("sealgate_connections ")?.parse().ok())
+        .unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_sending_its_body_loses_the_request_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uak, usk) = ("body-up", "body-up-secret-0123456789");
+    let up = embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "body_timeout_secs = 1\n");
+    let gw = start(Options {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("slow-body").send().await.unwrap();
+
+    // 64 KiB of a declared 1 MiB body, then silence.
+    let first = bytes::Bytes::from(vec![7u8; 65536]);
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(http_body::Frame::data(first))])
+        .chain(futures::stream::pending());
+    let body = http_body_util::StreamBody::new(chunks);
+    let started = Instant::now();
+    let put = c
+        .put_object()
+        .bucket("slow-body")
+        .key("stalled")
+        .content_length(1 << 20)
+        .body(ByteStream::from_body_1_x(body))
+        // The SDK's own stall guard would give up first; this client is
+        // the hostile one, so it keeps waiting.
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::new().stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
+            ),
+        )
+        .send();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), put)
+        .await
+        .expect("the stalled upload was still open after 20 s");
+    assert!(outcome.is_err(), "a stalled upload was acknowledged");
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(900),
+        "cut off too early: {held:?}"
+    );
+    let e = c
+        .head_object()
+        .bucket("slow-body")
+        .key("stalled")
+        .send()
+        .await
+        .expect_err("a stalled upload left an object");
+    assert!(format!("{e:?}").contains("NotFound"), "{e:?}");
+    // The gateway still takes uploads.
+    c.put_object()
+        .bucket("slow-body")
+        .key("fine")
+        .body(ByteStream::from(vec![1u8; 100_000]))
+        .send()
+        .await
+        .unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uak, usk) = ("limit-up", "limit-up-secret-0123456789");
+    let up = embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "max_connections = 2\n");
+    let gw = start(Options {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Two idle connections take both slots.
+    let a = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections(&gw) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connections were not taken"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A third client is not served while they are open...
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    let waiting = tokio::spawn(async move { c.create_bucket().bucket("after-limit").send().await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection was served beyond the limit"
+    );
+    assert_eq!(connections(&gw), 2);
+    // ...and is as soon as one closes.
+    drop(a);
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the waiting client was not served after a slot freed")
+        .unwrap()
         .unwrap();
     gw.shutdown().await;
 }

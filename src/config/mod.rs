@@ -65,6 +65,14 @@ pub struct Config {
     /// connection is closed (slow-header "slowloris" clients).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Seconds a request body may go without a byte arriving, while
+    /// sealgate waits for one, before the request fails (slow-body clients).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Client connections served at once; further ones wait in the
+    /// kernel's accept queue until a slot frees (bounds memory and tasks).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Thresholds for security events.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -111,6 +119,25 @@ fn default_auth_window() -> u64 {
 
 fn default_header_timeout() -> u64 {
     30
+}
+
+fn default_body_timeout() -> u64 {
+    60
+}
+
+/// Default of `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+fn default_read_timeout() -> u64 {
+    60
 }
 
 /// Default of `shutdown_grace_secs`: below Kubernetes' 30 s kill timeout.
@@ -196,6 +223,15 @@ pub struct UpstreamConfig {
     /// storage).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Seconds to establish a connection to the provider.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Seconds the provider may take to start answering a request that
+    /// carries no upload, and may leave a download without a byte while
+    /// sealgate waits for one; a stalled provider then fails the request
+    /// (reads are retried) instead of holding it forever.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
 }
 
 /// The gateway's own TLS certificate.
@@ -324,6 +360,20 @@ impl Config {
         if let Some(v) = env("SEALGATE_HEADER_TIMEOUT_SECS") {
             self.header_timeout_secs = number("SEALGATE_HEADER_TIMEOUT_SECS", v)?;
         }
+        if let Some(v) = env("SEALGATE_BODY_TIMEOUT_SECS") {
+            self.body_timeout_secs = number("SEALGATE_BODY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_MAX_CONNECTIONS") {
+            self.max_connections =
+                usize::try_from(number("SEALGATE_MAX_CONNECTIONS", v)?).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_CONNECT_TIMEOUT_SECS") {
+            self.upstream.connect_timeout_secs =
+                number("SEALGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_READ_TIMEOUT_SECS") {
+            self.upstream.read_timeout_secs = number("SEALGATE_UPSTREAM_READ_TIMEOUT_SECS", v)?;
+        }
         if let Some(v) = env("SEALGATE_AUTH_FAILURE_THRESHOLD") {
             self.security.auth_failure_threshold =
                 u32::try_from(number("SEALGATE_AUTH_FAILURE_THRESHOLD", v)?).unwrap_or(u32::MAX);
@@ -448,12 +498,19 @@ mod tests {
             ("SEALGATE_SHUTDOWN_GRACE_SECS", "7"),
             ("SEALGATE_AUTH_FAILURE_THRESHOLD", "3"),
             ("SEALGATE_AUTH_FAILURE_WINDOW_SECS", "120"),
+            ("SEALGATE_BODY_TIMEOUT_SECS", "5"),
+            ("SEALGATE_MAX_CONNECTIONS", "64"),
+            ("SEALGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", "2"),
+            ("SEALGATE_UPSTREAM_READ_TIMEOUT_SECS", "9"),
         ]))
         .unwrap();
         assert_eq!(cfg.listen, "0.0.0.0:9");
         assert_eq!(cfg.shutdown_grace_secs, 7);
         assert_eq!(cfg.security.auth_failure_threshold, 3);
         assert_eq!(cfg.security.auth_failure_window_secs, 120);
+        assert_eq!((cfg.body_timeout_secs, cfg.max_connections), (5, 64));
+        assert_eq!(cfg.upstream.connect_timeout_secs, 2);
+        assert_eq!(cfg.upstream.read_timeout_secs, 9);
         let e = cfg
             .clone()
             .apply_env(env(&[("SEALGATE_SHUTDOWN_GRACE_SECS", "soon")]))
@@ -498,6 +555,10 @@ mod tests {
         assert!(enabled.contains("\n[security]\nauth_failure_threshold = 20"));
         assert_eq!(cfg.shutdown_grace_secs, DEFAULT_SHUTDOWN_GRACE_SECS);
         assert_eq!(cfg.security.auth_failure_window_secs, 60);
+        assert_eq!((cfg.body_timeout_secs, cfg.max_connections), (60, 1024));
+        assert_eq!(cfg.upstream.read_timeout_secs, 60);
+        assert!(enabled.contains("\nmax_connections = 1024"));
+        assert!(enabled.contains("\nread_timeout_secs = 60"));
     }
 
     #[test]

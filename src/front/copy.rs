@@ -115,6 +115,8 @@ pub async fn copy_object(
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .content_type("application/octet-stream")
             .set_metadata(Some(upstream_meta))
+            .customize()
+            .config_override(crate::upstream::long_running())
             .send()
             .await
             .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
@@ -186,6 +188,8 @@ async fn copy_parts(
                 .copy_source(source)
                 .copy_source_if_match(&src.upstream_etag)
                 .copy_source_range(format!("bytes={}-{}", offset, offset + len - 1))
+                .customize()
+                .config_override(crate::upstream::long_running())
                 .send()
                 .await
                 .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
@@ -219,6 +223,8 @@ async fn copy_parts(
                     .set_parts(Some(parts))
                     .build(),
             )
+            .customize()
+            .config_override(crate::upstream::long_running())
             .send()
             .await
             .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;

@@ -299,8 +299,11 @@ async fn pump_parts(
             }
         };
         let result: Result<(), FormatError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|_| FormatError::Truncated { part: 0 })?;
+            while let Some(chunk) = gw.upstream.next_chunk(&mut body).await {
+                let chunk = chunk.map_err(|e| {
+                    tracing::warn!(%bucket, %key, cause = %e, "upstream body failed");
+                    FormatError::Truncated { part: 0 }
+                })?;
                 out.clear();
                 let used = read.opener.push(&chunk, &mut out)?;
                 if used < chunk.len() {
@@ -572,9 +575,20 @@ pub(super) async fn get_object(
     let binding = obj.binding;
     let expected = (obj.parts, p);
     let (b2, k2) = (bucket.clone(), key.clone());
+    let up = gw.upstream.clone();
     tokio::spawn(
         async move {
-            let result = pump(body, plan, keys.as_ref(), &b2, &k2, binding, expected, &tx).await;
+            let result = pump(
+                (&up, body),
+                plan,
+                keys.as_ref(),
+                &b2,
+                &k2,
+                binding,
+                expected,
+                &tx,
+            )
+            .await;
             if let Err(e) = result {
                 // Log with the precise cause, then abort the client's response.
                 let _ = format_err(e.clone(), &b2, &k2);
@@ -621,7 +635,10 @@ enum Plan {
 
 #[allow(clippy::too_many_arguments)]
 async fn pump(
-    mut body: aws_sdk_s3::primitives::ByteStream,
+    (upstream, mut body): (
+        &crate::upstream::Upstream,
+        aws_sdk_s3::primitives::ByteStream,
+    ),
     plan: Plan,
     keys: &crate::keys::KeyStore,
     bucket: &str,
@@ -635,7 +652,7 @@ async fn pump(
     let (mut plan, mut released) = (plan, 0u64);
     let mut out = Vec::new();
     loop {
-        let chunk = match body.next().await {
+        let chunk = match upstream.next_chunk(&mut body).await {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
                 tracing::warn!(%bucket, %key, cause = %e, "upstream body failed");

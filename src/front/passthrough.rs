@@ -104,6 +104,8 @@ pub(crate) async fn put_object(
         move |b| async move {
             request
                 .body(b)
+                .customize()
+                .config_override(crate::upstream::long_running())
                 .send()
                 .await
                 .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
@@ -245,11 +247,11 @@ pub(crate) async fn get_plain(
         metadata: r.metadata().cloned(),
         accept_ranges: Some("bytes".into()),
         body: Some(StreamingBlob::wrap(futures::stream::unfold(
-            r.body,
-            |mut b| async move {
-                match b.next().await {
-                    Some(Ok(chunk)) => Some((Ok(chunk), b)),
-                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), b)),
+            (r.body, gw.upstream.clone()),
+            |(mut b, up)| async move {
+                match up.next_chunk(&mut b).await {
+                    Some(Ok(chunk)) => Some((Ok(chunk), (b, up))),
+                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), (b, up))),
                     None => None,
                 }
             },

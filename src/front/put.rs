@@ -133,6 +133,8 @@ pub async fn put_object(
         move |b| async move {
             request
                 .body(b)
+                .customize()
+                .config_override(crate::upstream::long_running())
                 .send()
                 .await
                 .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))

@@ -6,6 +6,7 @@
 //! resets on HEAD 404 and on ranged GETs).
 
 use super::ServeError;
+use super::idle_body::IdleBody;
 use crate::auth::failures::FailureWatch;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +23,9 @@ use tokio_rustls::TlsAcceptor;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send request headers, by default.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit on a request body's silences.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long in-flight requests may run after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,6 +58,10 @@ pub(crate) struct ServeSettings {
     pub auth_failures: Option<Arc<FailureWatch>>,
     /// Close connections whose request headers take longer (default 30 s).
     pub header_timeout: Option<Duration>,
+    /// Fail requests whose body goes this long without a byte (default 60 s).
+    pub body_timeout: Option<Duration>,
+    /// Serve at most this many connections at once (default unlimited).
+    pub max_connections: Option<usize>,
 }
 
 /// Serves `service` (HTTP/1.1, over TLS when configured) on `listener`
@@ -71,7 +79,15 @@ pub(crate) async fn accept_loop(
         grace,
         auth_failures,
         header_timeout,
+        body_timeout,
+        max_connections,
     } = settings;
+    let body_timeout = body_timeout.unwrap_or(BODY_TIMEOUT);
+    // Each connection holds a permit; at the limit the loop stops
+    // accepting and further clients wait in the kernel's accept queue.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        max_connections.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     let grace = grace.unwrap_or(DRAIN_TIMEOUT);
     let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
     // hyper enforces the header timeout only with a timer: without one a
@@ -83,6 +99,21 @@ pub(crate) async fn accept_loop(
     let http = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
+        let stopped = async {
+            match stop.as_mut() {
+                Some(s) => {
+                    let _ = s.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = stopped => break,
+        };
         let stopped = async {
             match stop.as_mut() {
                 Some(s) => {
@@ -108,12 +139,14 @@ pub(crate) async fn accept_loop(
             metrics: metrics.clone(),
             auth_failures: auth_failures.clone(),
             peer,
+            body_timeout,
         });
         let service = hyper::service::service_fn(move |req| call(svc.clone(), req, ctx.clone()));
         let conn_metrics = metrics.clone();
         // The handshake runs in the connection's task so a slow client
         // cannot hold up the accept loop.
         tokio::spawn(async move {
+            let _permit = permit;
             if let Some(m) = &conn_metrics {
                 m.connection(1);
             }
@@ -184,7 +217,8 @@ async fn call(
     // that cite it, and in the response (x-amz-request-id).
     let id = RequestId::new();
     let operation = Operation::default();
-    let mut req = req.map(s3s::Body::from);
+    let limit = ctx.body_timeout;
+    let mut req = req.map(|b| s3s::Body::http_body(IdleBody::new(b, limit)));
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(operation.clone());
     let span = tracing::info_span!("request", request_id = %id.0);
@@ -246,6 +280,7 @@ struct CallContext {
     metrics: Option<Arc<crate::admin::Metrics>>,
     auth_failures: Option<Arc<FailureWatch>>,
     peer: SocketAddr,
+    body_timeout: Duration,
 }
 
 /// The access key a request claims (SigV4 header or presigned query), for

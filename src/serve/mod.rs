@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod host;
+pub mod idle_body;
 pub mod listener;
 pub mod tls;
 
@@ -188,11 +189,15 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                     secret_key_file: None,
                     ca_file: None,
                     jurisdiction: Some("LOCAL".into()),
+                    connect_timeout_secs: 10,
+                    read_timeout_secs: 60,
                 },
                 credentials: vec![],
                 policy: Default::default(),
                 shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
                 header_timeout_secs: 30,
+                body_timeout_secs: 60,
+                max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
                 security: Default::default(),
             };
             // Settings the embedded default has too (TLS, admin, limits)
@@ -297,6 +302,8 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 cfg.header_timeout_secs.max(1),
             )),
             auth_failures: Some(auth_failures),
+            body_timeout: Some(std::time::Duration::from_secs(cfg.body_timeout_secs.max(1))),
+            max_connections: Some(cfg.max_connections.max(1)),
         },
     ));
     tracing::info!(%addr, tls = https, "sealgate listening");

@@ -10,17 +10,23 @@
 mod metrics;
 
 use crate::config::{ConfigError, UpstreamConfig, secret};
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use std::time::Duration;
 
 /// A connected upstream.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     /// The SDK client (cheap to clone; shares the connection pool).
     pub client: aws_sdk_s3::Client,
+    /// How long a download may go without a byte while sealgate waits.
+    read_timeout: Duration,
 }
 
 /// An upstream call failed.
@@ -124,21 +130,54 @@ impl Upstream {
             loader = loader.http_client(https_client_with_ca(ca)?);
         }
         let shared = loader.load().await;
+        let read_timeout = Duration::from_secs(cfg.read_timeout_secs.max(1));
         let mut conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.path_style)
             // Checksums of ciphertext are the provider's business only when
             // it requires them; plaintext checksums are verified by sealgate.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            // A provider that stalls must not hold requests forever: reads
+            // time out (and are retried); uploads opt out, see
+            // `long_running`.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs.max(1)))
+                    .read_timeout(read_timeout)
+                    .build(),
+            );
         if let Some(m) = metrics {
             conf = conf.interceptor(metrics::UpstreamMetrics(m));
         }
         let conf = conf.build();
         Ok(Upstream {
             client: aws_sdk_s3::Client::from_conf(conf),
+            read_timeout,
         })
     }
+
+    /// The next piece of a download, or an error if the provider sends
+    /// nothing for the read timeout (a stall would otherwise hold the
+    /// client's response open forever).
+    pub async fn next_chunk(&self, body: &mut ByteStream) -> Option<Result<Bytes, String>> {
+        match tokio::time::timeout(self.read_timeout, body.next()).await {
+            Ok(r) => r.map(|c| c.map_err(|e| e.to_string())),
+            Err(_) => Some(Err(format!(
+                "no data from the provider for {} s",
+                self.read_timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+/// Per-request settings for uploads, copies and completions: the provider
+/// answers those only after taking the whole body or doing the server-side
+/// work, which can rightly take longer than the read timeout, so they run
+/// without it (the client's own timeout still bounds them).
+pub fn long_running() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new()
+        .timeout_config(TimeoutConfig::builder().disable_read_timeout().build())
 }
 
 /// An HTTPS client trusting the system roots plus the CA certificates in
