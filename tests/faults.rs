@@ -1,100 +1,46 @@
-//! Provider faults through a fault-injecting TCP proxy between sealgate and
-//! a real s3s-fs: a response body cut mid-stream reaches the client as an
-//! error, never as short data accepted as complete; a 503 SlowDown on a read
-//! is retried (idempotent) and succeeds; a 503 on an upload is not replayed,
-//! leaves the object absent or intact, and a client retry succeeds. The
-//! gateway keeps serving throughout.
+//! Provider faults, through a fault-injecting HTTP proxy between sealgate
+//! and a real s3s-fs (tests/gw_common/fault_proxy.rs).
+//!
+//! What must hold, case by case:
+//! - a read whose provider answer is cut, corrupted or stalled ends in a
+//!   client-visible error, never in short or wrong data taken as complete;
+//! - a read that fails before any byte reached the client (error status,
+//!   dropped answer, stalled headers) is retried with backoff and succeeds;
+//! - an upload is never replayed by sealgate; interrupted at any point it
+//!   leaves the previous object or the new one, whole — never a partial or
+//!   mixed one — and the client's own retry succeeds;
+//! - a multipart completion interrupted at each of its provider requests
+//!   leaves no object or the whole one, and can be completed afterwards;
+//! - sealgate keeps serving other requests throughout (a background reader
+//!   verifies another object the whole time).
 
 mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::{AK, SK, client_for, gateway_config, get_bytes};
-use sealgate::serve::{Options, embedded, start};
-use std::net::SocketAddr;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use gw_common::fault_proxy::{self, Fault, Faults, Rule};
+use gw_common::security::events;
+use gw_common::{AK, SK, Suite, client_for, client_no_retry, gateway_config_with};
+use sealgate::serve::{Options, Running, embedded, start};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
-/// What the proxy does to the next response bytes from the provider.
-#[derive(Default)]
-struct Faults {
-    /// When positive: forward this many more response bytes, then cut the
-    /// connection.
-    cut_after: AtomicI64,
-    /// Replace the next response with a 503 SlowDown and close.
-    slow_down: AtomicBool,
-}
-
-const SLOW_DOWN: &[u8] = b"HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: 96\r\nconnection: close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>x</Message></Error>";
-
-async fn proxy(to: SocketAddr, faults: Arc<Faults>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut a, _) = l.accept().await.unwrap();
-            let faults = faults.clone();
-            tokio::spawn(async move {
-                let Ok(mut b) = TcpStream::connect(to).await else {
-                    return;
-                };
-                let (mut ar, mut aw) = a.split();
-                let (mut br, mut bw) = b.split();
-                let up = async {
-                    let _ = tokio::io::copy(&mut ar, &mut bw).await;
-                    let _ = bw.shutdown().await;
-                };
-                let down = async {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let n = br.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        if faults.slow_down.swap(false, Ordering::SeqCst) {
-                            let _ = aw.write_all(SLOW_DOWN).await;
-                            break;
-                        }
-                        let left = faults.cut_after.load(Ordering::SeqCst);
-                        if left > 0 {
-                            let take = (left as usize).min(n);
-                            faults.cut_after.fetch_sub(take as i64, Ordering::SeqCst);
-                            let _ = aw.write_all(&buf[..take]).await;
-                            if take < n || left as usize == take {
-                                break; // cut: close mid-response
-                            }
-                            continue;
-                        }
-                        if aw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = aw.shutdown().await;
-                };
-                // Either side ending ends the connection (a cut must not
-                // leave the other half open).
-                tokio::select! {
-                    () = up => {}
-                    () = down => {}
-                }
-            });
-        }
-    });
-    addr
-}
+const BUCKET: &str = "faults";
+/// The gateway's provider read timeout in this test (seconds).
+const READ_TIMEOUT: u64 = 3;
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed))
+        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed) ^ (i >> 16) as u8)
         .collect()
 }
 
 async fn read_all(c: &Client, key: &str) -> Result<Vec<u8>, String> {
     let r = c
         .get_object()
-        .bucket("faults")
+        .bucket(BUCKET)
         .key(key)
         .send()
         .await
@@ -106,92 +52,496 @@ async fn read_all(c: &Client, key: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{e:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
+/// Reads `key` within a generous bound, so a hang is a failure, not a
+/// stuck test.
+async fn read_bounded(c: &Client, key: &str) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(Duration::from_secs(60), read_all(c, key))
+        .await
+        .map_err(|_| "the read hung".to_owned())?
+}
+
+/// The read must succeed with exactly `want`.
+async fn expect_data(c: &Client, key: &str, want: &[u8]) -> Result<u64, String> {
+    let got = read_bounded(c, key).await?;
+    if got != want {
+        return Err(format!(
+            "read {} bytes, not the {} written",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(want.len() as u64)
+}
+
+/// The read must fail (the client must not take it as complete).
+async fn expect_failure(c: &Client, key: &str) -> Result<u64, String> {
+    match read_bounded(c, key).await {
+        Ok(v) => Err(format!(
+            "a faulty read returned {} bytes as complete",
+            v.len()
+        )),
+        Err(e) if e == "the read hung" => Err(e),
+        Err(_) => Ok(0),
+    }
+}
+
+/// The object must be one of `allowed`, whole, or absent when `absent_ok`.
+async fn expect_one_of(
+    c: &Client,
+    key: &str,
+    allowed: &[&[u8]],
+    absent_ok: bool,
+) -> Result<u64, String> {
+    match read_bounded(c, key).await {
+        Ok(v) if allowed.contains(&v.as_slice()) => Ok(v.len() as u64),
+        Ok(v) => Err(format!(
+            "a partial or mixed object ({} bytes) is visible",
+            v.len()
+        )),
+        Err(e) if absent_ok && e.contains("NoSuchKey") => Ok(0),
+        Err(e) => Err(format!("the object does not read back: {e}")),
+    }
+}
+
+fn metric(gw: &Running, name: &str) -> u64 {
+    gw.metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn put(c: &Client, key: &str, body: &[u8]) -> Result<(), String> {
+    c.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
+struct Upload {
+    id: String,
+    parts: Vec<CompletedPart>,
+}
+
+async fn upload_parts(c: &Client, key: &str, parts: &[&[u8]]) -> Result<Upload, String> {
+    let id = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .map_err(|x| format!("{x:?}"))?
+        .upload_id()
+        .unwrap_or_default()
+        .to_owned();
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(p.to_vec()))
+            .send()
+            .await
+            .map_err(|x| format!("{x:?}"))?;
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+    }
+    Ok(Upload { id, parts: done })
+}
+
+async fn complete(c: &Client, key: &str, u: &Upload) -> Result<(), String> {
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&u.id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(u.parts.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
+    events(); // capture security events from here on
     let dir = tempfile::tempdir().unwrap();
     let (uak, usk) = ("faults-up", "faults-up-secret-0123456789");
     let up = embedded::start(&dir.path().join("up"), uak, usk)
         .await
         .unwrap();
     let faults = Arc::new(Faults::default());
-    let via = proxy(up, faults.clone()).await;
-    let cfg = gateway_config(dir.path(), via, (uak, usk), "");
+    let via = fault_proxy::start(up, faults.clone()).await;
+    let cfg = gateway_config_with(
+        dir.path(),
+        via,
+        (uak, usk),
+        "",
+        &format!("read_timeout_secs = {READ_TIMEOUT}\n"),
+    );
     let gw = start(Options {
         config: Some(cfg),
         ..Default::default()
     })
     .await
     .unwrap();
-    let c = client_for(format!("http://{}", gw.addr), AK, SK);
-    c.create_bucket().bucket("faults").send().await.unwrap();
+    let endpoint = format!("http://{}", gw.addr);
+    let c = client_for(endpoint.clone(), AK, SK);
+    let once = client_no_retry(endpoint, AK, SK);
+    c.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let mut suite = Suite::new("provider faults");
+
+    // Another object is read and verified the whole time.
+    let control = data(300_000, 9);
+    put(&c, "control", &control).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok_reads, bad_reads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let reader = {
+        let (c, control, stop) = (c.clone(), control.clone(), stop.clone());
+        let (ok_reads, bad_reads) = (ok_reads.clone(), bad_reads.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match read_all(&c, "control").await {
+                    Ok(v) if v == control => ok_reads.fetch_add(1, Ordering::SeqCst),
+                    _ => bad_reads.fetch_add(1, Ordering::SeqCst),
+                };
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // ---- reads of a single-part object ----
     let big = data(1_000_000, 1);
-    c.put_object()
-        .bucket("faults")
+    put(&c, "big", &big).await.unwrap();
+    let fired = |f: &Faults| {
+        if f.all_fired() {
+            Ok(())
+        } else {
+            Err("the fault never fired".to_owned())
+        }
+    };
+
+    faults.next("GET", "/faults/big", 1, Fault::CutResponse(300_000));
+    let r = expect_failure(&c, "big").await;
+    suite.record(
+        "GET body cut mid-stream -> client error",
+        r.and(fired(&faults).map(|_| 0)),
+    );
+
+    let count = |key: &str| {
+        let seen = events();
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .filter(|(e, k)| e == "integrity_failure" && k == key)
+            .count()
+    };
+    let reported = count("big");
+    faults.next("GET", "/faults/big", 1, Fault::Corrupt(500_000));
+    let r = expect_failure(&c, "big").await.and_then(|n| {
+        if count("big") > reported {
+            Ok(n)
+        } else {
+            Err("no integrity_failure event for the object".into())
+        }
+    });
+    suite.record(
+        "GET body corrupted -> client error + integrity_failure event",
+        r,
+    );
+
+    faults.next("GET", "/faults/big", 1, Fault::StallResponse(200_000));
+    let r = expect_failure(&c, "big").await;
+    suite.record("GET body stalls -> aborted after the read timeout", r);
+
+    // Faults before any byte reached the client: retried (a delay just
+    // waits), invisible to the client.
+    let retries_before = metric(&gw, "sealgate_upstream_retries_total");
+    for (what, fault, times) in [
+        ("GET 503 SlowDown twice", Fault::Status(503, "SlowDown"), 2),
+        (
+            "GET 500 InternalError",
+            Fault::Status(500, "InternalError"),
+            1,
+        ),
+        ("GET answer dropped", Fault::DropResponse, 1),
+        ("GET headers stall", Fault::StallHeaders, 1),
+        ("GET delayed 1 s", Fault::Delay(Duration::from_secs(1)), 1),
+    ] {
+        faults.next("GET", "/faults/big", times, fault);
+        let r = expect_data(&once, "big", &big).await;
+        suite.record(
+            &format!("{what} -> correct data"),
+            r.and_then(|n| fired(&faults).map(|()| n)),
+        );
+        faults.clear();
+    }
+    let retries = metric(&gw, "sealgate_upstream_retries_total") - retries_before;
+    suite.record(
+        "retries counted (2 + 1 + 1 + 1 expected)",
+        if retries >= 5 {
+            Ok(0)
+        } else {
+            Err(format!("{retries} retries counted"))
+        },
+    );
+    faults.next(
+        "HEAD",
+        "/faults/big",
+        1,
+        Fault::Status(500, "InternalError"),
+    );
+    let r = once
+        .head_object()
+        .bucket(BUCKET)
         .key("big")
-        .body(ByteStream::from(big.clone()))
         .send()
         .await
-        .unwrap();
-
-    // 1. The provider's response is cut after 300 kB: the client gets an
-    //    error, and whatever it received is a prefix of the object.
-    faults.cut_after.store(300_000, Ordering::SeqCst);
-    let got = read_all(&c, "big").await;
-    assert!(got.is_err(), "a cut response was returned as complete");
-    faults.cut_after.store(0, Ordering::SeqCst);
-    assert_eq!(get_bytes(&c, "faults", "big").await, big, "serving again");
-
-    // 2. 503 SlowDown on a read: retried by the gateway, the client never
-    //    notices.
-    let retries = |m: &str| {
-        m.lines()
-            .find(|l| l.starts_with("sealgate_upstream_retries_total "))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let before = retries(&gw.metrics.render());
-    faults.slow_down.store(true, Ordering::SeqCst);
-    assert_eq!(get_bytes(&c, "faults", "big").await, big);
-    assert!(!faults.slow_down.load(Ordering::SeqCst), "the fault fired");
-    assert!(retries(&gw.metrics.render()) > before, "no retry counted");
-
-    // 3. 503 on an upload: the streamed body is not replayed; the object is
-    //    absent or intact, and the client's own retry succeeds.
-    let small = data(200_000, 2);
-    let retries_before = retries(&gw.metrics.render());
-    faults.slow_down.store(true, Ordering::SeqCst);
-    let first = c
-        .put_object()
-        .bucket("faults")
-        .key("upload")
-        .body(ByteStream::from(small.clone()))
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|h| match h.content_length() {
+            Some(1_000_000) => Ok(0),
+            other => Err(format!("HEAD size {other:?}")),
+        });
+    suite.record("HEAD 500 -> retried, right size", r);
+    faults.next("GET", "/faults?", 1, Fault::Status(503, "SlowDown"));
+    let r = once
+        .list_objects_v2()
+        .bucket(BUCKET)
         .send()
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|l| match l.key_count() {
+            Some(n) if n >= 2 => Ok(0),
+            n => Err(format!("listing has {n:?} keys")),
+        });
+    suite.record("LIST 503 -> retried, listing intact", r);
+    faults.clear();
+
+    // ---- reads of a multipart object ----
+    let (p1, p2) = (data(5 << 20, 3), data(1 << 20, 4));
+    let whole = [p1.as_slice(), p2.as_slice()].concat();
+    let u = upload_parts(&c, "mp", &[&p1, &p2]).await.unwrap();
+    complete(&c, "mp", &u).await.unwrap();
+    // Header reads are short, so only the whole-object read reaches the
+    // fault's offset; the rule stays armed for all of them.
+    faults.next("GET", "/faults/mp", 20, Fault::CutResponse(5_500_000));
+    let r = expect_failure(&c, "mp").await;
+    faults.clear();
+    suite.record("multipart GET body cut -> client error", r);
+    faults.next("GET", "/faults/mp", 20, Fault::Corrupt(5_300_000));
+    let r = expect_failure(&c, "mp").await;
+    faults.clear();
+    suite.record("multipart GET body corrupted -> client error", r);
+    let r = expect_data(&c, "mp", &whole).await;
+    suite.record("multipart GET without faults -> correct data", r);
+
+    // ---- uploads ----
+    let old = data(1_000_000, 5);
+    let new = data(1_000_000, 6);
+    for (what, fault) in [
+        ("PUT cut after 100 kB", Fault::CutRequest(100_000)),
+        ("PUT cut before the body", Fault::CutRequest(0)),
+        (
+            "PUT cut at the last byte",
+            Fault::CutRequest(old.len() + 100),
+        ),
+        (
+            "PUT answer dropped after the provider stored it",
+            Fault::DropResponse,
+        ),
+        ("PUT 503 SlowDown", Fault::Status(503, "SlowDown")),
+        ("PUT 500 InternalError", Fault::Status(500, "InternalError")),
+    ] {
+        let key = "upload";
+        put(&c, key, &old).await.unwrap();
+        let retries_before = metric(&gw, "sealgate_upstream_retries_total");
+        faults.next("PUT", "/faults/upload", 1, fault);
+        let first = put(&once, key, &new).await;
+        let r = async {
+            fired(&faults)?;
+            if metric(&gw, "sealgate_upstream_retries_total") != retries_before {
+                return Err("sealgate replayed the upload upstream".to_owned());
+            }
+            // Old or new, whole — whatever the outcome said.
+            let allowed: &[&[u8]] = if first.is_ok() {
+                &[&new]
+            } else {
+                &[&old, &new]
+            };
+            let mut n = expect_one_of(&c, key, allowed, false).await?;
+            put(&c, key, &new).await?;
+            n += expect_data(&c, key, &new).await?;
+            Ok(n)
+        }
         .await;
-    assert!(
-        !faults.slow_down.swap(false, Ordering::SeqCst),
-        "the fault fired"
+        suite.record(&format!("{what} -> old or new object, retry succeeds"), r);
+        faults.clear();
+    }
+    // An upload whose client went silent mid-body is covered by
+    // tests/slow_clients.rs; a delayed provider is not an error:
+    faults.next(
+        "PUT",
+        "/faults/upload",
+        1,
+        Fault::Delay(Duration::from_secs(1)),
     );
-    // The gateway did not replay the streamed upload: it passed the 503 to
-    // the client (whose SDK may retry with its own copy of the body).
-    assert_eq!(
-        retries(&gw.metrics.render()),
-        retries_before,
-        "upload replayed upstream"
-    );
-    assert_eq!(gw.metrics.requests_of("PutObject", 503), 1);
-    if first.is_err() {
-        match read_all(&c, "upload").await {
-            Ok(v) => assert_eq!(v, small, "a failed upload left a different object"),
-            Err(e) => assert!(e.contains("NoSuchKey"), "{e}"),
+    let r = match put(&once, "upload", &old).await {
+        Ok(()) => expect_data(&c, "upload", &old).await,
+        Err(e) => Err(e),
+    };
+    suite.record("PUT delayed 1 s -> stored", r);
+    faults.clear();
+
+    // ---- multipart: a part upload cut, then completed ----
+    let (q1, q2) = (data(5 << 20, 7), data(300_000, 8));
+    let r = async {
+        let mut u = upload_parts(&c, "mpu", &[&q1]).await?;
+        faults.next("PUT", "/faults/mpu?", 1, Fault::CutRequest(1_000_000));
+        let cut = once
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mpu")
+            .upload_id(&u.id)
+            .part_number(2)
+            .body(ByteStream::from(q2.clone()))
+            .send()
+            .await;
+        fired(&faults)?;
+        if cut.is_ok() {
+            return Err("a cut part upload was acknowledged".into());
+        }
+        let again = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mpu")
+            .upload_id(&u.id)
+            .part_number(2)
+            .body(ByteStream::from(q2.clone()))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        u.parts.push(
+            CompletedPart::builder()
+                .part_number(2)
+                .set_e_tag(again.e_tag().map(str::to_owned))
+                .build(),
+        );
+        complete(&c, "mpu", &u).await?;
+        expect_data(&c, "mpu", &[q1.as_slice(), q2.as_slice()].concat()).await
+    }
+    .await;
+    faults.clear();
+    suite.record("UploadPart cut -> refused; retried part completes", r);
+
+    // ---- multipart completion interrupted at each provider request ----
+    // First learn which provider requests a completion makes.
+    let (m1, m2) = (data(5 << 20, 10), data(1000, 11));
+    let want = [m1.as_slice(), m2.as_slice()].concat();
+    let u = upload_parts(&c, "steps", &[&m1, &m2]).await.unwrap();
+    faults.take_log();
+    complete(&c, "steps", &u).await.unwrap();
+    let steps: Vec<_> = faults
+        .take_log()
+        .into_iter()
+        .filter(|s| s.target.starts_with("/faults/steps"))
+        .collect();
+    assert!(!steps.is_empty(), "a completion made no provider request");
+    for (i, step) in steps.iter().enumerate() {
+        for fault in [
+            Fault::CutRequest(0),
+            Fault::Status(500, "InternalError"),
+            Fault::DropResponse,
+        ] {
+            let key = format!("steps-{i}-{}", format!("{fault:?}").len());
+            let r = async {
+                let u = upload_parts(&c, &key, &[&m1, &m2]).await?;
+                faults.arm(Rule {
+                    method: match step.method.as_str() {
+                        "GET" => "GET",
+                        "HEAD" => "HEAD",
+                        "POST" => "POST",
+                        "PUT" => "PUT",
+                        _ => "DELETE",
+                    },
+                    contains: format!("/faults/{key}"),
+                    skip: steps[..i]
+                        .iter()
+                        .filter(|s| s.method == step.method)
+                        .count(),
+                    times: 1,
+                    fault,
+                });
+                let first = complete(&once, &key, &u).await;
+                fired(&faults)?;
+                faults.clear();
+                // No object, or the whole one: never part of it.
+                let mut n = expect_one_of(&c, &key, &[&want], first.is_err()).await?;
+                if first.is_err() {
+                    // The client completes again: done, or already done.
+                    match complete(&c, &key, &u).await {
+                        Ok(()) => {}
+                        Err(e) if e.contains("NoSuchUpload") => {}
+                        Err(e) => return Err(format!("completing again failed: {e}")),
+                    }
+                    n += expect_data(&c, &key, &want).await?;
+                }
+                Ok(n)
+            }
+            .await;
+            faults.clear();
+            suite.record(
+                &format!(
+                    "CompleteMultipartUpload, provider request {} of {} ({} {}) {fault:?}",
+                    i + 1,
+                    steps.len(),
+                    step.method,
+                    step.target
+                        .split('?')
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('&')
+                        .filter_map(|kv| kv.split('=').next())
+                        .collect::<Vec<_>>()
+                        .join("&")
+                ),
+                r,
+            );
         }
     }
-    c.put_object()
-        .bucket("faults")
-        .key("upload")
-        .body(ByteStream::from(small.clone()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get_bytes(&c, "faults", "upload").await, small);
+
+    // ---- the gateway served the other object throughout ----
+    stop.store(true, Ordering::SeqCst);
+    reader.await.unwrap();
+    let (ok, bad) = (
+        ok_reads.load(Ordering::SeqCst),
+        bad_reads.load(Ordering::SeqCst),
+    );
+    suite.verified(ok * control.len() as u64);
+    suite.record(
+        "other requests served throughout",
+        if bad == 0 && ok > 10 {
+            Ok(0)
+        } else {
+            Err(format!(
+                "{ok} good and {bad} failed reads of another object"
+            ))
+        },
+    );
     gw.shutdown().await;
+    suite.finish();
 }

@@ -9,60 +9,14 @@ mod gw_common;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
+use gw_common::security::events;
 use gw_common::{Env, client, gateway, put_multipart};
 use sealgate::format::metadata::{META_BINDING, META_HEADER, META_SEALED};
 use sealgate::format::size::part_ciphertext_len;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
 
 const BUCKET: &str = "tamper-suite";
 const SEG: usize = 65536;
-
-/// Security events seen by this test binary: (event, key).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-fn events() -> Seen {
-    static SEEN: OnceLock<Seen> = OnceLock::new();
-    SEEN.get_or_init(|| {
-        use tracing_subscriber::prelude::*;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let layer = Capture(seen.clone());
-        let _ = tracing_subscriber::registry().with(layer).try_init();
-        seen
-    })
-    .clone()
-}
-
-struct Capture(Seen);
-
-struct Fields(Option<String>, Option<String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-        let v = format!("{v:?}").trim_matches('"').to_owned();
-        match f.name() {
-            "event" => self.0 = Some(v),
-            "key" => self.1 = Some(v),
-            _ => {}
-        }
-    }
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        self.record_debug(f, &v);
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if e.metadata().target() != "sealgate::security" {
-            return;
-        }
-        let mut f = Fields(None, None);
-        e.record(&mut f);
-        if let (Some(ev), Some(k)) = (f.0, f.1) {
-            self.0.lock().unwrap().push((ev, k));
-        }
-    }
-}
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len)

@@ -206,6 +206,8 @@ async fn seal_part(
         move |b| async move {
             request
                 .body(b)
+                .customize()
+                .config_override(crate::upstream::long_running())
                 .send()
                 .await
                 .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
@@ -280,6 +282,47 @@ pub async fn complete_multipart_upload(
         key: &key,
     };
     let id = authenticate(gw, &input.upload_id, name)?;
+    let result = complete_checked(gw, &bucket, &key, &id, input).await;
+    match result {
+        Err(e)
+            if matches!(
+                e.code(),
+                s3s::S3ErrorCode::NoSuchUpload | s3s::S3ErrorCode::InvalidPart
+            ) =>
+        {
+            // A completion whose answer was lost (a dropped connection, a
+            // retry after the provider had finished) finds the upload gone
+            // or its parts consumed. If the object now at the key is this
+            // upload's, the completion happened: say so, as S3 does for a
+            // repeated completion, instead of an error that would make the
+            // client think its data is not stored.
+            match super::get::locate(gw, &bucket, &key).await {
+                Ok(obj) if obj.envelope == id.envelope => {
+                    tracing::info!(%bucket, %key, "multipart upload already completed; answering as completed");
+                    Ok(S3Response::new(CompleteMultipartUploadOutput {
+                        bucket: Some(bucket.clone()),
+                        key: Some(key.clone()),
+                        e_tag: super::etag(Some(&obj.upstream_etag)),
+                        ..Default::default()
+                    }))
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Checks the client's part list against the provider's parts and
+/// completes the upload at the provider.
+async fn complete_checked(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    id: &upload_id::UploadId,
+    input: CompleteMultipartUploadInput,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
     let named: Vec<(i32, String)> = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -368,6 +411,8 @@ pub async fn complete_multipart_upload(
         request = request.if_none_match("*");
     }
     let out = request
+        .customize()
+        .config_override(crate::upstream::long_running())
         .send()
         .await
         .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;

@@ -7,6 +7,9 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use sealgate::serve::{Options, Running, start};
 use std::path::{Path, PathBuf};
 
+pub mod fault_proxy;
+pub mod security;
+
 /// Client credentials of the test gateway.
 pub const AK: &str = "test-access-key";
 /// Their secret.
@@ -216,8 +219,19 @@ pub async fn put_multipart(c: &Client, bucket: &str, key: &str, parts: &[&[u8]])
 pub fn gateway_config(
     dir: &Path,
     upstream: std::net::SocketAddr,
+    creds: (&str, &str),
+    extra: &str,
+) -> PathBuf {
+    gateway_config_with(dir, upstream, creds, extra, "")
+}
+
+/// As [`gateway_config`], with `upstream_extra` added to `[upstream]`.
+pub fn gateway_config_with(
+    dir: &Path,
+    upstream: std::net::SocketAddr,
     (uak, usk): (&str, &str),
     extra: &str,
+    upstream_extra: &str,
 ) -> PathBuf {
     let keys = dir.join("keys");
     sealgate::keys::KeyStore::generate(&keys, false).unwrap();
@@ -225,9 +239,87 @@ pub fn gateway_config(
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"127.0.0.1:0\"\n{extra}keys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
+            "listen = \"127.0.0.1:0\"\n{extra}keys_dir = {keys:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{uak}\"\nsecret_key = \"{usk}\"\n{upstream_extra}[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
         ),
     )
     .unwrap();
     cfg
+}
+
+/// Cases of a reliability suite, run to the end so its one-line summary
+/// (printed for `.ci/run` and docs/RELIABILITY.md) counts every failure;
+/// `finish` then fails the test if any case failed.
+pub struct Suite {
+    name: &'static str,
+    cases: usize,
+    failed: Vec<String>,
+    verified: u64,
+    /// Every case and whether it held, listed when SEALGATE_LIST_CASES is set.
+    log: Vec<String>,
+}
+
+impl Suite {
+    /// A new suite.
+    pub fn new(name: &'static str) -> Suite {
+        Suite {
+            name,
+            cases: 0,
+            failed: Vec::new(),
+            verified: 0,
+            log: Vec::new(),
+        }
+    }
+
+    /// Records one case: `Ok(bytes verified)` or `Err(why)`.
+    pub fn record(&mut self, case: &str, result: Result<u64, String>) {
+        self.cases += 1;
+        let mark = if result.is_ok() { "ok  " } else { "FAIL" };
+        self.log.push(format!("{mark} {case}"));
+        match result {
+            Ok(n) => self.verified += n,
+            Err(e) => self.failed.push(format!("{case}: {e}")),
+        }
+    }
+
+    /// Adds bytes verified outside a case (e.g. by background readers).
+    pub fn verified(&mut self, bytes: u64) {
+        self.verified += bytes;
+    }
+
+    /// Prints the summary line and fails if any case failed.
+    pub fn finish(self) {
+        #[allow(clippy::print_stdout)] // the suite's summary, read by .ci/run
+        {
+            if std::env::var_os("SEALGATE_LIST_CASES").is_some() {
+                for line in &self.log {
+                    println!("  {}: {line}", self.name);
+                }
+            }
+            println!(
+                "reliability: {}: {} cases, {} failed, {:.1} MiB verified",
+                self.name,
+                self.cases,
+                self.failed.len(),
+                self.verified as f64 / (1024.0 * 1024.0)
+            );
+        }
+        assert!(
+            self.failed.is_empty(),
+            "failed cases:\n{}",
+            self.failed.join("\n")
+        );
+    }
+}
+
+/// A client that never retries, to see each attempt's own outcome.
+pub fn client_no_retry(endpoint: String, ak: &str, sk: &str) -> Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
 }
