@@ -17,6 +17,8 @@ pub mod cli;
 pub mod config;
 pub mod format;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod policy;
 pub mod serve;

@@ -16,6 +16,10 @@ mod multipart;
 mod passthrough;
 mod put;
 
+// Parsers of client input, for the fuzz entry points (crate::fuzzing).
+pub(crate) use multipart::parse_copy_range;
+pub(crate) use put::{plaintext_length, strip_aws_chunked};
+
 use crate::format::Algorithm;
 use crate::upstream::Upstream;
 use s3s::dto::*;

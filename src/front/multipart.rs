@@ -614,7 +614,7 @@ pub async fn upload_part_copy(
 }
 
 /// x-amz-copy-source-range: `bytes=first-last`, both required (S3's rule).
-fn parse_copy_range(r: &str) -> S3Result<Range> {
+pub(crate) fn parse_copy_range(r: &str) -> S3Result<Range> {
     let bad = || {
         s3_error!(
             InvalidArgument,

@@ -328,7 +328,7 @@ pub(crate) fn object_metadata(
     m
 }
 
-fn strip_aws_chunked(v: &str) -> String {
+pub(crate) fn strip_aws_chunked(v: &str) -> String {
     v.split(',')
         .map(str::trim)
         .filter(|t| !t.eq_ignore_ascii_case("aws-chunked") && !t.is_empty())

@@ -183,6 +183,11 @@ impl Registry {
                 });
             }
         };
+        Registry::parse(&text, path, keys)
+    }
+
+    /// Verifies and reads registry text; `path` names it in errors.
+    pub fn parse(text: &[u8], path: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
         let mut reg = Registry::default();
         let damaged = |line: usize, why: String| RegistryError::Damaged {
             path: path.to_owned(),

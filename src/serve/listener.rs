@@ -285,7 +285,7 @@ struct CallContext {
 
 /// The access key a request claims (SigV4 header or presigned query), for
 /// reporting only: s3s does the real parsing and verification.
-fn claimed_access_key<B>(req: &http::Request<B>) -> Option<&str> {
+pub(crate) fn claimed_access_key<B>(req: &http::Request<B>) -> Option<&str> {
     let from_header = req
         .headers()
         .get(http::header::AUTHORIZATION)

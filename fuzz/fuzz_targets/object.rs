@@ -1,0 +1,4 @@
+//! Fuzz target: sealgate::fuzzing::object (what it checks is documented there).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealgate::fuzzing::object(data));
