@@ -3,12 +3,19 @@
 //! every write the client saw acknowledged reads back byte-identical, and
 //! every unacknowledged one is either absent or complete and intact — never
 //! partial, never failing authentication.
+//!
+//! Twice: with the embedded default (the provider runs inside the gateway
+//! process and dies with it; its disk survives), and with the provider as
+//! its own process that lives on while the gateway is killed and restarted
+//! (the deployment shape: a gateway in front of a remote provider).
 
 mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::{client_for, get_bytes, spawn_embedded};
+use gw_common::{
+    Process, Suite, client_for, gateway_config, get_bytes, spawn_configured, spawn_embedded,
+};
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -83,11 +90,40 @@ async fn write(c: &Client, key: &str, data: &[u8]) -> Result<(), String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kill_9_loses_no_acknowledged_write_and_leaves_nothing_partial() {
+async fn kill_9_with_the_embedded_provider_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     // The embedded default keeps its provider in-process, so a crash kills
     // the provider too; the data directory (the provider's disk) survives.
-    let gw = spawn_embedded(dir.path(), (AK, SK), &[], &[], Stdio::null());
+    let spawn = || spawn_embedded(dir.path(), (AK, SK), &[], &[], Stdio::null());
+    crash_and_restart("crash (embedded provider)", spawn).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_front_of_a_live_provider_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // The provider (a real s3s-fs) lives in this test process and keeps
+    // running while the gateway process is killed and restarted.
+    let (uak, usk) = ("crash-up", "crash-up-secret-0123456789");
+    let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "");
+    // gateway_config's client credentials are gw_common's; this suite
+    // signs with its own, so add them.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"),
+    )
+    .unwrap();
+    crash_and_restart("crash (separate provider)", || spawn_configured(&cfg)).await;
+}
+
+/// Writes concurrently through a gateway from `spawn`, kills it with
+/// SIGKILL mid-flight, restarts it with `spawn`, and checks every write.
+async fn crash_and_restart(name: &'static str, spawn: impl Fn() -> Process) {
+    let mut suite = Suite::new(name);
+    let gw = spawn();
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
     c.create_bucket().bucket(BUCKET).send().await.unwrap();
 
@@ -134,7 +170,7 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_nothing_partial() {
     );
 
     // Restart on the same provider data and keys.
-    let gw = spawn_embedded(dir.path(), (AK, SK), &[], &[], Stdio::null());
+    let gw = spawn();
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
     let mut absent = 0;
     let mut complete = 0;
@@ -170,6 +206,25 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_nothing_partial() {
     }
     assert_eq!(complete + absent, all.len());
     assert!(complete >= acked.len());
+    let bytes = |keys: &mut dyn Iterator<Item = &String>| -> u64 {
+        keys.map(|k| all[k].len() as u64).sum()
+    };
+    suite.record(
+        &format!(
+            "{} acknowledged writes read back byte-identical",
+            acked.len()
+        ),
+        Ok(bytes(&mut acked.keys())),
+    );
+    suite.record(
+        &format!(
+            "{} unacknowledged writes: {} absent, {} complete, none partial",
+            all.len() - acked.len(),
+            absent,
+            complete - acked.len()
+        ),
+        Ok(0),
+    );
     // A client retrying an unacknowledged write succeeds cleanly.
     for (key, data) in &all {
         if !acked.contains_key(key) {
@@ -177,4 +232,10 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_nothing_partial() {
             assert!(get_bytes(&c, BUCKET, key).await == *data, "{key}: retry");
         }
     }
+    suite.record(
+        "client retries of unacknowledged writes succeed",
+        Ok(bytes(&mut all.keys().filter(|k| !acked.contains_key(*k)))),
+    );
+    drop(gw);
+    suite.finish();
 }

@@ -1,19 +1,19 @@
 //! Sustained load: 64 concurrent clients doing mixed PUT / GET / LIST /
 //! DELETE / multipart on random sizes against the real binary (in front of
 //! a real s3s-fs) for a bounded time, verifying every byte read against what
-//! was written. Zero errors are allowed. The gateway's resident memory at
-//! start, at end and at peak is reported.
+//! was written. Zero errors are allowed. The gateway's resident memory is
+//! sampled every second: it must stay flat — the highest sample of the last
+//! quarter of the run may exceed the highest of the second quarter (after
+//! warm-up) by at most 16 MiB + 10 % — and start, end and peak are reported.
 //!
-//! `SEALGATE_LOAD_SECS` sets the duration (default 20; run longer by hand).
+//! `SEALGATE_LOAD_SECS` sets the duration (default 120; longer by hand).
 
 mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use gw_common::{AK, SK, client_for, gateway_config, put_multipart};
+use gw_common::{AK, SK, client_for, gateway_config, put_multipart, spawn_configured};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -172,7 +172,7 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
     let secs: u64 = std::env::var("SEALGATE_LOAD_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(120);
     let dir = tempfile::tempdir().unwrap();
     let (uak, usk) = ("load-up", "load-up-secret-0123456789");
     let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
@@ -180,23 +180,8 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         .unwrap();
     let cfg = gateway_config(dir.path(), up, (uak, usk), "");
     // The gateway as its own process, so its memory is its own.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("SEALGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-            break a.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let pid = child.id();
+    let gw = spawn_configured(&cfg);
+    let (addr, pid) = (gw.addr.clone(), gw.child.id());
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket().bucket(BUCKET).send().await.unwrap();
 
@@ -212,18 +197,31 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
             tally.clone(),
         )));
     }
-    tokio::time::sleep(Duration::from_secs(2.min(secs))).await;
-    let start_rss = rss_kib(pid, "VmRSS:");
+    // RSS once a second while the clients run.
+    let samples = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while Instant::now() < until {
+            v.push(rss_kib(pid, "VmRSS:"));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        v
+    });
     for t in tasks {
         if let Err(e) = t.await {
-            let _ = child.kill();
             std::panic::resume_unwind(e.into_panic());
         }
     }
-    let end_rss = rss_kib(pid, "VmRSS:");
+    let samples = samples.await.unwrap();
     let peak = rss_kib(pid, "VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(gw);
+    let q = samples.len() / 4;
+    let max_of = |r: std::ops::Range<usize>| samples[r].iter().copied().max().unwrap_or(0);
+    let (warm, last) = (max_of(q..2 * q), max_of(3 * q..samples.len()));
+    let (start_rss, end_rss) = (
+        samples.get(q).copied().unwrap_or(0),
+        samples.last().copied().unwrap_or(0),
+    );
+    let allowed = warm + 16 * 1024 + warm / 10;
     let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let ops = t(&tally.puts)
         + t(&tally.multiparts)
@@ -231,7 +229,7 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         + t(&tally.lists)
         + t(&tally.deletes);
     eprintln!(
-        "load: {ops} operations in {:.0} s by 64 clients ({} PUT, {} multipart, {} GET verified, {} LIST, {} DELETE), {} MiB read back and verified, 0 errors; gateway RSS {} MiB after warm-up, {} MiB at end, {} MiB peak",
+        "reliability: load: {ops} operations in {:.0} s by 64 clients ({} PUT, {} multipart, {} GET verified, {} LIST, {} DELETE), {} MiB read back and verified, 0 errors; gateway RSS {} MiB after warm-up, {} MiB at end, {} MiB peak; highest in the last quarter {} MiB vs {} MiB in the second ({})",
         started.elapsed().as_secs_f64(),
         t(&tally.puts),
         t(&tally.multiparts),
@@ -241,7 +239,10 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         t(&tally.verified) >> 20,
         start_rss >> 10,
         end_rss >> 10,
-        peak >> 10
+        peak >> 10,
+        last >> 10,
+        warm >> 10,
+        if last <= allowed { "flat" } else { "GROWING" }
     );
     assert!(
         t(&tally.gets) > 0 && t(&tally.puts) > 0 && t(&tally.lists) > 0 && t(&tally.deletes) > 0
@@ -249,4 +250,11 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
     // Memory must not follow the amount of traffic: a generous ceiling
     // for 64 concurrent streams (measured far below it).
     assert!(peak < 512 * 1024, "gateway peak RSS {} MiB", peak >> 10);
+    assert!(samples.len() >= 8, "too few RSS samples for a trend");
+    assert!(
+        last <= allowed,
+        "gateway RSS kept growing: {} MiB in the last quarter, {} MiB after warm-up",
+        last >> 10,
+        warm >> 10
+    );
 }

@@ -7,9 +7,10 @@
 # the committed vectors under every AEAD backend, the Python interop
 # decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs and
 # moto as separate processes), a smoke run of the benchmarks (criterion and
-# the end-to-end benchmark against s3s-fs and rclone crypt), and finally
-# every Rust test. The last lines are the test
-# runner's summary.
+# the end-to-end benchmark against s3s-fs and rclone crypt), bounded
+# fuzzing of every fuzz target, the reliability suites with one summary line
+# each (docs/RELIABILITY.md), and finally every other Rust test. The last
+# lines are the test runner's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,13 +65,23 @@ cargo test --locked --no-default-features --features backend-rustcrypto --test v
 step "doc tests"
 cargo test --locked --doc -q
 
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --quiet
+
+step "fuzzing: each target for a bounded time from the committed corpus"
+bash fuzz/run.sh "${SEALGATE_FUZZ_SECS:-30}"
+
+step "reliability suites (docs/RELIABILITY.md): one line each"
+# Faults, provider tampering, crashes, hostile clients and sustained load,
+# run first and on their own so each prints its summary line. The hostile-
+# client suites' line is nextest's count for them.
+reliability='binary(faults) | binary(provider_tamper) | binary(crash) | binary(load)'
+hostile='binary(smuggling) | binary(slow_clients) | binary(fuzz_corpus)'
+rel_log="$(mktemp)"
+cargo nextest run --locked --no-capture -E "$reliability" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
+grep '^reliability:' "$rel_log"
+cargo nextest run --locked -E "$hostile" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
+sed -n 's/^ *Summary \[.*\] */reliability: hostile clients (smuggling, slow and oversized requests, connection limits, fuzz corpus replay): /p' "$rel_log"
+rm -f "$rel_log"
+
 step "Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  # The sustained-load suite first, on its own, for its one-line summary.
-  load_log="$(mktemp)"
-  cargo nextest run --locked --test load --no-capture >"$load_log" 2>&1 || { cat "$load_log"; exit 1; }
-  grep '^load:' "$load_log"
-  cargo nextest run --locked --no-fail-fast -E 'not binary(load)'
-else
-  cargo test --locked --no-fail-fast
-fi
+cargo nextest run --locked --no-fail-fast -E "not ($reliability | $hostile)"

@@ -184,3 +184,54 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         .unwrap();
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_declared_body_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uak, usk) = ("big-up", "big-up-secret-0123456789");
+    let up = embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let cfg = gateway_config(dir.path(), up, (uak, usk), "");
+    let gw = start(Options {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("oversized").send().await.unwrap();
+    // A single PUT declaring 6 GiB (S3's limit is 5 GiB): refused from the
+    // headers, without waiting for (or buffering) any of the body.
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(http_body::Frame::data(
+        bytes::Bytes::from(vec![0u8; 1024]),
+    ))])
+    .chain(futures::stream::pending());
+    let put = c
+        .put_object()
+        .bucket("oversized")
+        .key("huge")
+        .content_length(6 << 30)
+        .body(ByteStream::from_body_1_x(http_body_util::StreamBody::new(
+            chunks,
+        )))
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::new().stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
+            ),
+        )
+        .send();
+    let e = tokio::time::timeout(Duration::from_secs(20), put)
+        .await
+        .expect("the gateway waited for an oversized body")
+        .expect_err("a 6 GiB single PUT was accepted");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
+        Some("EntityTooLarge"),
+        "{e:?}"
+    );
+    let head = c.head_object().bucket("oversized").key("huge").send().await;
+    assert!(head.is_err(), "an oversized upload left an object");
+    gw.shutdown().await;
+}

@@ -102,6 +102,35 @@ impl Drop for Process {
     }
 }
 
+/// Runs the real binary with the config file `cfg` (quiet logs) and waits
+/// until it listens.
+pub fn spawn_configured(cfg: &Path) -> Process {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sealgate"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .env("SEALGATE_LOG", "warn")
+        .env_remove("SEALGATE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().expect("gateway exited").unwrap();
+        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
+            break a.to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process {
+        child,
+        addr,
+        admin: None,
+    }
+}
+
 /// Runs the real binary's embedded default on `dir` (`data/`, `keys/`) with
 /// client credentials `ak`/`sk`, extra arguments and environment, and
 /// waits until it listens.
