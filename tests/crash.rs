@@ -14,7 +14,8 @@ mod gw_common;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use gw_common::{
-    Process, Suite, client_for, gateway_config, get_bytes, spawn_configured, spawn_embedded,
+    Process, Suite, client_for, complete_upload, gateway_config, get_bytes, spawn_configured,
+    spawn_embedded, upload_parts,
 };
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -44,49 +45,9 @@ async fn write(c: &Client, key: &str, data: &[u8]) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| format!("{e:?}"));
     }
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-    let id = c
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .upload_id
-        .unwrap_or_default();
     let split = 5 * 1024 * 1024;
-    let mut done = Vec::new();
-    for (n, part) in [(1, &data[..split]), (2, &data[split..])] {
-        let r = c
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(part.to_vec()))
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag.unwrap_or_default())
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{e:?}"))
+    let u = upload_parts(c, BUCKET, key, &[&data[..split], &data[split..]]).await?;
+    complete_upload(c, BUCKET, key, &u).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,10 +18,12 @@ mod gw_common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use gw_common::fault_proxy::{self, Fault, Faults, Rule};
 use gw_common::security::events;
-use gw_common::{AK, SK, Suite, client_for, client_no_retry, gateway_config_with};
+use gw_common::{
+    AK, SK, Suite, client_for, client_no_retry, complete_upload, gateway_config_with, upload_part,
+    upload_parts,
+};
 use sealgate::serve::{Options, Running, embedded, start};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,61 +119,6 @@ async fn put(c: &Client, key: &str, body: &[u8]) -> Result<(), String> {
         .bucket(BUCKET)
         .key(key)
         .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{e:?}"))
-}
-
-struct Upload {
-    id: String,
-    parts: Vec<CompletedPart>,
-}
-
-async fn upload_parts(c: &Client, key: &str, parts: &[&[u8]]) -> Result<Upload, String> {
-    let id = c
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .map_err(|x| format!("{x:?}"))?
-        .upload_id()
-        .unwrap_or_default()
-        .to_owned();
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let out = c
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(p.to_vec()))
-            .send()
-            .await
-            .map_err(|x| format!("{x:?}"))?;
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .build(),
-        );
-    }
-    Ok(Upload { id, parts: done })
-}
-
-async fn complete(c: &Client, key: &str, u: &Upload) -> Result<(), String> {
-    c.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&u.id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(u.parts.clone()))
-                .build(),
-        )
         .send()
         .await
         .map(|_| ())
@@ -335,8 +282,8 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
     // ---- reads of a multipart object ----
     let (p1, p2) = (data(5 << 20, 3), data(1 << 20, 4));
     let whole = [p1.as_slice(), p2.as_slice()].concat();
-    let u = upload_parts(&c, "mp", &[&p1, &p2]).await.unwrap();
-    complete(&c, "mp", &u).await.unwrap();
+    let u = upload_parts(&c, BUCKET, "mp", &[&p1, &p2]).await.unwrap();
+    complete_upload(&c, BUCKET, "mp", &u).await.unwrap();
     // Header reads are short, so only the whole-object read reaches the
     // fault's offset; the rule stays armed for all of them.
     faults.next("GET", "/faults/mp", 20, Fault::CutResponse(5_500_000));
@@ -410,38 +357,15 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
     // ---- multipart: a part upload cut, then completed ----
     let (q1, q2) = (data(5 << 20, 7), data(300_000, 8));
     let r = async {
-        let mut u = upload_parts(&c, "mpu", &[&q1]).await?;
+        let mut u = upload_parts(&c, BUCKET, "mpu", &[&q1]).await?;
         faults.next("PUT", "/faults/mpu?", 1, Fault::CutRequest(1_000_000));
-        let cut = once
-            .upload_part()
-            .bucket(BUCKET)
-            .key("mpu")
-            .upload_id(&u.id)
-            .part_number(2)
-            .body(ByteStream::from(q2.clone()))
-            .send()
-            .await;
+        let cut = upload_part(&once, BUCKET, "mpu", &mut u, 2, &q2).await;
         fired(&faults)?;
         if cut.is_ok() {
             return Err("a cut part upload was acknowledged".into());
         }
-        let again = c
-            .upload_part()
-            .bucket(BUCKET)
-            .key("mpu")
-            .upload_id(&u.id)
-            .part_number(2)
-            .body(ByteStream::from(q2.clone()))
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        u.parts.push(
-            CompletedPart::builder()
-                .part_number(2)
-                .set_e_tag(again.e_tag().map(str::to_owned))
-                .build(),
-        );
-        complete(&c, "mpu", &u).await?;
+        upload_part(&c, BUCKET, "mpu", &mut u, 2, &q2).await?;
+        complete_upload(&c, BUCKET, "mpu", &u).await?;
         expect_data(&c, "mpu", &[q1.as_slice(), q2.as_slice()].concat()).await
     }
     .await;
@@ -452,9 +376,11 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
     // First learn which provider requests a completion makes.
     let (m1, m2) = (data(5 << 20, 10), data(1000, 11));
     let want = [m1.as_slice(), m2.as_slice()].concat();
-    let u = upload_parts(&c, "steps", &[&m1, &m2]).await.unwrap();
+    let u = upload_parts(&c, BUCKET, "steps", &[&m1, &m2])
+        .await
+        .unwrap();
     faults.take_log();
-    complete(&c, "steps", &u).await.unwrap();
+    complete_upload(&c, BUCKET, "steps", &u).await.unwrap();
     let steps: Vec<_> = faults
         .take_log()
         .into_iter()
@@ -469,7 +395,7 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         ] {
             let key = format!("steps-{i}-{}", format!("{fault:?}").len());
             let r = async {
-                let u = upload_parts(&c, &key, &[&m1, &m2]).await?;
+                let u = upload_parts(&c, BUCKET, &key, &[&m1, &m2]).await?;
                 faults.arm(Rule {
                     method: match step.method.as_str() {
                         "GET" => "GET",
@@ -486,14 +412,14 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
                     times: 1,
                     fault,
                 });
-                let first = complete(&once, &key, &u).await;
+                let first = complete_upload(&once, BUCKET, &key, &u).await;
                 fired(&faults)?;
                 faults.clear();
                 // No object, or the whole one: never part of it.
                 let mut n = expect_one_of(&c, &key, &[&want], first.is_err()).await?;
                 if first.is_err() {
                     // The client completes again: done, or already done.
-                    match complete(&c, &key, &u).await {
+                    match complete_upload(&c, BUCKET, &key, &u).await {
                         Ok(()) => {}
                         Err(e) if e.contains("NoSuchUpload") => {}
                         Err(e) => return Err(format!("completing again failed: {e}")),

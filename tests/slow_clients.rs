@@ -10,24 +10,30 @@ mod gw_common;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use gw_common::{AK, SK, client_for, gateway_config};
-use sealgate::serve::{Options, embedded, start};
+use sealgate::serve::{Options, Running, embedded, start};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_client_trickling_headers_is_cut_off() {
+/// A gateway in front of a real s3s-fs, with `extra` top-level settings.
+async fn gateway_with(extra: &str) -> (tempfile::TempDir, Running) {
     let dir = tempfile::tempdir().unwrap();
     let (uak, usk) = ("slow-up", "slow-up-secret-0123456789");
     let up = embedded::start(&dir.path().join("up"), uak, usk)
         .await
         .unwrap();
-    let cfg = gateway_config(dir.path(), up, (uak, usk), "header_timeout_secs = 1\n");
+    let cfg = gateway_config(dir.path(), up, (uak, usk), extra);
     let gw = start(Options {
         config: Some(cfg),
         ..Default::default()
     })
     .await
     .unwrap();
+    (dir, gw)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_trickling_headers_is_cut_off() {
+    let (_dir, gw) = gateway_with("header_timeout_secs = 1\n").await;
 
     // Headers that never end, one byte every 200 ms.
     let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -67,7 +73,7 @@ async fn a_client_trickling_headers_is_cut_off() {
     gw.shutdown().await;
 }
 
-fn connections(gw: &sealgate::serve::Running) -> i64 {
+fn connections(gw: &Running) -> i64 {
     gw.metrics
         .render()
         .lines()
@@ -77,18 +83,7 @@ fn connections(gw: &sealgate::serve::Running) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stops_sending_its_body_loses_the_request_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (uak, usk) = ("body-up", "body-up-secret-0123456789");
-    let up = embedded::start(&dir.path().join("up"), uak, usk)
-        .await
-        .unwrap();
-    let cfg = gateway_config(dir.path(), up, (uak, usk), "body_timeout_secs = 1\n");
-    let gw = start(Options {
-        config: Some(cfg),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (_dir, gw) = gateway_with("body_timeout_secs = 1\n").await;
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
     c.create_bucket().bucket("slow-body").send().await.unwrap();
 
@@ -143,18 +138,7 @@ async fn a_client_that_stops_sending_its_body_loses_the_request_and_stores_nothi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait_for_a_free_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let (uak, usk) = ("limit-up", "limit-up-secret-0123456789");
-    let up = embedded::start(&dir.path().join("up"), uak, usk)
-        .await
-        .unwrap();
-    let cfg = gateway_config(dir.path(), up, (uak, usk), "max_connections = 2\n");
-    let gw = start(Options {
-        config: Some(cfg),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (_dir, gw) = gateway_with("max_connections = 2\n").await;
     // Two idle connections take both slots.
     let a = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let _b = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -187,18 +171,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_declared_body_is_refused_before_it_is_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let (uak, usk) = ("big-up", "big-up-secret-0123456789");
-    let up = embedded::start(&dir.path().join("up"), uak, usk)
-        .await
-        .unwrap();
-    let cfg = gateway_config(dir.path(), up, (uak, usk), "");
-    let gw = start(Options {
-        config: Some(cfg),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (_dir, gw) = gateway_with("").await;
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
     c.create_bucket().bucket("oversized").send().await.unwrap();
     // A single PUT declaring 6 GiB (S3's limit is 5 GiB): refused from the

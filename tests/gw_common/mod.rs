@@ -44,14 +44,16 @@ pub async fn gateway() -> Env {
 
 /// A path-style aws-sdk-s3 client.
 pub fn client_for(endpoint: String, ak: &str, sk: &str) -> Client {
-    let conf = aws_sdk_s3::config::Builder::new()
+    Client::from_conf(client_config(endpoint, ak, sk).build())
+}
+
+fn client_config(endpoint: String, ak: &str, sk: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
-        .build();
-    Client::from_conf(conf)
 }
 
 /// A client of `env`'s gateway with the test credentials.
@@ -195,50 +197,93 @@ pub async fn get_bytes(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
 
 /// A multipart upload of `parts`, in order.
 pub async fn put_multipart(c: &Client, bucket: &str, key: &str, parts: &[&[u8]]) {
-    use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let u = upload_parts(c, bucket, key, parts).await.unwrap();
+    complete_upload(c, bucket, key, &u).await.unwrap();
+}
+
+/// A multipart upload under way: its id and the parts uploaded so far.
+pub struct Upload {
+    /// The upload id.
+    pub id: String,
+    /// Parts for the completion, in order.
+    pub parts: Vec<aws_sdk_s3::types::CompletedPart>,
+}
+
+/// Starts a multipart upload and uploads `parts` as parts 1..N.
+pub async fn upload_parts(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    parts: &[&[u8]],
+) -> Result<Upload, String> {
     let id = c
         .create_multipart_upload()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .unwrap()
+        .map_err(|e| format!("{e:?}"))?
         .upload_id()
-        .unwrap()
+        .unwrap_or_default()
         .to_owned();
-    let mut done = Vec::new();
+    let mut u = Upload {
+        id,
+        parts: Vec::new(),
+    };
     for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let e = c
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(p.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(e.e_tag().unwrap())
-                .build(),
-        );
+        upload_part(c, bucket, key, &mut u, i as i32 + 1, p).await?;
     }
+    Ok(u)
+}
+
+/// Uploads part `n` of `u` and records it for the completion.
+pub async fn upload_part(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    u: &mut Upload,
+    n: i32,
+    data: &[u8],
+) -> Result<(), String> {
+    let out = c
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&u.id)
+        .part_number(n)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    u.parts.push(
+        aws_sdk_s3::types::CompletedPart::builder()
+            .part_number(n)
+            .set_e_tag(out.e_tag().map(str::to_owned))
+            .build(),
+    );
+    Ok(())
+}
+
+/// Completes `u` with its recorded parts.
+pub async fn complete_upload(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    u: &Upload,
+) -> Result<(), String> {
     c.complete_multipart_upload()
         .bucket(bucket)
         .key(key)
-        .upload_id(&id)
+        .upload_id(&u.id)
         .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(u.parts.clone()))
                 .build(),
         )
         .send()
         .await
-        .unwrap();
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Writes `DIR/sealgate.toml` for a gateway on 127.0.0.1:0 in front of the
@@ -342,12 +387,7 @@ impl Suite {
 
 /// A client that never retries, to see each attempt's own outcome.
 pub fn client_no_retry(endpoint: String, ak: &str, sk: &str) -> Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+    let conf = client_config(endpoint, ak, sk)
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     Client::from_conf(conf)
