@@ -215,6 +215,19 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // HEAD unwraps the data key too (for the sealed metadata): refused alike.
+    let head = c
+        .head_object()
+        .bucket("audited")
+        .key("archive")
+        .send()
+        .await
+        .expect_err("HEAD answered for an object under a revoked key");
+    assert_eq!(
+        head.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{head:?}"
+    );
     // The refusal is not mistaken for a legacy (unencrypted) object.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(
@@ -252,8 +265,8 @@ async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
         "{metrics}"
     );
     for want in [
-        "sealgate_decryption_failures_total 3",
-        "sealgate_security_events_total{event=\"revoked_key_used\"} 1",
+        "sealgate_decryption_failures_total 4",
+        "sealgate_security_events_total{event=\"revoked_key_used\"} 2",
         "sealgate_auth_failures_total 3",
         "sealgate_security_events_total{event=\"auth_failures\"} 1",
         "sealgate_requests_total{operation=\"unauthenticated\",status=\"403\"} 3",
