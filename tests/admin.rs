@@ -98,6 +98,16 @@ async fn health_and_metrics() {
     );
     assert_eq!(get(admin, "/nope").await.0, 404);
     gw.shutdown().await;
+    // The admin listener stops with the gateway (after the drain).
+    let mut closed = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(admin).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the admin listener outlived the gateway");
 
     // Readiness follows the provider: stopped, not ready; started again,
     // ready again. A switchable relay stands in front of a real s3s-fs.

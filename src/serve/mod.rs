@@ -100,6 +100,9 @@ pub struct Running {
     pub tls_files: Option<Arc<tls::TlsFiles>>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The admin listener, stopped once the S3 endpoint has drained (so
+    /// health and metrics stay up during the drain).
+    admin_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -108,6 +111,9 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(admin) = self.admin_task {
+            admin.abort();
+        }
     }
 
     /// Waits until the server stops (it never does on its own).
@@ -250,6 +256,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         )
         .map_err(ServeError::Policy)?,
     ));
+    let mut admin_task = None;
     let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
         Some(listen) => {
             let (l, a) = bind(&listen, " for the admin listener").await?;
@@ -258,7 +265,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 policy: policy.clone(),
                 keys: key_cell.clone(),
             });
-            tokio::spawn(crate::admin::serve(l, metrics.clone(), ready));
+            admin_task = Some(tokio::spawn(crate::admin::serve(l, metrics.clone(), ready)));
             Some(a)
         }
         None => None,
@@ -322,6 +329,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         keys: key_cell,
         shutdown,
         task,
+        admin_task,
     })
 }
 
