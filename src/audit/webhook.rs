@@ -83,11 +83,44 @@ impl Webhook {
         if !INCIDENTS.contains(&name) {
             return;
         }
-        let mut e = event.clone();
-        e.insert("time".into(), chrono::Utc::now().to_rfc3339().into());
-        e.insert("source".into(), "sealgate".into());
+        let e = payload(event, &chrono::Utc::now().to_rfc3339());
         if self.tx.try_send(serde_json::Value::Object(e)).is_err() {
             self.metrics.event("webhook_dropped", None);
         }
+    }
+}
+
+/// The JSON an incident is POSTed as: the event's fields plus `time` and
+/// `source`. An event field of either name is kept as `event_time` /
+/// `event_source` rather than overwritten, so no field is lost.
+fn payload(
+    event: &serde_json::Map<String, serde_json::Value>,
+    now: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut e = event.clone();
+    for (name, value) in [("time", now), ("source", "sealgate")] {
+        if let Some(own) = e.remove(name) {
+            e.insert(format!("event_{name}"), own);
+        }
+        e.insert(name.into(), value.into());
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealgate_fields_never_overwrite_an_event_field() {
+        let mut ev = serde_json::Map::new();
+        ev.insert("event".into(), "auth_failures".into());
+        ev.insert("source".into(), "10.0.0.7".into());
+        let p = payload(&ev, "2026-11-29T00:00:00Z");
+        assert_eq!(p["source"], "sealgate");
+        assert_eq!(p["event_source"], "10.0.0.7");
+        assert_eq!(p["time"], "2026-11-29T00:00:00Z");
+        assert_eq!(p["event"], "auth_failures");
+        assert!(!p.contains_key("event_time"));
     }
 }
