@@ -313,13 +313,18 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         ),
         ("PUT 503 SlowDown", Fault::Status(503, "SlowDown")),
         ("PUT 500 InternalError", Fault::Status(500, "InternalError")),
+        (
+            "PUT taken by the provider, never answered",
+            Fault::SwallowThenStall,
+        ),
     ] {
         let key = "upload";
         put(&c, key, &old).await.unwrap();
         let retries_before = metric(&gw, "sealgate_upstream_retries_total");
         faults.next("PUT", "/faults/upload", 1, fault);
-        let first = put(&once, key, &new).await;
+        let first = tokio::time::timeout(Duration::from_secs(60), put(&once, key, &new)).await;
         let r = async {
+            let first = first.map_err(|_| "the upload hung".to_owned())?;
             fired(&faults)?;
             if metric(&gw, "sealgate_upstream_retries_total") != retries_before {
                 return Err("sealgate replayed the upload upstream".to_owned());

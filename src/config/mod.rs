@@ -228,7 +228,8 @@ pub struct UpstreamConfig {
     pub connect_timeout_secs: u64,
     /// Seconds the provider may take to start answering a request that
     /// carries no upload, and may leave a download without a byte while
-    /// sealgate waits for one; a stalled provider then fails the request
+    /// sealgate waits for one, and may take to answer an upload once its
+    /// last byte is queued; a stalled provider then fails the request
     /// (reads are retried) instead of holding it forever.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,

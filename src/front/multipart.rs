@@ -202,7 +202,7 @@ async fn seal_part(
         Some(sealer),
         check,
         trailers,
-        (name.bucket, name.key, None),
+        (name.bucket, name.key, None, gw.upstream.read_timeout()),
         move |b| async move {
             request
                 .body(b)

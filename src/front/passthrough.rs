@@ -100,7 +100,7 @@ pub(crate) async fn put_object(
         None,
         check,
         trailers,
-        (&bucket, &key, Some(len)),
+        (&bucket, &key, Some(len), gw.upstream.read_timeout()),
         move |b| async move {
             request
                 .body(b)

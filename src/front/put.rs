@@ -129,7 +129,7 @@ pub async fn put_object(
         Some(sealer),
         check,
         trailers,
-        (&bucket, &key, None),
+        (&bucket, &key, None, gw.upstream.read_timeout()),
         move |b| async move {
             request
                 .body(b)
@@ -157,13 +157,18 @@ pub async fn put_object(
 /// short or broken body or a client that disconnects, the upstream request
 /// is aborted before its last byte, so the provider creates or replaces
 /// nothing. Memory: a few chunks, whatever the size.
+///
+/// Once the last chunk is queued, the provider must take the rest and
+/// answer within `answer_within` (the read timeout): a provider that
+/// swallows an upload and never answers would otherwise hold the request
+/// for as long as the client waits.
 pub(crate) async fn stream_part<T, F>(
     mut body: StreamingBlob,
     header: &[u8],
     mut sealer: Option<PartSealer>,
     mut check: Checks,
     trailers: Option<s3s::TrailingHeaders>,
-    (bucket, key, plain_len): (&str, &str, Option<u64>),
+    (bucket, key, plain_len, answer_within): (&str, &str, Option<u64>, std::time::Duration),
     send: impl FnOnce(aws_sdk_s3::primitives::ByteStream) -> F,
 ) -> S3Result<T>
 where
@@ -237,9 +242,20 @@ where
         return Err(e);
     }
     drop(tx);
-    upload
-        .await
-        .map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?
+    let mut upload = upload;
+    tokio::select! {
+        r = &mut upload => r.map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?,
+        () = tokio::time::sleep(answer_within) => {
+            // Dropping the request closes its connection: an answer that
+            // comes later is not taken for this upload's.
+            upload.abort();
+            tracing::warn!(%bucket, %key, secs = answer_within.as_secs(), "the provider took the upload but did not answer in time");
+            Err(s3_error!(
+                ServiceUnavailable,
+                "the storage provider did not answer the upload in time"
+            ))
+        }
+    }
 }
 
 /// The S3 error for a client body that failed while streaming: a wrong

@@ -157,6 +157,11 @@ impl Upstream {
         })
     }
 
+    /// How long the provider may stay silent while sealgate waits for it.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     /// The next piece of a download, or an error if the provider sends
     /// nothing for the read timeout (a stall would otherwise hold the
     /// client's response open forever).
@@ -173,8 +178,10 @@ impl Upstream {
 
 /// Per-request settings for uploads, copies and completions: the provider
 /// answers those only after taking the whole body or doing the server-side
-/// work, which can rightly take longer than the read timeout, so they run
-/// without it (the client's own timeout still bounds them).
+/// work, which can rightly take longer than the read timeout, so the SDK
+/// must not apply it from the start. Uploads get their own answer timer
+/// once the last byte is queued (`front::put::stream_part`); copies and
+/// completions are bounded by the client's timeout.
 pub fn long_running() -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::new()
         .timeout_config(TimeoutConfig::builder().disable_read_timeout().build())

@@ -35,6 +35,8 @@ pub enum Fault {
     DropResponse,
     /// Never answer (headers stall).
     StallHeaders,
+    /// Take the whole request body, then never answer.
+    SwallowThenStall,
     /// Forward N response body bytes, then break the connection.
     CutResponse(usize),
     /// Flip one bit of the response body byte at this offset.
@@ -182,6 +184,10 @@ async fn handle(
                 .unwrap());
         }
         Some(Fault::StallHeaders) => std::future::pending::<()>().await,
+        Some(Fault::SwallowThenStall) => {
+            let _ = req.into_body().collect().await;
+            return std::future::pending().await;
+        }
         _ => {}
     }
     let (mut parts, body) = req.into_parts();
