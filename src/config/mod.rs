@@ -98,6 +98,10 @@ pub struct SecurityConfig {
     /// The window, in seconds.
     #[serde(default = "default_auth_window")]
     pub auth_failure_window_secs: u64,
+    /// Load balancers and proxies (addresses or networks) whose
+    /// `X-Forwarded-For` names the client, for logs and `auth_failures`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -105,6 +109,7 @@ impl Default for SecurityConfig {
         SecurityConfig {
             auth_failure_threshold: default_auth_threshold(),
             auth_failure_window_secs: default_auth_window(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -313,6 +318,8 @@ impl Config {
             message: e.to_string(),
         })?;
         cfg.algorithm()?;
+        crate::serve::client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
+            .map_err(ConfigError::Invalid)?;
         Ok(cfg)
     }
 
@@ -365,6 +372,14 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_HEADER_TIMEOUT_SECS") {
             self.header_timeout_secs = number("SEALGATE_HEADER_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_TRUSTED_PROXIES") {
+            self.security.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = env("SEALGATE_BODY_TIMEOUT_SECS") {
             self.body_timeout_secs = number("SEALGATE_BODY_TIMEOUT_SECS", v)?;
@@ -505,6 +520,7 @@ mod tests {
             ("SEALGATE_AUTH_FAILURE_THRESHOLD", "3"),
             ("SEALGATE_AUTH_FAILURE_WINDOW_SECS", "120"),
             ("SEALGATE_BODY_TIMEOUT_SECS", "5"),
+            ("SEALGATE_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.9"),
             ("SEALGATE_MAX_CONNECTIONS", "64"),
             ("SEALGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", "2"),
             ("SEALGATE_UPSTREAM_READ_TIMEOUT_SECS", "9"),
@@ -515,6 +531,7 @@ mod tests {
         assert_eq!(cfg.security.auth_failure_threshold, 3);
         assert_eq!(cfg.security.auth_failure_window_secs, 120);
         assert_eq!((cfg.body_timeout_secs, cfg.max_connections), (5, 64));
+        assert_eq!(cfg.security.trusted_proxies, ["10.0.0.0/8", "192.0.2.9"]);
         assert_eq!(cfg.upstream.connect_timeout_secs, 2);
         assert_eq!(cfg.upstream.read_timeout_secs, 9);
         let e = cfg

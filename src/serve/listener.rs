@@ -6,6 +6,7 @@
 //! resets on HEAD 404 and on ranged GETs).
 
 use super::ServeError;
+use super::client_ip::TrustedProxies;
 use super::idle_body::IdleBody;
 use crate::auth::failures::FailureWatch;
 use hyper::body::Incoming;
@@ -62,6 +63,8 @@ pub(crate) struct ServeSettings {
     pub body_timeout: Option<Duration>,
     /// Serve at most this many connections at once (default unlimited).
     pub max_connections: Option<usize>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub proxies: Option<Arc<TrustedProxies>>,
 }
 
 /// Serves `service` (HTTP/1.1, over TLS when configured) on `listener`
@@ -81,7 +84,9 @@ pub(crate) async fn accept_loop(
         header_timeout,
         body_timeout,
         max_connections,
+        proxies,
     } = settings;
+    let proxies = proxies.unwrap_or_default();
     let body_timeout = body_timeout.unwrap_or(BODY_TIMEOUT);
     // Each connection holds a permit; at the limit the loop stops
     // accepting and further clients wait in the kernel's accept queue.
@@ -140,6 +145,7 @@ pub(crate) async fn accept_loop(
             auth_failures: auth_failures.clone(),
             peer,
             body_timeout,
+            proxies: proxies.clone(),
         });
         let service = hyper::service::service_fn(move |req| call(svc.clone(), req, ctx.clone()));
         let conn_metrics = metrics.clone();
@@ -213,6 +219,7 @@ async fn call(
     let started = std::time::Instant::now();
     let bytes_in = content_length(req.headers());
     let signed = claimed_access_key(&req).map(str::to_owned);
+    let client_ip = ctx.proxies.client(ctx.peer.ip(), req.headers());
     // One id per request: on every log line inside it (span), in records
     // that cite it, and in the response (x-amz-request-id).
     let id = RequestId::new();
@@ -221,7 +228,7 @@ async fn call(
     let mut req = req.map(|b| s3s::Body::http_body(IdleBody::new(b, limit)));
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(operation.clone());
-    let span = tracing::info_span!("request", request_id = %id.0);
+    let span = tracing::info_span!("request", request_id = %id.0, %client_ip);
     let mut resp = service.call(req).instrument(span.clone()).await?;
     if let Ok(v) = http::HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-amz-request-id", v);
@@ -249,7 +256,7 @@ async fn call(
     }
     if auth_failed {
         let _g = span.enter();
-        let source = ctx.peer.ip();
+        let source = client_ip;
         tracing::info!(client_ip = %source, access_key = signed.as_deref().unwrap_or(""), "client authentication failed");
         if let Some(count) = ctx
             .auth_failures
@@ -281,6 +288,7 @@ struct CallContext {
     auth_failures: Option<Arc<FailureWatch>>,
     peer: SocketAddr,
     body_timeout: Duration,
+    proxies: Arc<TrustedProxies>,
 }
 
 /// The access key a request claims (SigV4 header or presigned query), for

@@ -5,6 +5,7 @@
 //! [`start`] returns once listening, so tests run the real server in-process
 //! on `127.0.0.1:0`; the CLI prints the endpoint and waits.
 
+pub mod client_ip;
 pub mod embedded;
 pub mod host;
 pub mod idle_body;
@@ -291,6 +292,8 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let tls = tls_files.as_ref().map(|t| t.acceptor()).transpose()?;
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
     let (listener, addr) = bind(&listen, "").await?;
+    let proxies = client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
+        .map_err(crate::config::ConfigError::Invalid)?;
     let (shutdown, stop) = watch::channel(false);
     let https = tls.is_some();
     let auth_failures = Arc::new(crate::auth::failures::FailureWatch::new(
@@ -311,6 +314,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             auth_failures: Some(auth_failures),
             body_timeout: Some(std::time::Duration::from_secs(cfg.body_timeout_secs.max(1))),
             max_connections: Some(cfg.max_connections.max(1)),
+            proxies: Some(Arc::new(proxies)),
         },
     ));
     tracing::info!(%addr, tls = https, "sealgate listening");

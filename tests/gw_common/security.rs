@@ -28,6 +28,8 @@ impl tracing::field::Visit for Fields {
         match f.name() {
             "event" => self.0 = Some(v),
             "key" => self.1 = Some(v),
+            // Events about a client rather than an object name its address.
+            "client_ip" if self.1.is_none() => self.1 = Some(v),
             _ => {}
         }
     }
