@@ -40,18 +40,7 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn read_all(c: &Client, key: &str) -> Result<Vec<u8>, String> {
-    let r = c
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    r.body
-        .collect()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| format!("{e:?}"))
+    gw_common::try_get_bytes(c, BUCKET, key).await
 }
 
 /// Reads `key` within a generous bound, so a hang is a failure, not a

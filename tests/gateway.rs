@@ -24,18 +24,7 @@ fn assert_no_plaintext(dir: &Path) {
 }
 
 async fn get_all(c: &Client, b: &str, k: &str) -> Result<Vec<u8>, String> {
-    let r = c
-        .get_object()
-        .bucket(b)
-        .key(k)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    r.body
-        .collect()
-        .await
-        .map(|d| d.to_vec())
-        .map_err(|e| format!("{e:?}"))
+    gw_common::try_get_bytes(c, b, k).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

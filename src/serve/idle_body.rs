@@ -22,7 +22,8 @@ pub struct BodyIdle(pub Duration);
 pub struct IdleBody<B> {
     inner: B,
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Made on the first wait only: most bodies (every GET's) never wait.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Whether the last poll returned `Pending` (the timer is running).
     waiting: bool,
 }
@@ -33,7 +34,7 @@ impl<B> IdleBody<B> {
         IdleBody {
             inner,
             limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
+            timer: None,
             waiting: false,
         }
     }
@@ -58,15 +59,24 @@ where
                 Poll::Ready(r.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                if !this.waiting {
-                    // Start the clock now: time sealgate spent not asking
-                    // (e.g. while the provider took the previous bytes) is
-                    // not the client's.
-                    this.waiting = true;
-                    let deadline = Instant::now() + this.limit;
-                    this.timer.as_mut().reset(deadline);
-                }
-                match this.timer.as_mut().poll(cx) {
+                let timer = match (&mut this.timer, this.waiting) {
+                    (Some(t), true) => t,
+                    (slot, _) => {
+                        // Start the clock now: time sealgate spent not
+                        // asking (e.g. while the provider took the previous
+                        // bytes) is not the client's.
+                        this.waiting = true;
+                        let deadline = Instant::now() + this.limit;
+                        match slot {
+                            Some(t) => {
+                                t.as_mut().reset(deadline);
+                                t
+                            }
+                            None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                        }
+                    }
+                };
+                match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(this.limit))))),
                     Poll::Pending => Poll::Pending,
                 }

@@ -182,17 +182,23 @@ pub fn spawn_embedded(
 
 /// The whole body of an object.
 pub async fn get_bytes(c: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    c.get_object()
+    try_get_bytes(c, bucket, key).await.unwrap()
+}
+
+/// The whole body of an object, or why the request or the body failed.
+pub async fn try_get_bytes(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+    let r = c
+        .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .unwrap()
-        .body
+        .map_err(|e| format!("{e:?}"))?;
+    r.body
         .collect()
         .await
-        .unwrap()
-        .to_vec()
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// A multipart upload of `parts`, in order.
