@@ -427,10 +427,11 @@ pub(super) async fn get_object(
         return super::passthrough::get_plain(gw, i).await;
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    // A whole single-part object needs one upstream GET: its response
-    // headers carry what the HEAD would (the sealed header is in the
-    // metadata), so the body is kept and streamed below. Ranges and
-    // multipart objects take the HEAD first, to plan what to fetch.
+    // A whole object needs one upstream GET for its body: the response
+    // headers carry what the HEAD would (metadata, ETag, length), so the
+    // body is kept and streamed below (a multipart object still reads its
+    // part headers first, pinned to that ETag). Ranges take the HEAD
+    // first, to plan what to fetch.
     let mut prefetched = None;
     let located = if i.range.is_none() {
         let r = gw
@@ -442,18 +443,14 @@ pub(super) async fn get_object(
             .send()
             .await
             .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        if etag_parts(r.e_tag().unwrap_or_default()) == 1 {
-            let head = aws_sdk_s3::operation::head_object::HeadObjectOutput::builder()
-                .set_metadata(r.metadata().cloned())
-                .set_e_tag(r.e_tag().map(str::to_owned))
-                .set_content_length(r.content_length())
-                .set_last_modified(r.last_modified().cloned())
-                .build();
-            prefetched = Some(r.body);
-            locate_from(gw, &bucket, &key, head).await
-        } else {
-            locate(gw, &bucket, &key).await
-        }
+        let head = aws_sdk_s3::operation::head_object::HeadObjectOutput::builder()
+            .set_metadata(r.metadata().cloned())
+            .set_e_tag(r.e_tag().map(str::to_owned))
+            .set_content_length(r.content_length())
+            .set_last_modified(r.last_modified().cloned())
+            .build();
+        prefetched = Some(r.body);
+        locate_from(gw, &bucket, &key, head).await
     } else {
         locate(gw, &bucket, &key).await
     };
@@ -465,10 +462,6 @@ pub(super) async fn get_object(
         }
         Err(e) => return Err(e),
     };
-    // Only a sealed single-part header lets the prefetched body be used.
-    if obj.header.is_none() {
-        prefetched = None;
-    }
     preconditions(
         &obj,
         (i.if_match.as_ref(), i.if_none_match.as_ref()),
