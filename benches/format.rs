@@ -43,7 +43,15 @@ fn seal(kek: &Kek, alg: Algorithm, pt: &[u8], out: &mut Vec<u8>, mut sink: impl 
     out.clear();
     let (env, dek) = Envelope::create(kek, alg, &mut OsRandom).unwrap();
     let tag = env.binding_tag(&dek, NAME);
-    let (mut s, h) = PartSealer::start(&env, &dek, tag, 1, pt.len() as u64, &mut OsRandom).unwrap();
+    let (mut s, h) = PartSealer::start(
+        &env,
+        &dek,
+        tag,
+        (1, sealgate::format::header::PartKind::Last),
+        pt.len() as u64,
+        &mut OsRandom,
+    )
+    .unwrap();
     sink(&h);
     for c in pt.chunks(CHUNK) {
         out.clear();

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use sealgate::format::header::{HEADER_LEN, PartHeader};
+use sealgate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use sealgate::format::size::{self, ByteRange};
 use sealgate::format::stream::{
     NameCheck, ObjectOpener, PartOpener, PartSealer, open_all, seal_single,
@@ -176,13 +176,15 @@ fn sealer_refuses_wrong_lengths() {
     let k = kek(7);
     let (env, dek) = Envelope::create(&k, Algorithm::Aes256Gcm, &mut OsRandom).unwrap();
     let tag = env.binding_tag(&dek, NAME);
-    let (mut s, _) = PartSealer::start(&env, &dek, tag, 1, 10, &mut OsRandom).unwrap();
+    let (mut s, _) =
+        PartSealer::start(&env, &dek, tag, (1, PartKind::Last), 10, &mut OsRandom).unwrap();
     let mut out = Vec::new();
     assert!(matches!(
         s.push(&[0; 11], &mut out),
         Err(FormatError::LengthMismatch { .. })
     ));
-    let (mut s, _) = PartSealer::start(&env, &dek, tag, 1, 10, &mut OsRandom).unwrap();
+    let (mut s, _) =
+        PartSealer::start(&env, &dek, tag, (1, PartKind::Last), 10, &mut OsRandom).unwrap();
     s.push(&[0; 9], &mut out).unwrap();
     assert!(matches!(
         s.finish(&mut out),
@@ -192,7 +194,7 @@ fn sealer_refuses_wrong_lengths() {
         })
     ));
     assert!(matches!(
-        PartSealer::start(&env, &dek, tag, 0, 1, &mut OsRandom),
+        PartSealer::start(&env, &dek, tag, (0, PartKind::Last), 1, &mut OsRandom),
         Err(FormatError::InvalidPartNumber(0))
     ));
 }
@@ -205,8 +207,15 @@ fn reuploading_a_part_never_reuses_a_content_key() {
     let (env, dek) = Envelope::create(&k, Algorithm::Aes256Gcm, &mut OsRandom).unwrap();
     let tag = env.binding_tag(&dek, NAME);
     let seal = |pt: &[u8]| {
-        let (mut s, h) =
-            PartSealer::start(&env, &dek, tag, 3, pt.len() as u64, &mut OsRandom).unwrap();
+        let (mut s, h) = PartSealer::start(
+            &env,
+            &dek,
+            tag,
+            (3, PartKind::Data),
+            pt.len() as u64,
+            &mut OsRandom,
+        )
+        .unwrap();
         let mut out = h.to_vec();
         s.push(pt, &mut out).unwrap();
         s.finish(&mut out).unwrap();
@@ -230,16 +239,22 @@ fn metadata_seals_and_rejects_tampering() {
     let mut m = ObjectMetadata::default();
     m.user.insert("project".into(), "secret-codename".into());
     m.headers.insert("content-type".into(), "image/jpeg".into());
-    let text = metadata::seal(&env, &dek, &m, &mut OsRandom).unwrap();
+    let text = metadata::seal(&env, &dek, NAME, &m, &mut OsRandom).unwrap();
     assert!(!text.contains("secret"), "metadata must not be readable");
-    assert_eq!(metadata::open(&env, &dek, &text).unwrap(), m);
+    assert_eq!(metadata::open(&env, &dek, NAME, &text).unwrap(), m);
+    // Bound to the name: the same blob on a copy elsewhere is refused.
+    let elsewhere = sealgate::format::ObjectName {
+        bucket: NAME.bucket,
+        key: "copy-elsewhere.jpg",
+    };
+    assert!(metadata::open(&env, &dek, elsewhere, &text).is_err());
     // Flip one character of the base64.
     let mut bad = text.clone().into_bytes();
     bad[20] = if bad[20] == b'A' { b'B' } else { b'A' };
-    assert!(metadata::open(&env, &dek, std::str::from_utf8(&bad).unwrap()).is_err());
+    assert!(metadata::open(&env, &dek, NAME, std::str::from_utf8(&bad).unwrap()).is_err());
     // Another object's key cannot open it.
     let (env2, dek2) = Envelope::create(&k, Algorithm::ChaCha20Poly1305, &mut OsRandom).unwrap();
-    assert!(metadata::open(&env2, &dek2, &text).is_err());
+    assert!(metadata::open(&env2, &dek2, NAME, &text).is_err());
 }
 
 #[test]

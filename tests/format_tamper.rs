@@ -130,7 +130,7 @@ proptest! {
         let _ = size::part_plaintext_len(data.len() as u64 * 1_000_003);
         let text = String::from_utf8_lossy(&data);
         let (env, dek) = sealgate::format::Envelope::create(&s.kek, Algorithm::Aes256Gcm, &mut sealgate::format::OsRandom).unwrap();
-        prop_assert!(metadata::open(&env, &dek, &text).is_err());
+        prop_assert!(metadata::open(&env, &dek, NAME, &text).is_err());
     }
 
     #[test]

@@ -13,10 +13,12 @@
 mod common;
 
 use common::pattern;
-use sealgate::format::metadata::{self, ObjectMetadata};
+use sealgate::format::header::{PartHeader, PartKind};
+use sealgate::format::metadata::{self, METADATA_V1, METADATA_VERSION, ObjectMetadata};
 use sealgate::format::stream::{NameCheck, PartSealer, open_all};
 use sealgate::format::{
-    Algorithm, Envelope, FormatError, Kek, KeyId, ObjectName, RandomSource, SEGMENT_LEN,
+    Algorithm, Envelope, FORMAT_V1, FORMAT_V3, FormatError, Kek, KeyId, ObjectName, RandomSource,
+    SEGMENT_LEN,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,6 +39,20 @@ struct PartInput {
     part_number: u32,
     stream_salt: String,
     plaintext_len: u64,
+    /// Version 3: `data`, `last` or `completion` (absent in version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+}
+
+impl PartInput {
+    fn part_kind(&self) -> PartKind {
+        match self.kind.as_deref() {
+            None | Some("data") => PartKind::Data,
+            Some("last") => PartKind::Last,
+            Some("completion") => PartKind::Completion,
+            Some(other) => panic!("unknown part kind {other:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,7 +133,7 @@ impl Vector {
             Some(m) => {
                 let env = Envelope::parse(&ct)?;
                 let dek = env.open(keks.as_slice())?;
-                Some(metadata::open(&env, &dek, &m.sealed)?)
+                Some(metadata::open(&env, &dek, name, &m.sealed)?)
             }
             None => None,
         };
@@ -146,37 +162,60 @@ impl RandomSource for Replay {
 
 /// Seals from recorded inputs; returns (ciphertext hex, sealed metadata).
 fn seal(
-    alg: Algorithm,
+    (alg, version): (Algorithm, u8),
     kek: &Kek,
     inputs: &Inputs,
     parts: &[Vec<u8>],
-    meta: Option<(&str, &ObjectMetadata)>,
+    meta: Option<(&str, &ObjectMetadata, ObjectName<'_>)>,
 ) -> (String, Option<String>) {
     let mut rng = Replay(
         [&inputs.dek, &inputs.object_id, &inputs.wrap_nonce]
             .into_iter()
             .chain(inputs.parts.iter().map(|p| &p.stream_salt))
-            .chain(meta.map(|m| m.0.to_owned()).as_ref())
+            .chain(meta.as_ref().map(|m| m.0.to_owned()).as_ref())
             .map(|h| hex::decode(h).unwrap())
             .collect(),
     );
-    let (env, dek) = Envelope::create(kek, alg, &mut rng).unwrap();
-    let tag = env.binding_tag(
-        &dek,
-        ObjectName {
-            bucket: &inputs.bucket,
-            key: &inputs.key,
-        },
-    );
+    let (env, dek) = Envelope::create_version(kek, alg, version, &mut rng).unwrap();
+    let name = ObjectName {
+        bucket: &inputs.bucket,
+        key: &inputs.key,
+    };
+    let tag = env.binding_tag(&dek, name);
     let mut out = Vec::new();
+    let mut total = 0u64;
     for (p, data) in inputs.parts.iter().zip(parts) {
-        let (mut s, h) =
-            PartSealer::start(&env, &dek, tag, p.part_number, data.len() as u64, &mut rng).unwrap();
+        if p.part_kind() == PartKind::Completion {
+            let mut salt = [0u8; 32];
+            rng.fill(&mut salt).unwrap();
+            let record =
+                PartHeader::completion(env.clone(), &dek, tag, p.part_number, total, salt).unwrap();
+            out.extend_from_slice(&record.to_bytes());
+            continue;
+        }
+        let (mut s, h) = PartSealer::start(
+            &env,
+            &dek,
+            tag,
+            (p.part_number, p.part_kind()),
+            data.len() as u64,
+            &mut rng,
+        )
+        .unwrap();
         out.extend_from_slice(&h);
         s.push(data, &mut out).unwrap();
         s.finish(&mut out).unwrap();
+        total += data.len() as u64;
     }
-    let sealed = meta.map(|(_, m)| metadata::seal(&env, &dek, m, &mut rng).unwrap());
+    let blob_version = if version == FORMAT_V1 {
+        METADATA_V1
+    } else {
+        METADATA_VERSION
+    };
+    // The metadata is bound to the name it is read under (a copy's own).
+    let sealed = meta.map(|(_, m, read_as)| {
+        metadata::seal_version(&env, &dek, read_as, m, blob_version, &mut rng).unwrap()
+    });
     assert!(
         rng.0.is_empty(),
         "vector recorded more random values than used"
@@ -242,13 +281,19 @@ fn committed_vectors_decode_and_reseal_exactly() {
                     .unwrap();
                 let parts = split_parts(&v.plaintext(), &v.inputs.parts);
                 let (ct, sealed) = seal(
-                    alg,
+                    (alg, v.format_version),
                     kek,
                     &v.inputs,
                     &parts,
                     v.metadata
                         .as_ref()
-                        .map(|m| (m.blob_salt.as_str(), &m.plaintext)),
+                        .map(|m| {
+                            let read_as = ObjectName {
+                                bucket: &v.bucket,
+                                key: &v.key,
+                            };
+                            (m.blob_salt.as_str(), &m.plaintext, read_as)
+                        }),
                 );
                 assert_eq!(
                     ct, v.ciphertext,
@@ -294,6 +339,9 @@ fn category(e: &FormatError) -> &'static str {
         FormatError::TrailingData { .. } => "trailing data",
         FormatError::PartMismatch { .. } => "part mismatch",
         FormatError::Metadata(_) => "metadata authentication",
+        FormatError::CompletionMissing { .. } => "completion missing",
+        FormatError::CompletionMismatch(_) => "completion mismatch",
+        FormatError::UnknownPartKind(_) => "unknown part kind",
         _ => "other",
     }
 }
@@ -337,6 +385,10 @@ struct Spec<'a> {
     text: bool,
     sealed_for: (&'a str, &'a str),
     meta: Option<ObjectMetadata>,
+    /// Format version; version 3 marks the last data part, or adds a
+    /// completion record when `record` is set.
+    version: u8,
+    record: bool,
 }
 
 fn build(spec: Spec<'_>) -> Vector {
@@ -361,22 +413,45 @@ fn build(spec: Spec<'_>) -> Vector {
                 part_number: i as u32 + 1,
                 stream_salt: det(spec.name, &format!("stream-salt-{}", i + 1), 32),
                 plaintext_len: p.len() as u64,
+                kind: (spec.version != FORMAT_V1).then(|| {
+                    if i + 1 == spec.parts.len() && !spec.record {
+                        "last".into()
+                    } else {
+                        "data".into()
+                    }
+                }),
             })
+            .chain(spec.record.then(|| PartInput {
+                part_number: spec.parts.len() as u32 + 1,
+                stream_salt: det(spec.name, "completion-salt", 32),
+                plaintext_len: 0,
+                kind: Some("completion".into()),
+            }))
             .collect(),
     };
+    let mut spec = spec;
+    if spec.record {
+        spec.parts.push(Vec::new());
+    }
     let blob_salt = det(spec.name, "metadata-salt", 32);
     let (ct, sealed) = seal(
-        spec.alg,
+        (spec.alg, spec.version),
         &kek,
         &inputs,
         &spec.parts,
-        spec.meta.as_ref().map(|m| (blob_salt.as_str(), m)),
+        spec.meta.as_ref().map(|m| {
+            let read_as = ObjectName {
+                bucket: spec.sealed_for.0,
+                key: spec.sealed_for.1,
+            };
+            (blob_salt.as_str(), m, read_as)
+        }),
     );
     let pt = spec.parts.concat();
     Vector {
         vector: spec.name.into(),
         description: spec.description.into(),
-        format_version: 1,
+        format_version: spec.version,
         expect: "ok".into(),
         failure: None,
         algorithm: spec.alg.name().into(),
@@ -454,6 +529,8 @@ fn all_vectors() -> Vec<Vector> {
             text: text.is_some(),
             sealed_for: (B, "objects/sample.bin"),
             meta: None,
+            version: FORMAT_V1,
+            record: false,
         })
     };
     let mut meta = ObjectMetadata::default();
@@ -483,6 +560,8 @@ fn all_vectors() -> Vec<Vector> {
         text: true,
         sealed_for: (B, "greetings/hello.txt"),
         meta: Some(meta),
+        version: FORMAT_V1,
+        record: false,
     });
     let seg_m1 = one(
         "aes-256-gcm-segment-minus-one",
@@ -538,6 +617,8 @@ fn all_vectors() -> Vec<Vector> {
         text: false,
         sealed_for: (B, "big/multipart.bin"),
         meta: None,
+        version: FORMAT_V1,
+        record: false,
     });
     let cha_multi = build(Spec {
         name: "chacha20-poly1305-multipart-2",
@@ -547,6 +628,8 @@ fn all_vectors() -> Vec<Vector> {
         text: false,
         sealed_for: (B, "big/multipart-chacha.bin"),
         meta: None,
+        version: FORMAT_V1,
+        record: false,
     });
     let unicode = build(Spec {
         name: "aes-256-gcm-unicode-key",
@@ -556,6 +639,8 @@ fn all_vectors() -> Vec<Vector> {
         text: true,
         sealed_for: (B, "données/résumé 2026 ✓.pdf"),
         meta: None,
+        version: FORMAT_V1,
+        record: false,
     });
     // Server-side copy: inline binding names the source, S3 metadata carries
     // the tag for the destination.
@@ -567,6 +652,8 @@ fn all_vectors() -> Vec<Vector> {
         text: true,
         sealed_for: (B, "original.txt"),
         meta: None,
+        version: FORMAT_V1,
+        record: false,
     });
     {
         let keks = copied.keks();
@@ -811,7 +898,245 @@ fn all_vectors() -> Vec<Vector> {
         unicode, copied, rotated,
     ];
     all.append(&mut v);
+    all.append(&mut v3_vectors(&meta_sample()));
     all
+}
+
+fn meta_sample() -> ObjectMetadata {
+    let mut meta = ObjectMetadata::default();
+    meta.user.insert("project".into(), "apollo".into());
+    meta.headers
+        .insert("content-type".into(), "text/plain; charset=utf-8".into());
+    meta
+}
+
+/// Version 3 (FORMAT.md §Completion): the part that ends each object is
+/// marked, and sealed metadata is bound to the object's name.
+fn v3_vectors(meta: &ObjectMetadata) -> Vec<Vector> {
+    const B: &str = "sealgate-vectors";
+    let h = 212;
+    let ct_seg = S + 16;
+    let spec =
+        |name, description, alg, parts: Vec<Vec<u8>>, key, meta: Option<ObjectMetadata>, record| {
+            build(Spec {
+                name,
+                description,
+                alg,
+                parts,
+                text: false,
+                sealed_for: (B, key),
+                meta,
+                version: FORMAT_V3,
+                record,
+            })
+        };
+    let mut single = spec(
+        "v3-aes-256-gcm-single",
+        "Version 3 single PUT: part 1 marked last; sealed metadata bound to the name.",
+        Algorithm::Aes256Gcm,
+        vec![b"hello, version 3\n".to_vec()],
+        "greetings/v3.txt",
+        Some(meta.clone()),
+        false,
+    );
+    single.plaintext_hex = Some(hex::encode(b"hello, version 3\n"));
+    let last = spec(
+        "v3-aes-256-gcm-multipart-last",
+        "Version 3 multipart: parts of 65536, 65536 and 300 bytes; part 3 (under 5 MiB, so known to be last) is marked last.",
+        Algorithm::Aes256Gcm,
+        vec![
+            pattern(S),
+            pattern(2 * S)[S..].to_vec(),
+            pattern(2 * S + 300)[2 * S..].to_vec(),
+        ],
+        "big/v3-last.bin",
+        None,
+        false,
+    );
+    let record = spec(
+        "v3-aes-256-gcm-multipart-record",
+        "Version 3 multipart: parts of 65536 and 131072 bytes, then a completion record (part 3) committing 2 data parts and 196608 bytes.",
+        Algorithm::Aes256Gcm,
+        vec![pattern(S), pattern(3 * S)[S..].to_vec()],
+        "big/v3-record.bin",
+        None,
+        true,
+    );
+    let cha_record = spec(
+        "v3-chacha20-poly1305-multipart-record",
+        "Version 3 multipart under ChaCha20-Poly1305: one data part of 65537 bytes and a completion record.",
+        Algorithm::ChaCha20Poly1305,
+        vec![pattern(S + 1)],
+        "big/v3-record-chacha.bin",
+        Some(meta.clone()),
+        true,
+    );
+    // A copy of `single` at another name, with its own (bound) metadata.
+    let mut copied = spec(
+        "v3-aes-256-gcm-copied-object",
+        "Version 3 object copied server-side to archive/v3-copy.txt: binding tag and sealed metadata for the new name.",
+        Algorithm::Aes256Gcm,
+        vec![b"copied in version 3\n".to_vec()],
+        "original-v3.txt",
+        None,
+        false,
+    );
+    copied.plaintext_hex = Some(hex::encode(b"copied in version 3\n"));
+    let dest = ObjectName {
+        bucket: "archive",
+        key: "v3-copy.txt",
+    };
+    {
+        let keks = copied.keks();
+        let ct = hex::decode(&copied.ciphertext).unwrap();
+        let env = Envelope::parse(&ct).unwrap();
+        let dek = env.open(keks.as_slice()).unwrap();
+        copied.bucket = dest.bucket.into();
+        copied.key = dest.key.into();
+        copied.binding = Some(hex::encode(env.binding_tag(&dek, dest)));
+        let blob_salt = det(&copied.vector, "metadata-salt", 32);
+        let mut rng = FixedSalt(hex::decode(&blob_salt).unwrap());
+        let sealed = metadata::seal(&env, &dek, dest, meta, &mut rng).unwrap();
+        copied.metadata = Some(MetaVector {
+            blob_salt,
+            plaintext: meta.clone(),
+            sealed,
+        });
+    }
+    // Reseal a record with the same salt and a wrong total: its commitment
+    // verifies, its claim does not.
+    let wrong_total = |v: &mut Vector, c: &mut Vec<u8>| {
+        let keks = v.keks();
+        let env = Envelope::parse(c).unwrap();
+        let dek = env.open(keks.as_slice()).unwrap();
+        let at = c.len() - h;
+        let old = PartHeader::parse(&c[at..]).unwrap();
+        let forged = PartHeader::completion(
+            env,
+            &dek,
+            old.binding_tag,
+            old.part_number,
+            old.plaintext_len - 1,
+            old.stream_salt,
+        )
+        .unwrap();
+        c[at..].copy_from_slice(&forged.to_bytes());
+    };
+    let fails = vec![
+        fail(
+            &last,
+            "fail-v3-trailing-part-removed",
+            "Version 3: the last part (marked last) removed; parts 1 and 2 verify, but nothing ends the object.",
+            "completion missing",
+            |_, c| c.truncate(2 * (h + ct_seg)),
+        ),
+        fail(
+            &record,
+            "fail-v3-record-removed",
+            "Version 3: the completion record removed; both data parts verify, but nothing ends the object.",
+            "completion missing",
+            |_, c| c.truncate(c.len() - h),
+        ),
+        fail(
+            &record,
+            "fail-v3-record-and-last-part-removed",
+            "Version 3: the record and the last data part removed (the multipart truncation attack).",
+            "completion missing",
+            |_, c| c.truncate(h + ct_seg),
+        ),
+        fail(
+            &record,
+            "fail-v3-record-total-edit",
+            "Version 3: the record's total length edited (bytes 108..116).",
+            "commitment mismatch",
+            |_, c| {
+                let at = c.len() - h + 115;
+                c[at] ^= 0x01;
+            },
+        ),
+        fail(
+            &record,
+            "fail-v3-record-wrong-total",
+            "Version 3: a record with a valid commitment whose total is one byte short of the parts.",
+            "completion mismatch",
+            wrong_total,
+        ),
+        fail(
+            &single,
+            "fail-v3-kind-edit",
+            "Version 3: part 1's kind changed from last to data (covered by the commitment).",
+            "commitment mismatch",
+            |_, c| c[104] = 0x00,
+        ),
+        fail(
+            &single,
+            "fail-v3-unknown-kind",
+            "Version 3: part kind byte set to 0x7f.",
+            "unknown part kind",
+            |_, c| c[104] = 0x7f,
+        ),
+        fail(
+            &last,
+            "fail-v3-part-after-last",
+            "Version 3: a copy of part 3 (marked last) appended after it.",
+            "trailing data",
+            |_, c| {
+                let p3 = c[2 * (h + ct_seg)..].to_vec();
+                c.extend_from_slice(&p3);
+            },
+        ),
+        fail(
+            &copied,
+            "fail-v3-metadata-of-another-name",
+            "Version 3: the copy read with the sealed metadata of its source (same data key, other name): the stored-XSS swap.",
+            "metadata authentication",
+            |v, c| {
+                let keks = v.keks();
+                let env = Envelope::parse(c).unwrap();
+                let dek = env.open(keks.as_slice()).unwrap();
+                let source = ObjectName {
+                    bucket: B,
+                    key: "original-v3.txt",
+                };
+                let mut rng = FixedSalt(vec![7; 32]);
+                let m = v.metadata.as_mut().unwrap();
+                m.sealed = metadata::seal(&env, &dek, source, &m.plaintext, &mut rng).unwrap();
+            },
+        ),
+        fail(
+            &single,
+            "fail-v3-metadata-unbound-blob",
+            "Version 3: the sealed metadata replaced by a version-1 (unbound) blob under the same data key.",
+            "metadata authentication",
+            |v, c| {
+                let keks = v.keks();
+                let env = Envelope::parse(c).unwrap();
+                let dek = env.open(keks.as_slice()).unwrap();
+                let name = ObjectName {
+                    bucket: B,
+                    key: "greetings/v3.txt",
+                };
+                let mut rng = FixedSalt(vec![9; 32]);
+                let m = v.metadata.as_mut().unwrap();
+                m.sealed =
+                    metadata::seal_version(&env, &dek, name, &m.plaintext, METADATA_V1, &mut rng)
+                        .unwrap();
+            },
+        ),
+    ];
+    let mut all = vec![single, last, record, cha_record, copied];
+    all.extend(fails);
+    all
+}
+
+/// A random source that hands out one recorded salt.
+struct FixedSalt(Vec<u8>);
+
+impl RandomSource for FixedSalt {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), FormatError> {
+        buf.copy_from_slice(&self.0[..buf.len()]);
+        Ok(())
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! that was copied byte for byte, even by a tool that dropped S3 metadata.
 
 use super::{CliResult, KeysDir};
-use crate::format::header::{HEADER_LEN, PartHeader};
+use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use crate::format::stream::{NameCheck, ObjectOpener, PartSealer};
 use crate::format::{Algorithm, Envelope, ObjectName, OsRandom, size};
 use crate::keys::KeyStore;
@@ -77,7 +77,8 @@ pub(super) fn encrypt(a: EncryptArgs) -> CliResult {
     };
     let (env, dek) = Envelope::create(store.active(), alg, &mut OsRandom)?;
     let tag = env.binding_tag(&dek, name);
-    let (mut sealer, header) = PartSealer::start(&env, &dek, tag, 1, len, &mut OsRandom)?;
+    let (mut sealer, header) =
+        PartSealer::start(&env, &dek, tag, (1, PartKind::Last), len, &mut OsRandom)?;
     write_atomically(&a.output, |out| {
         out.write_all(&header)?;
         let mut buf = vec![0u8; CHUNK];

@@ -7,6 +7,7 @@
 
 use super::aead::{KEY_LEN, NONCE_LEN, SegmentCipher, TAG_LEN};
 use super::header::{ENVELOPE_LEN, MAGIC, WRAP_AAD_PREFIX_LEN};
+use super::is_known_version;
 use super::{Algorithm, FORMAT_VERSION, FormatError, KeyId, RandomSource, SEGMENT_SHIFT, kdf};
 use zeroize::Zeroizing;
 
@@ -78,6 +79,8 @@ impl Dek {
 /// DEK and object id. Identical in all parts of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// Format version (header byte 8): [`super::FORMAT_V1`] or [`super::FORMAT_V3`].
+    pub version: u8,
     /// Content AEAD of the object.
     pub algorithm: Algorithm,
     /// Which KEK wrapped the DEK.
@@ -98,6 +101,20 @@ impl Envelope {
         algorithm: Algorithm,
         rng: &mut dyn RandomSource,
     ) -> Result<(Envelope, Dek), FormatError> {
+        Envelope::create_version(kek, algorithm, FORMAT_VERSION, rng)
+    }
+
+    /// [`Envelope::create`] for a given format version: only the test
+    /// vectors write an older version, to re-seal what was pinned.
+    pub fn create_version(
+        kek: &Kek,
+        algorithm: Algorithm,
+        version: u8,
+        rng: &mut dyn RandomSource,
+    ) -> Result<(Envelope, Dek), FormatError> {
+        if !is_known_version(version) {
+            return Err(FormatError::UnsupportedVersion(version));
+        }
         let mut dek = Zeroizing::new([0u8; KEY_LEN]);
         rng.fill(dek.as_mut())?;
         let mut object_id = [0u8; 16];
@@ -105,6 +122,7 @@ impl Envelope {
         let mut wrap_nonce = [0u8; NONCE_LEN];
         rng.fill(&mut wrap_nonce)?;
         let mut env = Envelope {
+            version,
             algorithm,
             kek_id: kek.id(),
             wrap_nonce,
@@ -158,7 +176,7 @@ impl Envelope {
     pub fn to_bytes(&self) -> [u8; ENVELOPE_LEN] {
         let mut b = [0u8; ENVELOPE_LEN];
         b[0..8].copy_from_slice(MAGIC);
-        b[8] = FORMAT_VERSION;
+        b[8] = self.version;
         b[9] = self.algorithm.id();
         b[10] = SEGMENT_SHIFT;
         b[11] = 0;
@@ -184,7 +202,7 @@ impl Envelope {
         if &b[0..8] != MAGIC {
             return Err(FormatError::NotSealed);
         }
-        if b[8] != FORMAT_VERSION {
+        if !is_known_version(b[8]) {
             return Err(FormatError::UnsupportedVersion(b[8]));
         }
         let algorithm = Algorithm::from_id(b[9])?;
@@ -195,6 +213,7 @@ impl Envelope {
             return Err(FormatError::UnsupportedFlags(b[11]));
         }
         let mut env = Envelope {
+            version: b[8],
             algorithm,
             kek_id: KeyId([0; 16]),
             wrap_nonce: [0; NONCE_LEN],

@@ -99,6 +99,20 @@ pub enum FormatError {
     /// A ciphertext length that no plaintext length produces.
     #[error("impossible ciphertext length {0}")]
     InvalidCiphertextLength(u64),
+    /// A version-3 object whose stored parts end without a part that ends
+    /// the object: trailing parts were removed, or it was cut short.
+    #[error("object has no completion commitment after part {part} (trailing parts removed?)")]
+    CompletionMissing {
+        /// The last part found.
+        part: u32,
+    },
+    /// A completion record (or a part that ends the object) disagrees with
+    /// the parts or the size the object has.
+    #[error("completion commitment disagrees with the object: {0}")]
+    CompletionMismatch(&'static str),
+    /// A version-3 part kind byte this reader does not know.
+    #[error("unknown part kind {0:#04x}")]
+    UnknownPartKind(u8),
     /// A byte range outside the object.
     #[error("range not satisfiable")]
     RangeNotSatisfiable,
@@ -126,6 +140,9 @@ impl FormatError {
                 | FormatError::InvalidCiphertextLength(_)
                 | FormatError::TruncatedHeader { .. }
                 | FormatError::Metadata(_)
+                | FormatError::CompletionMissing { .. }
+                | FormatError::CompletionMismatch(_)
+                | FormatError::UnknownPartKind(_)
         )
     }
 }

@@ -1,7 +1,8 @@
 //! Every key derivation of the format, in one place (FORMAT.md §Key schedule).
 //!
 //! All derivations are HKDF-SHA256 (RFC 5869) or HMAC-SHA256 with ASCII
-//! labels that start with `sealgate/v1/`, so no two uses share an output.
+//! labels that start with `sealgate/v1/` (or `sealgate/v3/` for what
+//! version 3 added), so no two uses share an output.
 
 use super::ObjectName;
 use super::aead::KEY_LEN;
@@ -22,6 +23,12 @@ pub const LABEL_BINDING: &[u8] = b"sealgate/v1/binding";
 pub const LABEL_NAME: &[u8] = b"sealgate/v1/name";
 /// Label for the sealed-metadata key.
 pub const LABEL_METADATA: &[u8] = b"sealgate/v1/metadata";
+/// Label prefix for the commitment of a completion record (version 3).
+pub const LABEL_COMPLETION: &[u8] = b"sealgate/v3/completion";
+/// Label for the sealed-metadata key of metadata blob version 2.
+pub const LABEL_METADATA_V2: &[u8] = b"sealgate/v3/metadata";
+/// Domain prefix of the name a version-2 metadata blob is bound to.
+pub const LABEL_METADATA_NAME: &[u8] = b"sealgate/v3/metadata-name";
 /// Label for the exception-registry MAC key.
 pub const LABEL_REGISTRY: &[u8] = b"sealgate/v1/registry";
 /// Label for the audit-log MAC key.
@@ -56,6 +63,13 @@ pub fn part_keys(
     (content, *commit)
 }
 
+/// Commitment of a completion record: HKDF(DEK, salt = record salt,
+/// "sealgate/v3/completion" ‖ context), where `context` is header bytes
+/// 0..148 (envelope, kind, part number, total length, salt).
+pub fn completion_commitment(dek: &[u8; KEY_LEN], salt: &[u8; 32], context: &[u8]) -> [u8; 32] {
+    *hkdf(dek, salt, &[LABEL_COMPLETION, context])
+}
+
 /// The 32-byte tag that binds an object (its data key) to a bucket and key.
 pub fn binding_tag(dek: &[u8; KEY_LEN], object_id: &[u8; 16], name: ObjectName<'_>) -> [u8; 32] {
     let k = hkdf(dek, object_id, &[LABEL_BINDING]);
@@ -75,6 +89,29 @@ pub fn metadata_key(
     object_id: &[u8; 16],
 ) -> Zeroizing<[u8; KEY_LEN]> {
     hkdf(dek, blob_salt, &[LABEL_METADATA, object_id])
+}
+
+/// Key that seals a version-2 metadata blob:
+/// HKDF(DEK, salt = blob salt, "sealgate/v3/metadata" ‖ object id).
+pub fn metadata_key_v2(
+    dek: &[u8; KEY_LEN],
+    blob_salt: &[u8; 32],
+    object_id: &[u8; 16],
+) -> Zeroizing<[u8; KEY_LEN]> {
+    hkdf(dek, blob_salt, &[LABEL_METADATA_V2, object_id])
+}
+
+/// Associated data of a version-2 metadata blob: the label, then the bucket
+/// and key it is stored under, each length-prefixed.
+pub fn metadata_name_aad(name: ObjectName<'_>) -> Vec<u8> {
+    let mut aad =
+        Vec::with_capacity(LABEL_METADATA_NAME.len() + 8 + name.bucket.len() + name.key.len());
+    aad.extend_from_slice(LABEL_METADATA_NAME);
+    for field in [name.bucket.as_bytes(), name.key.as_bytes()] {
+        aad.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        aad.extend_from_slice(field);
+    }
+    aad
 }
 
 /// The tag that authenticates a multipart upload id: HMAC-SHA256 under

@@ -8,13 +8,16 @@
 
 use super::aead::{NONCE_LEN, SegmentCipher, TAG_LEN};
 use super::envelope::{Dek, Envelope};
-use super::{FormatError, RandomSource, kdf};
+use super::{FORMAT_V1, FormatError, ObjectName, RandomSource, kdf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::collections::BTreeMap;
 
-/// Version byte of the sealed metadata blob. Never change: bump it.
-pub const METADATA_VERSION: u8 = 1;
+/// Version byte of the sealed metadata blob this build writes. Never change
+/// a version's meaning: bump it.
+pub const METADATA_VERSION: u8 = 2;
+/// Blob version 1: not bound to a name (accepted on version-1 objects only).
+pub const METADATA_V1: u8 = 1;
 
 /// The plaintext of a sealed metadata blob (serialized as JSON).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,46 +30,99 @@ pub struct ObjectMetadata {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Encrypts `meta` for the object described by `envelope`; returns the
-/// base64 text to store as the S3 metadata value.
+/// Encrypts `meta` for the object described by `envelope`, stored under
+/// `name`; returns the base64 text to store as the S3 metadata value.
+///
+/// The blob (version 2) is bound to `name` as associated data, so the
+/// provider cannot move it onto a copy of the object stored elsewhere.
 pub fn seal(
     envelope: &Envelope,
     dek: &Dek,
+    name: ObjectName<'_>,
     meta: &ObjectMetadata,
+    rng: &mut dyn RandomSource,
+) -> Result<String, FormatError> {
+    seal_version(envelope, dek, name, meta, METADATA_VERSION, rng)
+}
+
+/// [`seal`] for a given blob version: only the test vectors write version
+/// 1, to re-seal what was pinned.
+pub fn seal_version(
+    envelope: &Envelope,
+    dek: &Dek,
+    name: ObjectName<'_>,
+    meta: &ObjectMetadata,
+    version: u8,
     rng: &mut dyn RandomSource,
 ) -> Result<String, FormatError> {
     let mut salt = [0u8; 32];
     rng.fill(&mut salt)?;
-    let key = kdf::metadata_key(dek.bytes(), &salt, &envelope.object_id);
+    let (key, aad) = blob_key(envelope, dek, name, version, &salt)?;
     let mut body = serde_json::to_vec(meta).map_err(|_| FormatError::Metadata("cannot encode"))?;
-    let tag = SegmentCipher::new(envelope.algorithm, &key).seal([0u8; NONCE_LEN], &[], &mut body);
+    let tag = SegmentCipher::new(envelope.algorithm, &key).seal([0u8; NONCE_LEN], &aad, &mut body);
     let mut blob = Vec::with_capacity(1 + 32 + body.len() + TAG_LEN);
-    blob.push(METADATA_VERSION);
+    blob.push(version);
     blob.extend_from_slice(&salt);
     blob.extend_from_slice(&body);
     blob.extend_from_slice(&tag);
     Ok(STANDARD.encode(blob))
 }
 
-/// Decrypts and authenticates a blob made by [`seal`].
-pub fn open(envelope: &Envelope, dek: &Dek, text: &str) -> Result<ObjectMetadata, FormatError> {
+fn blob_key(
+    envelope: &Envelope,
+    dek: &Dek,
+    name: ObjectName<'_>,
+    version: u8,
+    salt: &[u8; 32],
+) -> Result<(zeroize::Zeroizing<[u8; 32]>, Vec<u8>), FormatError> {
+    match version {
+        METADATA_V1 => Ok((
+            kdf::metadata_key(dek.bytes(), salt, &envelope.object_id),
+            Vec::new(),
+        )),
+        METADATA_VERSION => Ok((
+            kdf::metadata_key_v2(dek.bytes(), salt, &envelope.object_id),
+            kdf::metadata_name_aad(name),
+        )),
+        _ => Err(FormatError::Metadata("unsupported version")),
+    }
+}
+
+/// Whether an object of this envelope must carry sealed metadata: version
+/// 3 always writes a blob, so its absence means the provider stripped it.
+pub fn required(envelope: &Envelope) -> bool {
+    envelope.version != FORMAT_V1
+}
+
+/// Decrypts and authenticates a blob made by [`seal`] for an object read
+/// under `name`. Version-1 blobs (not name-bound) are accepted only on
+/// version-1 objects.
+pub fn open(
+    envelope: &Envelope,
+    dek: &Dek,
+    name: ObjectName<'_>,
+    text: &str,
+) -> Result<ObjectMetadata, FormatError> {
     let blob = STANDARD
         .decode(text.trim())
         .map_err(|_| FormatError::Metadata("not base64"))?;
     if blob.len() < 1 + 32 + TAG_LEN {
         return Err(FormatError::Metadata("too short"));
     }
-    if blob[0] != METADATA_VERSION {
-        return Err(FormatError::Metadata("unsupported version"));
+    if blob[0] == METADATA_V1 && envelope.version != FORMAT_V1 {
+        // A downgrade: version-3 objects are always written with bound blobs.
+        return Err(FormatError::Metadata(
+            "unbound metadata on a version-3 object",
+        ));
     }
     let salt: [u8; 32] = blob[1..33].try_into().expect("32 bytes");
+    let (key, aad) = blob_key(envelope, dek, name, blob[0], &salt)?;
     let (body, tag) = blob[33..].split_at(blob.len() - 33 - TAG_LEN);
     let mut body = body.to_vec();
-    let key = kdf::metadata_key(dek.bytes(), &salt, &envelope.object_id);
     SegmentCipher::new(envelope.algorithm, &key)
         .open(
             [0u8; NONCE_LEN],
-            &[],
+            &aad,
             &mut body,
             tag.try_into().expect("tag"),
         )

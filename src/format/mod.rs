@@ -40,8 +40,20 @@ use std::fmt;
 pub const SEGMENT_LEN: usize = 1 << SEGMENT_SHIFT;
 /// log2 of [`SEGMENT_LEN`], as stored in the header.
 pub const SEGMENT_SHIFT: u8 = 16;
-/// The format version this build writes (and the only one it reads so far).
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this build writes (FORMAT.md §Versions).
+pub const FORMAT_VERSION: u8 = FORMAT_V3;
+/// Version 1: no completion commitment (FORMAT.md §Limits). Read forever.
+pub const FORMAT_V1: u8 = 1;
+/// Version 3: every object's last part is marked (a `Last` data part or a
+/// completion record) and sealed metadata is bound to the object's name.
+/// Version byte 2 was never issued: the committed vector
+/// `fail-unknown-version` pins it as a version no reader knows.
+pub const FORMAT_V3: u8 = 3;
+
+/// Whether a reader of this build understands version byte `v`.
+pub fn is_known_version(v: u8) -> bool {
+    v == FORMAT_V1 || v == FORMAT_V3
+}
 
 /// The content AEAD of an object, chosen per bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

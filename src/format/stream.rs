@@ -7,9 +7,9 @@
 
 use super::aead::{NONCE_LEN, SegmentCipher, TAG_LEN};
 use super::envelope::{Dek, Envelope, KekLookup};
-use super::header::{HEADER_LEN, PartHeader};
+use super::header::{HEADER_LEN, PartHeader, PartKind};
 use super::size::{SegmentSpan, segment_count, segment_plaintext_len};
-use super::{FormatError, ObjectName, RandomSource, SEGMENT_LEN};
+use super::{FORMAT_V1, FormatError, ObjectName, RandomSource, SEGMENT_LEN};
 
 /// Nonce of segment `index`: the index as u64 BE, three zero bytes, then the
 /// final-segment flag (0x01 on the last segment of a part, else 0x00).
@@ -33,12 +33,14 @@ pub struct PartSealer {
 impl PartSealer {
     /// Starts a part stream of exactly `plaintext_len` bytes and returns the
     /// sealer and the 212 header bytes to emit first. `binding_tag` comes from
-    /// [`Envelope::binding_tag`] for the object's bucket and key.
+    /// [`Envelope::binding_tag`] for the object's bucket and key; `kind` says
+    /// whether this part ends the object ([`PartKind::Last`]: a single PUT,
+    /// or a part known to be an upload's last) or not.
     pub fn start(
         envelope: &Envelope,
         dek: &Dek,
         binding_tag: [u8; 32],
-        part_number: u32,
+        (part_number, kind): (u32, PartKind),
         plaintext_len: u64,
         rng: &mut dyn RandomSource,
     ) -> Result<(PartSealer, [u8; HEADER_LEN]), FormatError> {
@@ -48,7 +50,7 @@ impl PartSealer {
             envelope.clone(),
             dek,
             binding_tag,
-            part_number,
+            (part_number, kind),
             plaintext_len,
             salt,
         )?;
@@ -268,6 +270,8 @@ pub struct ObjectOpener<'k, K: KekLookup + ?Sized> {
     last_part: u32,
     parts: u32,
     plaintext: u64,
+    /// A part that ends the object was seen (version 3): nothing may follow.
+    ended: bool,
 }
 
 /// What an opened object turned out to be.
@@ -291,6 +295,7 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
             last_part: 0,
             parts: 0,
             plaintext: 0,
+            ended: false,
         }
     }
 
@@ -302,8 +307,9 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
                     let take = (HEADER_LEN - buf.len()).min(input.len());
                     buf.extend_from_slice(&input[..take]);
                     input = &input[take..];
-                    if self.parts > 0 && PartHeaderPrefix::check(buf).is_err() {
-                        // Not the start of another part: bytes after the end.
+                    if self.ended || (self.parts > 0 && PartHeaderPrefix::check(buf).is_err()) {
+                        // Not the start of another part, or after the part
+                        // that ended the object: bytes after the end.
                         return Err(FormatError::TrailingData {
                             part: self.last_part,
                         });
@@ -311,7 +317,12 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
                     if buf.len() == HEADER_LEN {
                         let header = PartHeader::parse(buf)?;
                         let cipher = self.accept_header(&header)?;
-                        self.state = State::Body(Box::new(PartOpener::new(&header, cipher)));
+                        if header.kind == PartKind::Completion {
+                            // A bare header: the object ends here.
+                            self.state = State::Header(Vec::new());
+                        } else {
+                            self.state = State::Body(Box::new(PartOpener::new(&header, cipher)));
+                        }
                     } else if self.parts == 0 {
                         // Fail early on data that is plainly not ours.
                         PartHeaderPrefix::check(buf)?;
@@ -346,24 +357,36 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
                 NameCheck::Tag(name, tag) => h.envelope.check_binding(&dek, name, &tag)?,
                 NameCheck::Skip => {}
             }
+            if h.kind == PartKind::Completion {
+                // A record follows at least one data part.
+                return Err(FormatError::PartMismatch { part: 1 });
+            }
             self.first = Some((h.envelope.clone(), h.binding_tag, dek));
             self.last_part = h.part_number;
             self.parts = 1;
+            self.ended = h.kind.ends_object();
             return Ok(cipher);
         }
         let (env, tag, dek) = self.first.as_ref().expect("checked above");
         // Every part repeats the object's envelope and binding, and part
         // numbers go 1, 2, 3, ...: no splicing, reordering, duplicates or
-        // gaps. (Removing whole trailing parts is the one change this cannot
-        // see; FORMAT.md §Limits.)
+        // gaps. Version 3 also marks the part that ends the object, so
+        // removing whole trailing parts is seen at `finish` (version 1
+        // cannot see it; FORMAT.md §Limits).
         if h.envelope != *env || h.binding_tag != *tag || h.part_number != self.last_part + 1 {
             return Err(FormatError::PartMismatch {
                 part: h.part_number,
             });
         }
         let cipher = h.verify(dek)?;
+        if h.kind == PartKind::Completion && h.plaintext_len != self.plaintext {
+            return Err(FormatError::CompletionMismatch(
+                "total length differs from the parts' lengths",
+            ));
+        }
         self.last_part = h.part_number;
         self.parts += 1;
+        self.ended = h.kind.ends_object();
         Ok(cipher)
     }
 
@@ -373,10 +396,18 @@ impl<'k, K: KekLookup + ?Sized> ObjectOpener<'k, K> {
             // A finished part always returns to the Header state, so a Body
             // here is a part cut short.
             State::Body(p) => Err(FormatError::Truncated { part: p.part }),
-            State::Header(buf) if buf.is_empty() && self.parts > 0 => Ok(Opened {
-                parts: self.parts,
-                plaintext_len: self.plaintext,
-            }),
+            State::Header(buf) if buf.is_empty() && self.parts > 0 => {
+                let version = self.first.as_ref().map_or(FORMAT_V1, |f| f.0.version);
+                if version != FORMAT_V1 && !self.ended {
+                    return Err(FormatError::CompletionMissing {
+                        part: self.last_part,
+                    });
+                }
+                Ok(Opened {
+                    parts: self.parts,
+                    plaintext_len: self.plaintext,
+                })
+            }
             State::Header(buf) if self.parts == 0 => {
                 PartHeaderPrefix::check(&buf)?;
                 Err(FormatError::TruncatedHeader {
@@ -414,8 +445,13 @@ pub fn seal_single(
     rng: &mut dyn RandomSource,
 ) -> Result<Vec<u8>, FormatError> {
     let tag = envelope.binding_tag(dek, name);
+    let kind = if envelope.version == FORMAT_V1 {
+        PartKind::Data
+    } else {
+        PartKind::Last
+    };
     let (mut sealer, header) =
-        PartSealer::start(envelope, dek, tag, 1, plaintext.len() as u64, rng)?;
+        PartSealer::start(envelope, dek, tag, (1, kind), plaintext.len() as u64, rng)?;
     let mut out =
         Vec::with_capacity(super::size::part_ciphertext_len(plaintext.len() as u64) as usize);
     out.extend_from_slice(&header);

@@ -10,12 +10,11 @@
 //! keeps its `-N` ETag and listings keep exact sizes.
 
 use super::error::{format as format_err, upstream_object};
-use super::get::{Located, locate, part_header_at};
+use super::get::{Located, locate, stored_part_headers};
 use super::put::{check_metadata_size, object_metadata};
 use super::{Gateway, client_etag};
 use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED};
-use crate::format::size::part_ciphertext_len;
-use crate::format::{FormatError, ObjectName, OsRandom};
+use crate::format::{ObjectName, OsRandom};
 use crate::upstream::UpstreamError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -84,7 +83,8 @@ pub async fn copy_object(
     } else {
         src.meta.clone()
     };
-    let sealed = metadata::seal(&src.envelope, &src.dek, &meta, &mut OsRandom).map_err(ferr)?;
+    let sealed =
+        metadata::seal(&src.envelope, &src.dek, dest, &meta, &mut OsRandom).map_err(ferr)?;
     let mut upstream_meta = HashMap::from([
         (META_BINDING.to_owned(), hex::encode(tag)),
         (META_SEALED.to_owned(), sealed),
@@ -164,21 +164,13 @@ async fn copy_parts(
         .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?
         .to_owned();
     let result = async {
+        // Every part (and the completion record) is verified before its
+        // bytes are copied: a copy must not launder a truncated source.
+        let headers = stored_part_headers(gw, src, (src_bucket, src_key)).await?;
         let mut parts = Vec::new();
         let mut offset = 0u64;
-        for n in 1..=src.parts {
-            let h = match (n, &src.first) {
-                (1, Some(first)) => first.clone(),
-                _ => part_header_at(gw, src_bucket, src_key, &src.upstream_etag, offset).await?,
-            };
-            if h.part_number != n || h.envelope != src.envelope {
-                return Err(format_err(
-                    FormatError::PartMismatch { part: n },
-                    src_bucket,
-                    src_key,
-                ));
-            }
-            let len = part_ciphertext_len(h.plaintext_len);
+        for h in headers {
+            let (n, len) = (h.part_number, h.stored_len());
             let out = c
                 .upload_part_copy()
                 .bucket(&i.bucket)
@@ -205,13 +197,6 @@ async fn copy_parts(
                     .build(),
             );
             offset += len;
-        }
-        if offset != src.stored {
-            return Err(format_err(
-                FormatError::InvalidCiphertextLength(src.stored),
-                src_bucket,
-                src_key,
-            ));
         }
         let done = c
             .complete_multipart_upload()

@@ -9,8 +9,10 @@
 //! response, so a client never takes a short or altered body as complete.
 
 use super::error::{format as format_err, upstream_object};
+use super::multipart::MIN_PART;
 use super::{Gateway, client_etag, etag_parts, timestamp};
-use crate::format::header::{HEADER_LEN, PartHeader};
+use crate::format::FORMAT_V1;
+use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use crate::format::metadata::{
     self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED, ObjectMetadata,
 };
@@ -59,9 +61,13 @@ pub(super) struct Located {
     /// Part 1's header of a multipart object (read to size it).
     pub(super) first: Option<PartHeader>,
     pub(super) binding: [u8; 32],
+    /// Stored part streams (the ETag's `-N`), a completion record included.
     pub(super) parts: u32,
     /// Stored (ciphertext) size.
     pub(super) stored: u64,
+    /// The data parts and the bytes they occupy: `parts` and `stored` less
+    /// the completion record, when the object has one (FORMAT.md §Completion).
+    pub(super) layout: Layout,
     pub(super) plaintext_len: u64,
     pub(super) upstream_etag: String,
     pub(super) last_modified: Option<Timestamp>,
@@ -117,23 +123,54 @@ async fn locate_from(
         .check_binding(&dek, ObjectName { bucket, key }, &binding)
         .map_err(ferr)?;
     let meta = match m.get(META_SEALED) {
-        Some(s) => metadata::open(&envelope, &dek, s).map_err(ferr)?,
+        Some(s) => metadata::open(&envelope, &dek, ObjectName { bucket, key }, s).map_err(ferr)?,
+        // Version 3 always writes sealed metadata: missing means stripped.
+        None if metadata::required(&envelope) => {
+            return Err(ferr(FormatError::Metadata("sealed metadata missing")));
+        }
         None => ObjectMetadata::default(),
     };
     let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
     let parts = etag_parts(&upstream_etag);
     let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
-    let (plaintext_len, first) = match &header {
-        Some(_) => (object_plaintext_len(stored, parts).map_err(ferr)?, None),
+    let (plaintext_len, first, layout) = match &header {
+        Some(h) => {
+            // The size a HEAD reports comes from authenticated bytes only:
+            // the header's commitment covers its length and kind.
+            h.verify(&dek).map_err(ferr)?;
+            if h.envelope.version != FORMAT_V1 && h.kind != PartKind::Last {
+                return Err(ferr(FormatError::CompletionMissing { part: 1 }));
+            }
+            let layout = Layout {
+                data_parts: 1,
+                data_stored: stored,
+                record: false,
+            };
+            (
+                object_plaintext_len(stored, parts).map_err(ferr)?,
+                None,
+                layout,
+            )
+        }
         None => {
             let first = part_header_at(gw, bucket, key, &head_etag(&head), 0).await?;
-            if first.envelope != envelope || first.part_number != 1 {
+            if first.envelope != envelope
+                || first.part_number != 1
+                || first.kind == PartKind::Completion
+            {
                 return Err(ferr(FormatError::PartMismatch { part: 1 }));
             }
             first.verify(&dek).map_err(ferr)?;
-            let len =
-                multipart_len(gw, (bucket, key), &head_etag(&head), &first, stored, parts).await?;
-            (len, Some(first))
+            let sizes = Sizing {
+                name: (bucket, key),
+                etag: &head_etag(&head),
+                dek: &dek,
+                first: &first,
+                stored,
+                parts,
+            };
+            let (len, layout) = sizes.size(gw).await?;
+            (len, Some(first), layout)
         }
     };
     if let Some(h) = &header
@@ -149,6 +186,7 @@ async fn locate_from(
         stored,
         binding,
         parts,
+        layout,
         plaintext_len,
         upstream_etag,
         last_modified: head.last_modified().and_then(timestamp),
@@ -194,10 +232,65 @@ async fn read_header_at(
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    Ok(match resp.body.collect().await {
-        Ok(b) => PartHeader::parse(&b.into_bytes()),
-        Err(_) => Err(FormatError::Truncated { part: 0 }),
-    })
+    match resp.body.collect().await {
+        Ok(b) => Ok(PartHeader::parse(&b.into_bytes())),
+        // The connection failed, not the stored bytes: no tampering alarm.
+        Err(e) => Err(provider_read_failed(bucket, key, &e.to_string())),
+    }
+}
+
+/// Why streaming an object to a client stopped early.
+#[derive(Debug)]
+enum ReadError {
+    /// Stored bytes failed authentication or do not form the object:
+    /// possible tampering, reported as `integrity_failure`.
+    Stored(FormatError),
+    /// The provider's connection broke or went silent: reported as
+    /// `upstream_read_failed`, which is not an incident.
+    Provider(String),
+}
+
+impl From<FormatError> for ReadError {
+    fn from(e: FormatError) -> Self {
+        ReadError::Stored(e)
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Stored(e) => e.fmt(f),
+            ReadError::Provider(cause) => {
+                write!(f, "the storage provider's connection failed: {cause}")
+            }
+        }
+    }
+}
+
+impl ReadError {
+    /// Logs the precise cause (a security event for tampering, a provider
+    /// event for a broken connection).
+    fn report(self, bucket: &str, key: &str) {
+        match self {
+            ReadError::Stored(e) => {
+                let _ = format_err(e, bucket, key);
+            }
+            ReadError::Provider(cause) => {
+                let _ = provider_read_failed(bucket, key, &cause);
+            }
+        }
+    }
+}
+
+/// Records a provider connection that failed while an object was being
+/// read (`upstream_read_failed`): counted and in the audit log, but not
+/// taken for tampering. The client's response is aborted all the same.
+fn provider_read_failed(bucket: &str, key: &str, cause: &str) -> s3s::S3Error {
+    tracing::warn!(target: "sealgate::security", event = "upstream_read_failed", %bucket, %key, %cause, "the storage provider's connection failed while reading an object");
+    s3_error!(
+        ServiceUnavailable,
+        "the storage provider's connection failed"
+    )
 }
 
 /// One part's share of a ranged read of a multipart object.
@@ -225,16 +318,21 @@ async fn plan_multipart_range(
         return Ok(None);
     };
     let p1 = first.plaintext_len.max(1);
+    let Layout {
+        data_parts,
+        data_stored,
+        record,
+    } = obj.layout;
     let last_index = u32::try_from((end - 1) / p1)
         .unwrap_or(u32::MAX)
-        .min(obj.parts - 1);
+        .min(data_parts - 1);
     let first_index = u32::try_from(start / p1)
         .unwrap_or(u32::MAX)
         .min(last_index);
     let mut reads = Vec::new();
     for index in first_index..=last_index {
         let Some((ct_off, pt_off, len)) =
-            uniform_part_position(first.plaintext_len, obj.parts, obj.stored, index)
+            uniform_part_position(first.plaintext_len, data_parts, data_stored, index)
         else {
             return Ok(None);
         };
@@ -246,10 +344,14 @@ async fn plan_multipart_range(
                 Err(_) => return Ok(None),
             }
         };
+        // Only the last data part may end the object, and only when no
+        // completion record follows it.
+        let ends = index + 1 == data_parts && !record && obj.envelope.version != FORMAT_V1;
         if header.part_number != index + 1
             || header.plaintext_len != len
             || header.envelope != obj.envelope
             || header.binding_tag != first.binding_tag
+            || header.kind.ends_object() != ends
         {
             return Ok(None);
         }
@@ -291,88 +393,261 @@ async fn pump_parts(
             Ok(r) => r.body,
             Err(e) => {
                 let cause = UpstreamError::from_sdk(e);
-                tracing::warn!(%bucket, %key, %cause, "upstream part read failed");
+                let _ = provider_read_failed(&bucket, &key, &cause.to_string());
                 let _ = tx
                     .send(Err(std::io::Error::other("sealgate aborted the response")))
                     .await;
                 return;
             }
         };
-        let result: Result<(), FormatError> = async {
+        let result: Result<(), ReadError> = async {
             while let Some(chunk) = gw.upstream.next_chunk(&mut body).await {
-                let chunk = chunk.map_err(|e| {
-                    tracing::warn!(%bucket, %key, cause = %e, "upstream body failed");
-                    FormatError::Truncated { part: 0 }
-                })?;
+                let chunk = chunk.map_err(ReadError::Provider)?;
                 out.clear();
                 let used = read.opener.push(&chunk, &mut out)?;
                 if used < chunk.len() {
-                    return Err(FormatError::TrailingData { part: 0 });
+                    return Err(FormatError::TrailingData { part: 0 }.into());
                 }
                 if !out.is_empty() && tx.send(Ok(Bytes::copy_from_slice(&out))).await.is_err() {
                     return Ok(()); // client went away
                 }
             }
-            read.opener.finish()
+            Ok(read.opener.finish()?)
         }
         .await;
         if let Err(e) = result {
-            let _ = format_err(e.clone(), &bucket, &key);
-            let _ = tx
-                .send(Err(std::io::Error::other(format!(
-                    "sealgate aborted the response: {e}"
-                ))))
-                .await;
+            let message = format!("sealgate aborted the response: {e}");
+            e.report(&bucket, &key);
+            let _ = tx.send(Err(std::io::Error::other(message))).await;
             return;
         }
     }
 }
 
-/// The exact plaintext size of a multipart object. Under the uniform layout
-/// (all parts but the last of part 1's size) one more header read, of the
-/// last part at its predicted offset, confirms it; any other layout (parts
-/// of unequal sizes) is sized by walking its N part headers. A reader that
-/// streams the object still checks the parts it sees against this size.
-async fn multipart_len(
-    gw: &Gateway,
-    (bucket, key): (&str, &str),
-    etag: &str,
-    first: &PartHeader,
+/// Where a multipart object's data parts end (FORMAT.md §Completion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Layout {
+    /// Data parts (the stored parts less a completion record).
+    pub(super) data_parts: u32,
+    /// Bytes the data parts occupy from offset 0.
+    pub(super) data_stored: u64,
+    /// A completion record follows the data parts.
+    pub(super) record: bool,
+}
+
+/// What sizing a multipart object needs: its name, version (ETag), data
+/// key, part 1's verified header, stored size and stored part count.
+struct Sizing<'a> {
+    name: (&'a str, &'a str),
+    etag: &'a str,
+    dek: &'a Dek,
+    first: &'a PartHeader,
     stored: u64,
     parts: u32,
-) -> S3Result<u64> {
-    let ferr = |e| format_err(e, bucket, key);
-    if parts <= 1 {
-        return multipart_plaintext_len(stored, parts, first.plaintext_len).map_err(ferr);
+}
+
+impl Sizing<'_> {
+    fn err(&self, e: FormatError) -> s3s::S3Error {
+        format_err(e, self.name.0, self.name.1)
     }
-    let stride = part_ciphertext_len(first.plaintext_len);
-    let last_at = stride.saturating_mul(u64::from(parts - 1));
-    if last_at + HEADER_LEN as u64 <= stored
-        && let Ok(last) = read_header_at(gw, bucket, key, etag, last_at).await?
-        && last.part_number == parts
-        && last.envelope == first.envelope
-        && part_ciphertext_len(last.plaintext_len) == stored - last_at
-    {
-        return Ok(u64::from(parts - 1) * first.plaintext_len + last.plaintext_len);
+
+    fn v1(&self) -> bool {
+        self.first.envelope.version == FORMAT_V1
     }
-    // Not uniform: walk the headers.
-    let (mut at, mut total) = (0u64, 0u64);
-    for n in 1..=parts {
-        let h = if n == 1 {
-            first.clone()
-        } else {
-            part_header_at(gw, bucket, key, etag, at).await?
+
+    /// A header read at `at` that belongs to this object as part `number`:
+    /// same envelope and binding, commitment verified. `Ok(None)` when the
+    /// bytes there are not a header of this object (a wrong layout guess).
+    async fn header(&self, gw: &Gateway, at: u64, number: u32) -> S3Result<Option<PartHeader>> {
+        let (bucket, key) = self.name;
+        let Ok(h) = read_header_at(gw, bucket, key, self.etag, at).await? else {
+            return Ok(None);
         };
-        if h.part_number != n || h.envelope != first.envelope {
-            return Err(ferr(FormatError::PartMismatch { part: n }));
+        if h.part_number != number
+            || h.envelope != self.first.envelope
+            || h.binding_tag != self.first.binding_tag
+        {
+            return Ok(None);
         }
-        total += h.plaintext_len;
-        at += part_ciphertext_len(h.plaintext_len);
+        // A header of this object whose commitment fails is tampering, not
+        // a wrong guess.
+        h.verify(self.dek).map_err(|e| self.err(e))?;
+        Ok(Some(h))
     }
-    if at != stored {
-        return Err(ferr(FormatError::InvalidCiphertextLength(stored)));
+
+    /// The exact plaintext size and the data-part layout. Every size comes
+    /// from headers whose commitments verified; a version-3 object must end
+    /// in a part that ends it (a `Last` data part or a completion record),
+    /// so removed trailing parts are refused here, before any byte is sent.
+    ///
+    /// Under the uniform layout (all data parts but the last of part 1's
+    /// size) one more header read settles it: the last data part at its
+    /// predicted offset, or the completion record at the end. Any other
+    /// layout is sized by walking the part headers.
+    async fn size(&self, gw: &Gateway) -> S3Result<(u64, Layout)> {
+        let (first, stored, parts) = (self.first, self.stored, self.parts);
+        let h = HEADER_LEN as u64;
+        if parts <= 1 {
+            if !self.v1() && first.kind != PartKind::Last {
+                return Err(self.err(FormatError::CompletionMissing { part: 1 }));
+            }
+            let len = multipart_plaintext_len(stored, parts, first.plaintext_len)
+                .map_err(|e| self.err(e))?;
+            let layout = Layout {
+                data_parts: 1,
+                data_stored: stored,
+                record: false,
+            };
+            return Ok((len, layout));
+        }
+        if first.kind.ends_object() {
+            // Part 1 ended the object, yet the provider says more follow.
+            return Err(self.err(FormatError::TrailingData { part: 1 }));
+        }
+        let stride = part_ciphertext_len(first.plaintext_len);
+        // Uniform, no record: the last part sits at (N−1)·stride. In version
+        // 3 it must be a `Last` part, hence under 5 MiB.
+        let last_at = stride.saturating_mul(u64::from(parts - 1));
+        let small_last = stored
+            .checked_sub(last_at)
+            .and_then(|c| part_plaintext_len(c).ok())
+            .is_some_and(|p| self.v1() || p < MIN_PART);
+        if small_last
+            && last_at + h <= stored
+            && let Some(last) = self.header(gw, last_at, parts).await?
+            && last.stored_len() == stored - last_at
+            && (self.v1() || last.kind == PartKind::Last)
+        {
+            let layout = Layout {
+                data_parts: parts,
+                data_stored: stored,
+                record: false,
+            };
+            return Ok((
+                u64::from(parts - 1) * first.plaintext_len + last.plaintext_len,
+                layout,
+            ));
+        }
+        if !self.v1()
+            && stored >= h
+            && let Some(record) = self.header(gw, stored - h, parts).await?
+            && record.kind == PartKind::Completion
+        {
+            let layout = Layout {
+                data_parts: parts - 1,
+                data_stored: stored - h,
+                record: true,
+            };
+            let total = record.plaintext_len;
+            let uniform = uniform_part_position(
+                first.plaintext_len,
+                layout.data_parts,
+                layout.data_stored,
+                layout.data_parts - 1,
+            )
+            .is_some_and(|(_, pt_off, len)| pt_off + len == total);
+            if !uniform {
+                let walked = self.walk(gw, layout).await?;
+                if walked != total {
+                    return Err(self.err(FormatError::CompletionMismatch(
+                        "total length differs from the parts' lengths",
+                    )));
+                }
+            }
+            return Ok((total, layout));
+        }
+        // Not uniform (or a version-1 object): walk the headers.
+        let layout = Layout {
+            data_parts: parts,
+            data_stored: stored,
+            record: false,
+        };
+        Ok((self.walk(gw, layout).await?, layout))
     }
-    Ok(total)
+
+    /// Walks the data parts' headers from part 1, verifying each; returns
+    /// the plaintext total. The walk must end exactly at `data_stored`, and
+    /// in version 3 its last part must end the object unless a record
+    /// follows.
+    async fn walk(&self, gw: &Gateway, layout: Layout) -> S3Result<u64> {
+        let (mut at, mut total) = (0u64, 0u64);
+        for n in 1..=layout.data_parts {
+            let h = if n == 1 {
+                self.first.clone()
+            } else {
+                self.header(gw, at, n)
+                    .await?
+                    .ok_or_else(|| self.err(FormatError::PartMismatch { part: n }))?
+            };
+            let last = n == layout.data_parts;
+            if h.kind == PartKind::Completion
+                || (!last && h.kind.ends_object())
+                || (last && !self.v1() && h.kind.ends_object() == layout.record)
+            {
+                return Err(self.err(if last {
+                    FormatError::CompletionMissing { part: n }
+                } else {
+                    FormatError::TrailingData { part: n }
+                }));
+            }
+            total += h.plaintext_len;
+            at += h.stored_len();
+        }
+        if at != layout.data_stored {
+            return Err(self.err(FormatError::InvalidCiphertextLength(self.stored)));
+        }
+        Ok(total)
+    }
+}
+
+/// Every stored part header of a located multipart object, in order, the
+/// completion record included, each verified (commitment, envelope,
+/// binding, numbering, which part ends the object) and together covering
+/// exactly the stored bytes. One header read per part after the first.
+pub(super) async fn stored_part_headers(
+    gw: &Gateway,
+    obj: &Located,
+    (bucket, key): (&str, &str),
+) -> S3Result<Vec<PartHeader>> {
+    let first = obj
+        .first
+        .as_ref()
+        .ok_or_else(|| format_err(FormatError::PartMismatch { part: 1 }, bucket, key))?;
+    let sizes = Sizing {
+        name: (bucket, key),
+        etag: &obj.upstream_etag,
+        dek: &obj.dek,
+        first,
+        stored: obj.stored,
+        parts: obj.parts,
+    };
+    let mut headers = vec![first.clone()];
+    let mut at = first.stored_len();
+    for n in 2..=obj.parts {
+        let h = sizes
+            .header(gw, at, n)
+            .await?
+            .ok_or_else(|| sizes.err(FormatError::PartMismatch { part: n }))?;
+        at += h.stored_len();
+        headers.push(h);
+    }
+    let v3 = obj.envelope.version != FORMAT_V1;
+    let ends = |i: usize, h: &PartHeader| h.kind.ends_object() == (v3 && i + 1 == headers.len());
+    let plain: u64 = headers
+        .iter()
+        .filter(|h| h.kind != PartKind::Completion)
+        .map(|h| h.plaintext_len)
+        .sum();
+    let record_ok = headers
+        .iter()
+        .enumerate()
+        .all(|(i, h)| h.kind != PartKind::Completion || (i > 0 && h.plaintext_len == plain));
+    if at != obj.stored || !headers.iter().enumerate().all(|(i, h)| ends(i, h)) || !record_ok {
+        return Err(sizes.err(FormatError::CompletionMismatch(
+            "the stored parts do not form a whole object",
+        )));
+    }
+    Ok(headers)
 }
 
 /// Plaintext size of a multipart object from its stored size `c`, part count
@@ -584,12 +859,9 @@ pub(super) async fn get_object(
             .await;
             if let Err(e) = result {
                 // Log with the precise cause, then abort the client's response.
-                let _ = format_err(e.clone(), &b2, &k2);
-                let _ = tx
-                    .send(Err(std::io::Error::other(format!(
-                        "sealgate aborted the response: {e}"
-                    ))))
-                    .await;
+                let message = format!("sealgate aborted the response: {e}");
+                e.report(&b2, &k2);
+                let _ = tx.send(Err(std::io::Error::other(message))).await;
             }
         }
         .instrument(tracing::Span::current()),
@@ -639,7 +911,7 @@ async fn pump(
     binding: [u8; 32],
     (parts, plaintext_len): (u32, u64),
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<(), FormatError> {
+) -> Result<(), ReadError> {
     let name = ObjectName { bucket, key };
     let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, binding));
     let (mut plan, mut released) = (plan, 0u64);
@@ -647,10 +919,7 @@ async fn pump(
     loop {
         let chunk = match upstream.next_chunk(&mut body).await {
             Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                tracing::warn!(%bucket, %key, cause = %e, "upstream body failed");
-                return Err(FormatError::Truncated { part: 0 });
-            }
+            Some(Err(e)) => return Err(ReadError::Provider(e)),
             None => break,
         };
         let mut data: &[u8] = &chunk;
@@ -666,18 +935,18 @@ async fn pump(
                     seen.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if seen.len() == HEADER_LEN && seen.as_slice() != expected_header.as_slice() {
-                        return Err(FormatError::CommitmentMismatch);
+                        return Err(FormatError::CommitmentMismatch.into());
                     }
                 }
                 let used = opener.push(data, &mut out)?;
                 if used < data.len() {
-                    return Err(FormatError::TrailingData { part: 1 });
+                    return Err(FormatError::TrailingData { part: 1 }.into());
                 }
             }
             Plan::Span(opener) => {
                 let used = opener.push(data, &mut out)?;
                 if used < data.len() {
-                    return Err(FormatError::TrailingData { part: 1 });
+                    return Err(FormatError::TrailingData { part: 1 }.into());
                 }
             }
             Plan::Multipart { skip, take } => {
@@ -700,16 +969,17 @@ async fn pump(
                 return Err(FormatError::TruncatedHeader {
                     got: seen.len(),
                     need: HEADER_LEN,
-                });
+                }
+                .into());
             }
-            opener.finish()
+            Ok(opener.finish()?)
         }
-        Plan::Span(opener) => opener.finish(),
+        Plan::Span(opener) => Ok(opener.finish()?),
         Plan::Multipart { .. } => {
             let opened = object.finish()?;
             // Cross-check with what the listing/HEAD said (FORMAT.md §Limits).
             if opened.parts != parts || opened.plaintext_len != plaintext_len {
-                return Err(FormatError::Truncated { part: opened.parts });
+                return Err(FormatError::Truncated { part: opened.parts }.into());
             }
             let _ = released;
             Ok(())

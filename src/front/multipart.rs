@@ -20,10 +20,12 @@ use super::put::{
     stream_part,
 };
 use super::{Gateway, timestamp};
+use crate::format::RandomSource;
+use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
 use crate::format::stream::PartSealer;
 use crate::format::upload_id::{self, BARE_PREFIX};
-use crate::format::{Envelope, ObjectName, OsRandom, size};
+use crate::format::{Envelope, FORMAT_V1, ObjectName, OsRandom, size};
 use crate::upstream::UpstreamError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,7 +34,7 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use std::collections::{BTreeMap, HashMap};
 
 /// S3's smallest part, except the last.
-const MIN_PART: u64 = 5 << 20;
+pub(super) const MIN_PART: u64 = 5 << 20;
 /// S3's largest part number.
 const MAX_PART_NUMBER: i32 = 10_000;
 
@@ -102,6 +104,7 @@ pub async fn create_multipart_upload(
     let sealed = metadata::seal(
         &env,
         &dek,
+        name,
         &object_metadata(input.metadata.as_ref(), &req.headers),
         &mut OsRandom,
     )
@@ -185,8 +188,16 @@ async fn seal_part(
     let ferr = |e| format_err(e, name.bucket, name.key);
     let tag = id.envelope.binding_tag(&id.dek, name);
     let number = u32::try_from(part_number).expect("checked by open_upload");
-    let (sealer, header) =
-        PartSealer::start(&id.envelope, &id.dek, tag, number, len, &mut OsRandom).map_err(ferr)?;
+    let kind = part_kind(&id.envelope, len);
+    let (sealer, header) = PartSealer::start(
+        &id.envelope,
+        &id.dek,
+        tag,
+        (number, kind),
+        len,
+        &mut OsRandom,
+    )
+    .map_err(ferr)?;
     let request = gw
         .upstream
         .client
@@ -219,6 +230,20 @@ async fn seal_part(
         .map(|e| ETag::Strong(e.trim_matches('"').to_owned())))
 }
 
+/// Whether a part of `len` plaintext bytes ends its object (FORMAT.md
+/// §Completion): a part under 5 MiB can only be an upload's last, so it
+/// carries the end-of-object mark itself; a larger one may be followed by
+/// more parts, and completion adds a record after it when it turns out last.
+/// Uploads begun before version 3 (their id carries a version-1 envelope)
+/// keep writing version-1 parts.
+fn part_kind(envelope: &Envelope, len: u64) -> PartKind {
+    if envelope.version == FORMAT_V1 || len >= MIN_PART {
+        PartKind::Data
+    } else {
+        PartKind::Last
+    }
+}
+
 /// Upstream failures of calls on an upload: a 404 means the upload is gone.
 fn upload_error(e: UpstreamError) -> S3Error {
     if e.status() == Some(404) && e.code() != Some("NoSuchBucket") {
@@ -228,13 +253,13 @@ fn upload_error(e: UpstreamError) -> S3Error {
 }
 
 /// Every part the provider holds for an upload: number → (ETag, stored
-/// size); `None` when the provider's answer is a 2xx the SDK cannot parse.
+/// size).
 async fn provider_parts(
     gw: &Gateway,
     bucket: &str,
     key: &str,
     upload: &str,
-) -> S3Result<Option<BTreeMap<i32, (String, u64)>>> {
+) -> S3Result<BTreeMap<i32, (String, u64)>> {
     let mut parts = BTreeMap::new();
     let mut marker: Option<String> = None;
     loop {
@@ -247,28 +272,80 @@ async fn provider_parts(
             .upload_id(upload)
             .set_part_number_marker(marker.clone())
             .send()
-            .await
-            .map_err(UpstreamError::from_sdk);
-        let page = match page {
-            Ok(p) => p,
-            Err(e) if e.status().is_some_and(|s| (200..300).contains(&s)) => {
-                tracing::warn!(%bucket, %key, cause = %e, "provider's ListParts unreadable; completing on the provider's own checks");
-                return Ok(None);
-            }
-            Err(e) => return Err(upload_error(e)),
+            .await;
+        let (listed, truncated, next) = match page {
+            Ok(p) => (
+                p.parts()
+                    .iter()
+                    .filter_map(|p| {
+                        let size = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
+                        let etag = p.e_tag().unwrap_or_default().to_owned();
+                        p.part_number().map(|n| (n, (etag, size)))
+                    })
+                    .collect::<Vec<_>>(),
+                p.is_truncated() == Some(true),
+                p.next_part_number_marker().map(str::to_owned),
+            ),
+            Err(e) => match lenient_list_parts(&e) {
+                // A 2xx the SDK cannot read: moto names the root element
+                // ListPartsResponse. The parts are still needed (sizes for
+                // the 5 MiB rule and the completion record), so the same
+                // answer is read by element names alone.
+                Some(doc) => {
+                    tracing::debug!(%bucket, %key, "provider's ListParts read leniently");
+                    doc
+                }
+                None => return Err(upload_error(UpstreamError::from_sdk(e))),
+            },
         };
-        for p in page.parts() {
-            if let Some(n) = p.part_number() {
-                let size = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
-                parts.insert(n, (p.e_tag().unwrap_or_default().to_owned(), size));
-            }
-        }
-        match (page.is_truncated(), page.next_part_number_marker()) {
-            (Some(true), Some(m)) if marker.as_deref() != Some(m) => marker = Some(m.to_owned()),
+        parts.extend(listed);
+        match (truncated, next) {
+            (true, Some(m)) if marker.as_deref() != Some(m.as_str()) => marker = Some(m),
             _ => break,
         }
     }
-    Ok(Some(parts))
+    Ok(parts)
+}
+
+type PartsPage = (Vec<(i32, (String, u64))>, bool, Option<String>);
+
+/// A ListParts answer with a 2xx status that the SDK refused, read with
+/// quick-xml by element names (the root element's name is not checked).
+fn lenient_list_parts<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<PartsPage> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Doc {
+        #[serde(default, rename = "Part")]
+        parts: Vec<DocPart>,
+        #[serde(default)]
+        is_truncated: Option<bool>,
+        #[serde(default)]
+        next_part_number_marker: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct DocPart {
+        part_number: i32,
+        #[serde(default, rename = "ETag")]
+        etag: String,
+        size: u64,
+    }
+    let raw = e.raw_response()?;
+    if !raw.status().is_success() {
+        return None;
+    }
+    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let doc: Doc = quick_xml::de::from_str(text).ok()?;
+    Some((
+        doc.parts
+            .into_iter()
+            .map(|p| (p.part_number, (p.etag, p.size)))
+            .collect(),
+        doc.is_truncated.unwrap_or(false),
+        doc.next_part_number_marker,
+    ))
 }
 
 pub async fn complete_multipart_upload(
@@ -358,13 +435,10 @@ async fn complete_checked(
             gap.0 + 1
         ));
     }
-    // None: the provider answered ListParts in a form the SDK cannot read
-    // (moto names its root element differently); complete on the
-    // provider's own checks of ETags and (ciphertext) sizes.
     let stored = provider_parts(gw, &bucket, &key, &id.upstream).await?;
     let last = named.len() - 1;
+    let (mut total, mut last_len) = (0u64, 0u64);
     for (i, (n, etag)) in named.iter().enumerate() {
-        let Some(stored) = &stored else { break };
         let invalid = || {
             s3_error!(
                 InvalidPart,
@@ -385,8 +459,10 @@ async fn complete_checked(
                 "Your proposed upload is smaller than the minimum allowed object size."
             ));
         }
+        total += plain;
+        last_len = plain;
     }
-    let parts: Vec<aws_sdk_s3::types::CompletedPart> = named
+    let mut parts: Vec<aws_sdk_s3::types::CompletedPart> = named
         .iter()
         .map(|(n, e)| {
             aws_sdk_s3::types::CompletedPart::builder()
@@ -395,6 +471,11 @@ async fn complete_checked(
                 .build()
         })
         .collect();
+    if id.envelope.version != FORMAT_V1 && part_kind(&id.envelope, last_len) == PartKind::Data {
+        // The last part was too large to know it was last when it was
+        // sealed: commit the part count and total here (FORMAT.md §Completion).
+        parts.push(upload_completion_record(gw, (&bucket, &key), id, named.len(), total).await?);
+    }
     let mut request = gw
         .upstream
         .client
@@ -423,6 +504,60 @@ async fn complete_checked(
         location: out.location().map(str::to_owned),
         ..Default::default()
     }))
+}
+
+/// Seals the completion record of an upload whose `data_parts` parts hold
+/// `total` plaintext bytes and uploads it as the next part: a bare 212-byte
+/// header, allowed because it is the last part.
+async fn upload_completion_record(
+    gw: &Gateway,
+    (bucket, key): (&str, &str),
+    id: &upload_id::UploadId,
+    data_parts: usize,
+    total: u64,
+) -> S3Result<aws_sdk_s3::types::CompletedPart> {
+    let number = u32::try_from(data_parts + 1)
+        .ok()
+        .filter(|n| *n <= MAX_PART_NUMBER as u32)
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "sealgate stores at most 9,999 parts when the last part is 5 MiB or larger (it adds a completion record as the next part); upload fewer, larger parts"
+            )
+        })?;
+    let name = ObjectName { bucket, key };
+    let mut salt = [0u8; 32];
+    OsRandom
+        .fill(&mut salt)
+        .map_err(|e| format_err(e, bucket, key))?;
+    let record = PartHeader::completion(
+        id.envelope.clone(),
+        &id.dek,
+        id.envelope.binding_tag(&id.dek, name),
+        number,
+        total,
+        salt,
+    )
+    .map_err(|e| format_err(e, bucket, key))?;
+    let out = gw
+        .upstream
+        .client
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id.upstream)
+        .part_number(number as i32)
+        .content_length(HEADER_LEN as i64)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            record.to_bytes().to_vec(),
+        ))
+        .send()
+        .await
+        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    Ok(aws_sdk_s3::types::CompletedPart::builder()
+        .part_number(number as i32)
+        .e_tag(quoted(out.e_tag().unwrap_or_default()))
+        .build())
 }
 
 pub async fn abort_multipart_upload(

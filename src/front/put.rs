@@ -10,6 +10,7 @@
 
 use super::error::{format as format_err, upstream_object};
 use super::{Gateway, client_etag};
+use crate::format::header::PartKind;
 use crate::format::metadata::{self, META_BINDING, META_HEADER, META_SEALED, ObjectMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::{Envelope, ObjectName, OsRandom, size};
@@ -73,10 +74,12 @@ pub async fn put_object(
         Envelope::create(gw.keys.get().active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
     let (sealer, header) =
-        PartSealer::start(&env, &dek, tag, 1, len, &mut OsRandom).map_err(ferr)?;
+        PartSealer::start(&env, &dek, tag, (1, PartKind::Last), len, &mut OsRandom)
+            .map_err(ferr)?;
     let sealed = metadata::seal(
         &env,
         &dek,
+        name,
         &object_metadata(input.metadata.as_ref(), &headers),
         &mut OsRandom,
     )

@@ -1,6 +1,7 @@
 //! Helpers shared by the format test binaries.
 #![allow(dead_code)]
 
+use sealgate::format::header::PartKind;
 use sealgate::format::stream::PartSealer;
 use sealgate::format::{Algorithm, Dek, Envelope, FormatError, Kek, KeyId, ObjectName, OsRandom};
 use zeroize::Zeroizing;
@@ -33,8 +34,20 @@ pub fn seal_parts(
     let tag = env.binding_tag(&dek, name);
     let mut out = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        let (mut s, h) =
-            PartSealer::start(&env, &dek, tag, i as u32 + 1, p.len() as u64, &mut OsRandom)?;
+        // Version 3: the last part ends the object.
+        let kind = if i + 1 == parts.len() {
+            PartKind::Last
+        } else {
+            PartKind::Data
+        };
+        let (mut s, h) = PartSealer::start(
+            &env,
+            &dek,
+            tag,
+            (i as u32 + 1, kind),
+            p.len() as u64,
+            &mut OsRandom,
+        )?;
         out.extend_from_slice(&h);
         // Feed in uneven chunks to exercise buffering.
         for chunk in p.chunks(7919) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent decoder for the sealgate object format, version 1.
+"""Independent decoder for the sealgate object format, versions 1 and 3.
 
 Written from docs/FORMAT.md alone, with the `cryptography` package, to check
 that the specification is complete and that the Rust implementation follows
@@ -38,6 +38,8 @@ HEADER_LEN = 212
 SEGMENT = 65536
 TAG = 16
 AEADS = {0x01: AESGCM, 0x02: ChaCha20Poly1305}
+VERSIONS = (1, 3)
+KINDS = {0x00: "data", 0x01: "last", 0x02: "completion"}
 
 
 class Reject(Exception):
@@ -55,7 +57,7 @@ def parse_header(b):
         raise Reject("truncated header")
     if b[0:8] != MAGIC:
         raise Reject("not sealed")
-    if b[8] != 1:
+    if b[8] not in VERSIONS:
         raise Reject("unsupported version")
     if b[9] not in AEADS:
         raise Reject("unknown algorithm")
@@ -65,7 +67,15 @@ def parse_header(b):
         raise Reject("unsupported flags")
     if len(b) < HEADER_LEN:
         raise Reject("truncated header")
-    part_number, plaintext_len = struct.unpack(">IQ", b[104:116])
+    if b[8] == 1:
+        kind = "data"
+        part_number, plaintext_len = struct.unpack(">IQ", b[104:116])
+    else:
+        if b[104] not in KINDS:
+            raise Reject("unknown part kind")
+        kind = KINDS[b[104]]
+        part_number = int.from_bytes(b[105:108], "big")
+        (plaintext_len,) = struct.unpack(">Q", b[108:116])
     if not 1 <= part_number <= 10000:
         raise Reject("invalid part number")
     if plaintext_len > 1 << 50:
@@ -73,6 +83,8 @@ def parse_header(b):
     return {
         "raw": bytes(b[:HEADER_LEN]),
         "envelope": bytes(b[0:104]),
+        "version": b[8],
+        "kind": kind,
         "alg": b[9],
         "kek_id": bytes(b[12:28]),
         "wrap_nonce": bytes(b[28:40]),
@@ -107,6 +119,11 @@ def binding_tag(dek, object_id, bucket, key):
 
 def content_key(dek, h):
     context = h["raw"][0:148]
+    if h["kind"] == "completion":
+        commit = hkdf(dek, h["stream_salt"], b"sealgate/v3/completion" + context)
+        if not hmac.compare_digest(commit, h["commitment"]):
+            raise Reject("commitment mismatch")
+        return None
     commit = hkdf(dek, h["stream_salt"], b"sealgate/v1/commit" + context)
     if not hmac.compare_digest(commit, h["commitment"]):
         raise Reject("commitment mismatch")
@@ -115,12 +132,17 @@ def content_key(dek, h):
 
 def decode_object(data, keks, bucket=None, key=None, binding=None):
     """Returns the plaintext of a stored object, or raises Reject."""
-    pos, out, first, last_part = 0, bytearray(), None, 0
+    pos, out, first, last_part, ended = 0, bytearray(), None, 0, False
     while True:
         if pos == len(data):
             if first is None:
                 raise Reject("truncated header")
+            if first["version"] != 1 and not ended:
+                # Version 3: the last part must end the object.
+                raise Reject("completion missing")
             return bytes(out)
+        if ended:
+            raise Reject("trailing data")
         h = parse_header(data[pos:pos + HEADER_LEN])
         pos += HEADER_LEN
         if first is None:
@@ -132,13 +154,22 @@ def decode_object(data, keks, bucket=None, key=None, binding=None):
                 expected = binding if binding is not None else h["binding_tag"]
                 if not hmac.compare_digest(binding_tag(dek, h["object_id"], bucket, key), expected):
                     raise Reject("binding mismatch")
+            if h["kind"] == "completion":
+                raise Reject("part mismatch")
             first = h
         else:
             if (h["envelope"] != first["envelope"] or h["binding_tag"] != first["binding_tag"]
                     or h["part_number"] != last_part + 1):
                 raise Reject("part mismatch")
             ckey = content_key(dek, h)
+            if h["kind"] == "completion":
+                # A bare header committing the total of the parts before it.
+                if h["plaintext_len"] != len(out):
+                    raise Reject("completion mismatch")
+                last_part, ended = h["part_number"], True
+                continue
         last_part = h["part_number"]
+        ended = h["kind"] == "last"
         aead = AEADS[h["alg"]](ckey)
         p = h["plaintext_len"]
         n = max(1, -(-p // SEGMENT))
@@ -159,18 +190,27 @@ def decode_object(data, keks, bucket=None, key=None, binding=None):
             raise Reject("trailing data")
 
 
-def open_metadata(data, keks, sealed):
+def open_metadata(data, keks, sealed, bucket, key):
     h = parse_header(data[:HEADER_LEN])
     dek = unwrap_dek(h, keks)
     try:
         blob = base64.b64decode(sealed, validate=True)
     except ValueError:
         raise Reject("metadata authentication")
-    if len(blob) < 1 + 32 + TAG or blob[0] != 1:
+    if len(blob) < 1 + 32 + TAG or blob[0] not in (1, 2):
         raise Reject("metadata authentication")
-    key = hkdf(dek, blob[1:33], b"sealgate/v1/metadata" + h["object_id"])
+    if blob[0] == 1:
+        if h["version"] != 1:
+            # Version-3 objects carry only name-bound blobs.
+            raise Reject("metadata authentication")
+        blob_key = hkdf(dek, blob[1:33], b"sealgate/v1/metadata" + h["object_id"])
+        aad = b""
+    else:
+        blob_key = hkdf(dek, blob[1:33], b"sealgate/v3/metadata" + h["object_id"])
+        b, n = bucket.encode(), key.encode()
+        aad = b"sealgate/v3/metadata-name" + struct.pack(">I", len(b)) + b + struct.pack(">I", len(n)) + n
     try:
-        plain = AEADS[h["alg"]](key).decrypt(b"\x00" * 12, blob[33:], b"")
+        plain = AEADS[h["alg"]](blob_key).decrypt(b"\x00" * 12, blob[33:], aad)
     except InvalidTag:
         raise Reject("metadata authentication")
     doc = json.loads(plain)
@@ -187,7 +227,8 @@ def check_vector(v):
     binding = bytes.fromhex(v["binding"]) if v.get("binding") else None
     try:
         pt = decode_object(data, keks, v["bucket"], v["key"], binding)
-        meta = open_metadata(data, keks, v["metadata"]["sealed"]) if v.get("metadata") else None
+        meta = (open_metadata(data, keks, v["metadata"]["sealed"], v["bucket"], v["key"])
+                if v.get("metadata") else None)
     except Reject as r:
         if v["expect"] == "fail":
             if r.args[0] != v["failure"]:
