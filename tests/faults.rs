@@ -173,20 +173,37 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         }
     };
 
+    let count_of = |event: &str, key: &str| {
+        let seen = events();
+        let seen = seen.lock().unwrap();
+        seen.iter().filter(|(e, k)| e == event && k == key).count()
+    };
+    let count = |key: &str| count_of("integrity_failure", key);
+    // A broken or stalled connection is the provider's network, not
+    // tampering: its own event, and no integrity_failure incident.
+    let transport_only = |key: &str, before: (usize, usize)| {
+        let mut waited = 0;
+        while count_of("upstream_read_failed", key) <= before.1 && waited < 50 {
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 1;
+        }
+        if count(key) != before.0 {
+            Err("a connection failure was reported as integrity_failure".to_owned())
+        } else if count_of("upstream_read_failed", key) <= before.1 {
+            Err("no upstream_read_failed event for the object".to_owned())
+        } else {
+            Ok(0)
+        }
+    };
+    let before = (count("big"), count_of("upstream_read_failed", "big"));
     faults.next("GET", "/faults/big", 1, Fault::CutResponse(300_000));
     let r = expect_failure(&c, "big").await;
     suite.record(
-        "GET body cut mid-stream -> client error",
-        r.and(fired(&faults).map(|_| 0)),
+        "GET body cut mid-stream -> client error + upstream_read_failed, no integrity_failure",
+        r.and(fired(&faults).map(|_| 0))
+            .and_then(|_| transport_only("big", before)),
     );
 
-    let count = |key: &str| {
-        let seen = events();
-        let seen = seen.lock().unwrap();
-        seen.iter()
-            .filter(|(e, k)| e == "integrity_failure" && k == key)
-            .count()
-    };
     let reported = count("big");
     faults.next("GET", "/faults/big", 1, Fault::Corrupt(500_000));
     let r = expect_failure(&c, "big").await.and_then(|n| {
@@ -201,9 +218,13 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         r,
     );
 
+    let before = (count("big"), count_of("upstream_read_failed", "big"));
     faults.next("GET", "/faults/big", 1, Fault::StallResponse(200_000));
     let r = expect_failure(&c, "big").await;
-    suite.record("GET body stalls -> aborted after the read timeout", r);
+    suite.record(
+        "GET body stalls -> aborted after the read timeout, upstream_read_failed",
+        r.and_then(|_| transport_only("big", before)),
+    );
 
     // Faults before any byte reached the client: retried (a delay just
     // waits), invisible to the client.

@@ -335,3 +335,300 @@ async fn every_provider_alteration_is_detected_and_reported() {
     suite.record("untouched object still reads", Ok(got.len() as u64));
     suite.finish();
 }
+
+/// s3s-fs keeps an object's ETag in its bookkeeping file: the provider
+/// rewrites it to match what it did to the data.
+fn edit_etag(env: &Env, key: &str, f: impl FnOnce(&str) -> String) {
+    let path = &side_paths(env, key)[1];
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let old = doc["e_tag"]
+        .as_str()
+        .expect("s3s-fs keeps e_tag")
+        .to_owned();
+    doc["e_tag"] = f(&old).into();
+    std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
+}
+
+/// `etag` with its `-N` suffix replaced by `-n` (or dropped for `None`).
+fn with_parts(etag: &str, n: Option<u32>) -> String {
+    let hex = etag.trim_matches('"').split('-').next().unwrap().to_owned();
+    match n {
+        Some(n) => format!("{hex}-{n}"),
+        None => hex,
+    }
+}
+
+/// Every reader refuses the object: GET whole and ranged, HEAD (no size
+/// from unverified bytes), CopyObject and UploadPartCopy (no laundering into
+/// a fresh object), and `sealgate decrypt` on the stored bytes; each refusal
+/// raises `integrity_failure`.
+async fn assert_refused_by_every_reader(
+    c: &Client,
+    env: &Env,
+    key: &str,
+    original: &[u8],
+    case: &str,
+) {
+    assert_detected(c, key, original, case).await;
+    let head = c.head_object().bucket(BUCKET).key(key).send().await;
+    assert!(
+        head.is_err(),
+        "{case}: HEAD answered {:?} bytes",
+        head.ok().and_then(|h| h.content_length())
+    );
+    let ranged = c
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .range("bytes=0-99")
+        .send()
+        .await;
+    assert!(ranged.is_err(), "{case}: a ranged GET was answered");
+    let dest = format!("{key}-copy");
+    let copy = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key(&dest)
+        .copy_source(format!("{BUCKET}/{key}"))
+        .send()
+        .await;
+    assert!(copy.is_err(), "{case}: CopyObject laundered the object");
+    assert!(
+        c.head_object()
+            .bucket(BUCKET)
+            .key(&dest)
+            .send()
+            .await
+            .is_err(),
+        "{case}: a copy was stored"
+    );
+    let upload = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&dest)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let part_copy = c
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key(&dest)
+        .upload_id(upload_id)
+        .part_number(1)
+        .copy_source(format!("{BUCKET}/{key}"))
+        .send()
+        .await;
+    assert!(part_copy.is_err(), "{case}: UploadPartCopy read the object");
+    c.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key(&dest)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .unwrap();
+    let out = env._dir.path().join("decrypted");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_sealgate"))
+        .arg("decrypt")
+        .arg("--keys-dir")
+        .arg(&env.gw.keys_dir)
+        .args(["--bucket", BUCKET, "--key", key])
+        .arg(data_path(env, key))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        !cli.status.success() && !out.exists(),
+        "{case}: sealgate decrypt accepted the stored bytes"
+    );
+}
+
+/// The provider drops trailing parts of multipart objects and rewrites the
+/// stored size and the ETag's `-N` to match (or drops `-N`), or forges the
+/// last part's length: the completion commitment (FORMAT.md §Completion)
+/// makes every reader refuse.
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_truncation_is_refused_by_every_reader() {
+    events();
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let five = 5 * 1024 * 1024;
+    let stride = part_ciphertext_len(five as u64) as u64;
+    let mut suite = Suite::new("multipart truncation");
+
+    // A small last part: it carries the end-of-object mark itself.
+    let small = [payload(five, 40), payload(five, 41), payload(100_000, 42)];
+    // A last part of 5 MiB or more: completion adds a record after it.
+    let large = [payload(five, 43), payload(five + 1, 44)];
+    // (case, parts uploaded, stored bytes the provider keeps, the `-N` it
+    // leaves in the ETag)
+    type Truncation<'a> = (&'a str, &'a [Vec<u8>], u64, Option<u32>);
+    let cases: Vec<Truncation<'_>> = vec![
+        (
+            "last part dropped, size and -N rewritten",
+            &small,
+            2 * stride,
+            Some(2),
+        ),
+        ("last parts dropped, -N removed", &small, stride, None),
+        (
+            "record dropped, size and -N rewritten",
+            &large,
+            stride + part_ciphertext_len(five as u64 + 1),
+            Some(2),
+        ),
+        (
+            "record and last part dropped, -N removed",
+            &large,
+            stride,
+            None,
+        ),
+    ];
+    for (i, (case, parts, keep, etag_parts)) in cases.into_iter().enumerate() {
+        let key = format!("trunc-{i}");
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        put_multipart(&c, BUCKET, &key, &refs).await;
+        let whole = parts.concat();
+        let path = data_path(&env, &key);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(keep).unwrap();
+        drop(f);
+        edit_etag(&env, &key, |e| with_parts(e, etag_parts));
+        assert_refused_by_every_reader(&c, &env, &key, &whole, case).await;
+        suite.record(&format!("{case} -> refused by every reader"), Ok(0));
+    }
+
+    // The last part's header claims 1 GiB and the stored size is extended to
+    // match (a sparse file): HEAD must not report a size from it.
+    let key = "forged-length";
+    let refs: Vec<&[u8]> = small.iter().map(|p| p.as_slice()).collect();
+    put_multipart(&c, BUCKET, key, &refs).await;
+    let path = data_path(&env, key);
+    let mut stored = std::fs::read(&path).unwrap();
+    let last_at = 2 * stride as usize;
+    let forged: u64 = 1 << 30;
+    stored[last_at + 108..last_at + 116].copy_from_slice(&forged.to_be_bytes());
+    std::fs::write(&path, &stored).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(2 * stride + part_ciphertext_len(forged)).unwrap();
+    drop(f);
+    assert_refused_by_every_reader(
+        &c,
+        &env,
+        key,
+        &small.concat(),
+        "last header's length forged",
+    )
+    .await;
+    suite.record(
+        "last header's length forged -> refused by every reader",
+        Ok(0),
+    );
+    suite.finish();
+}
+
+/// Sealed metadata is bound to the object's name and required on version-3
+/// objects: the provider can neither strip it (content headers silently
+/// gone) nor move it between an object and its copies, which share a data
+/// key (a copy saved as text/plain turned back into text/html).
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_metadata_strip_and_swap_are_refused() {
+    events();
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let page = b"<script>alert(1)</script>".repeat(100);
+    let put_html = |key: &'static str| {
+        c.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type("text/html")
+            .content_encoding("gzip")
+            .body(ByteStream::from(page.clone()))
+            .send()
+    };
+    put_html("stripped").await.unwrap();
+    edit_metadata(&env, "stripped", |m| {
+        let name = m
+            .keys()
+            .find(|k| k.ends_with(META_SEALED))
+            .cloned()
+            .unwrap();
+        m.remove(&name);
+    });
+    assert_detected(&c, "stripped", &page, "sealed metadata removed").await;
+    assert!(
+        c.head_object()
+            .bucket(BUCKET)
+            .key("stripped")
+            .send()
+            .await
+            .is_err(),
+        "HEAD answered an object whose sealed metadata was removed"
+    );
+
+    put_html("page.html").await.unwrap();
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("page.txt")
+        .copy_source(format!("{BUCKET}/page.html"))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/plain")
+        .content_disposition("attachment")
+        .send()
+        .await
+        .unwrap();
+    let copy = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("page.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.content_type(), Some("text/plain"));
+    // The provider puts the source's sealed metadata on the copy.
+    let mut source_meta = String::new();
+    edit_metadata(&env, "page.html", |m| {
+        let name = m
+            .keys()
+            .find(|k| k.ends_with(META_SEALED))
+            .cloned()
+            .unwrap();
+        source_meta = m[&name].as_str().unwrap().to_owned();
+    });
+    edit_metadata(&env, "page.txt", |m| {
+        let name = m
+            .keys()
+            .find(|k| k.ends_with(META_SEALED))
+            .cloned()
+            .unwrap();
+        m.insert(name, source_meta.clone().into());
+    });
+    assert_detected(
+        &c,
+        "page.txt",
+        &page,
+        "sealed metadata of the source put on its copy",
+    )
+    .await;
+    let head = c.head_object().bucket(BUCKET).key("page.txt").send().await;
+    assert!(
+        head.is_err(),
+        "HEAD served the swapped metadata: {:?}",
+        head.ok().and_then(|h| h.content_type().map(str::to_owned))
+    );
+    // The source itself is untouched and still reads with its own headers.
+    let src = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("page.html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(src.content_type(), Some("text/html"));
+    let mut suite = Suite::new("sealed metadata");
+    suite.record("sealed metadata removed -> refused", Ok(0));
+    suite.record("source's sealed metadata put on its copy -> refused", Ok(0));
+    suite.finish();
+}

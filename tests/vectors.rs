@@ -285,15 +285,13 @@ fn committed_vectors_decode_and_reseal_exactly() {
                     kek,
                     &v.inputs,
                     &parts,
-                    v.metadata
-                        .as_ref()
-                        .map(|m| {
-                            let read_as = ObjectName {
-                                bucket: &v.bucket,
-                                key: &v.key,
-                            };
-                            (m.blob_salt.as_str(), &m.plaintext, read_as)
-                        }),
+                    v.metadata.as_ref().map(|m| {
+                        let read_as = ObjectName {
+                            bucket: &v.bucket,
+                            key: &v.key,
+                        };
+                        (m.blob_salt.as_str(), &m.plaintext, read_as)
+                    }),
                 );
                 assert_eq!(
                     ct, v.ciphertext,

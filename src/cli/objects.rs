@@ -167,13 +167,13 @@ pub(super) fn inspect(a: InspectArgs) -> CliResult {
     let mut head = vec![0u8; HEADER_LEN];
     let n = f.read(&mut head)?;
     let h = PartHeader::parse(&head[..n])?;
-    println!("format version:   1");
+    println!("format version:   {}", h.envelope.version);
     println!("algorithm:        {}", h.envelope.algorithm);
     println!("key id (KEK):     {}", h.envelope.kek_id);
     println!("object id:        {}", hex::encode(h.envelope.object_id));
     println!(
-        "first part:       number {}, {} plaintext bytes",
-        h.part_number, h.plaintext_len
+        "first part:       number {}, {} plaintext bytes, kind {:?}",
+        h.part_number, h.plaintext_len, h.kind
     );
     println!("binding tag:      {}", hex::encode(h.binding_tag));
     println!("stored size:      {total}");
