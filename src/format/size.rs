@@ -207,6 +207,17 @@ mod tests {
     }
 
     #[test]
+    fn a_completion_record_keeps_the_listing_formula_exact() {
+        // Version 3: a record is one more part of exactly H bytes, so the
+        // formula over the stored part count still inverts.
+        for (part, n, last) in [(8u64 << 20, 2u32, 8u64 << 20), (5 << 20, 3, 6 << 20)] {
+            let total_p = part * u64::from(n - 1) + last;
+            let c = part_ciphertext_len(part) * u64::from(n - 1) + part_ciphertext_len(last) + H;
+            assert_eq!(object_plaintext_len(c, n + 1), Ok(total_p));
+        }
+    }
+
+    #[test]
     fn ranges_follow_s3_rules() {
         assert_eq!(ByteRange::FromTo(0, 9).resolve(5), Ok((0, 5)));
         assert_eq!(ByteRange::From(4).resolve(5), Ok((4, 5)));
