@@ -1,11 +1,15 @@
 //! ListObjects (v1 and v2): forwarded page by page; each entry's size is
 //! turned into the plaintext size by arithmetic on the stored size and the
-//! ETag's part count (FORMAT.md §Sizes) — no request per listed object.
+//! ETag's part count (FORMAT.md §Sizes) — no request per listed object,
+//! except where the provider lists no ETag (s3s-fs, the embedded default):
+//! then each entry large enough to be a multipart object of two or more
+//! parts gets one HEAD for its ETag, at most [`LIST_HEADS`] at a time.
 
 use super::error::upstream_bucket;
 use super::{Gateway, etag, etag_parts, timestamp};
-use crate::format::size::object_plaintext_len;
+use crate::format::size::{object_plaintext_len, part_ciphertext_len};
 use crate::upstream::UpstreamError;
+use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -17,6 +21,55 @@ const KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~')
     .remove(b'/');
+
+/// HEADs in flight for one listing page whose entries lack ETags.
+pub const LIST_HEADS: usize = 16;
+
+/// The smallest stored size of a multipart object of two or more parts
+/// (part 1 holds at least 5 MiB). Anything smaller is one part stream, whose
+/// size the arithmetic gets right without the part count.
+fn may_be_multipart(stored: i64) -> bool {
+    let min = part_ciphertext_len(5 << 20) + part_ciphertext_len(0);
+    u64::try_from(stored).is_ok_and(|c| c >= min)
+}
+
+/// The page's entries with every missing ETag filled in from a HEAD where
+/// the part count matters: a listing must give the sizes HEAD gives, or
+/// sync tools transfer the same files forever.
+async fn with_etags(
+    gw: &Gateway,
+    bucket: &str,
+    listed: &[aws_sdk_s3::types::Object],
+) -> Vec<aws_sdk_s3::types::Object> {
+    futures::stream::iter(listed.iter().cloned())
+        .map(|o| async move {
+            let lacks = o.e_tag().is_none_or(str::is_empty);
+            let (Some(key), true) = (o.key(), lacks && may_be_multipart(o.size().unwrap_or(0)))
+            else {
+                return o;
+            };
+            match gw
+                .upstream
+                .client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                // Only if it is still the same object (same stored size).
+                Ok(h) if h.content_length() == o.size() => {
+                    let mut o = o;
+                    o.e_tag = h.e_tag().map(str::to_owned);
+                    o
+                }
+                _ => o,
+            }
+        })
+        .buffered(LIST_HEADS)
+        .collect()
+        .await
+}
 
 /// The plaintext size clients see for a listed object. Objects that are not
 /// in sealgate's format (sizes no ciphertext can have) keep their size.
@@ -106,11 +159,12 @@ pub async fn list_objects_v2(
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
     let raw = gw.policy().passthrough(&i.bucket).is_some();
-    let contents: Vec<Object> = out
-        .contents()
-        .iter()
-        .map(|o| object(o, &enc, raw))
-        .collect();
+    let listed = if raw {
+        out.contents().to_vec()
+    } else {
+        with_etags(gw, &i.bucket, out.contents()).await
+    };
+    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw)).collect();
     let common = prefixes(out.common_prefixes(), &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -148,11 +202,12 @@ pub async fn list_objects(
         .await
         .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
     let raw = gw.policy().passthrough(&i.bucket).is_some();
-    let contents: Vec<Object> = out
-        .contents()
-        .iter()
-        .map(|o| object(o, &enc, raw))
-        .collect();
+    let listed = if raw {
+        out.contents().to_vec()
+    } else {
+        with_etags(gw, &i.bucket, out.contents()).await
+    };
+    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw)).collect();
     let truncated = out.is_truncated().unwrap_or(false);
     // S3 returns NextMarker only with a delimiter; clients then use the last key.
     let next_marker = out.next_marker().map(str::to_owned).or_else(|| {
