@@ -91,6 +91,31 @@ pub async fn get_bucket_location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    bucket_exists(gw, &req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketLocationOutput::default()))
+    // The provider's location where it has one (clients pick the signing
+    // region from it); an empty answer means us-east-1, as on S3.
+    let out = gw
+        .upstream
+        .client
+        .get_bucket_location()
+        .bucket(&req.input.bucket)
+        .send()
+        .await;
+    let location = match out {
+        Ok(o) => o
+            .location_constraint()
+            .map(|l| l.as_str().to_owned())
+            .filter(|l| !l.is_empty()),
+        // A provider without the call still answers HEAD for the bucket.
+        Err(e) => {
+            let e = UpstreamError::from_sdk(e);
+            if e.status() == Some(404) {
+                return Err(upstream_bucket(e));
+            }
+            bucket_exists(gw, &req.input.bucket).await?;
+            None
+        }
+    };
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: location.map(BucketLocationConstraint::from),
+    }))
 }

@@ -1055,7 +1055,30 @@ fn preconditions(
         unmodified_since,
     ) {
         Outcome::Proceed => Ok(()),
-        Outcome::NotModified => Err(super::error::not_modified()),
+        Outcome::NotModified => {
+            // A 304 carries the ETag and date the client validates against.
+            let mut e = super::error::not_modified();
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) =
+                http::HeaderValue::from_str(&format!("\"{}\"", client_etag(&obj.upstream_etag)))
+            {
+                h.insert(http::header::ETAG, v);
+            }
+            if let Some(v) = obj
+                .last_modified
+                .as_ref()
+                .and_then(|t| {
+                    let mut b = Vec::new();
+                    t.format(TimestampFormat::HttpDate, &mut b).ok()?;
+                    String::from_utf8(b).ok()
+                })
+                .and_then(|v| http::HeaderValue::from_str(&v).ok())
+            {
+                h.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(h);
+            Err(e)
+        }
         Outcome::Failed => Err(super::error::precondition_failed()),
     }
 }

@@ -107,8 +107,9 @@ impl Enc {
 }
 
 /// A listed object as clients see it. In a passthrough bucket (`raw`)
-/// objects are listed as stored: size and ETag unconverted.
-fn object(o: &aws_sdk_s3::types::Object, enc: &Enc, raw: bool) -> Object {
+/// objects are listed as stored: size and ETag unconverted. `owner`: S3
+/// lists it in ListObjects (v1) always and in v2 with FetchOwner=true.
+fn object(o: &aws_sdk_s3::types::Object, enc: &Enc, raw: bool, owner: bool) -> Object {
     let stored = o.size().unwrap_or(0);
     Object {
         key: enc.s(o.key()),
@@ -127,6 +128,7 @@ fn object(o: &aws_sdk_s3::types::Object, enc: &Enc, raw: bool) -> Object {
         storage_class: o
             .storage_class()
             .map(|s| ObjectStorageClass::from(s.as_str().to_owned())),
+        owner: owner.then(super::acl::owner),
         ..Default::default()
     }
 }
@@ -164,12 +166,17 @@ pub async fn list_objects_v2(
     } else {
         with_etags(gw, &i.bucket, out.contents()).await
     };
-    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw)).collect();
+    let fetch_owner = i.fetch_owner == Some(true);
+    let contents: Vec<Object> = listed
+        .iter()
+        .map(|o| object(o, &enc, raw, fetch_owner))
+        .collect();
     let common = prefixes(out.common_prefixes(), &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
         prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
-        delimiter: enc.s(i.delimiter.as_deref()),
+        // An empty delimiter is no delimiter: S3 does not echo it.
+        delimiter: enc.s(i.delimiter.as_deref().filter(|d| !d.is_empty())),
         max_keys: Some(i.max_keys.unwrap_or(1000)),
         key_count: Some((contents.len() + common.len()) as i32),
         continuation_token: i.continuation_token,
@@ -207,7 +214,7 @@ pub async fn list_objects(
     } else {
         with_etags(gw, &i.bucket, out.contents()).await
     };
-    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw)).collect();
+    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw, true)).collect();
     let truncated = out.is_truncated().unwrap_or(false);
     // S3 returns NextMarker only with a delimiter; clients then use the last key.
     let next_marker = out.next_marker().map(str::to_owned).or_else(|| {
@@ -223,7 +230,8 @@ pub async fn list_objects(
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
         prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
-        delimiter: enc.s(i.delimiter.as_deref()),
+        // An empty delimiter is no delimiter: S3 does not echo it.
+        delimiter: enc.s(i.delimiter.as_deref().filter(|d| !d.is_empty())),
         marker: enc.s(i.marker.as_deref()).or(Some(String::new())),
         max_keys: Some(i.max_keys.unwrap_or(1000)),
         is_truncated: Some(truncated),

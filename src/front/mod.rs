@@ -5,6 +5,7 @@
 //! `src/api/s3/`). Operations not implemented here keep s3s's default answer,
 //! 501 NotImplemented, and are never forwarded: an allowlist, not a denylist.
 
+mod acl;
 mod bucket;
 mod conditions;
 mod copy;
@@ -102,6 +103,30 @@ impl S3 for Gateway {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::get_bucket_location(self, req).await
+    }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+    async fn put_bucket_acl(
+        &self,
+        _req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        Err(acl::refuse_acl_change())
+    }
+    async fn put_object_acl(
+        &self,
+        _req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        Err(acl::refuse_acl_change())
     }
     async fn put_object(
         &self,

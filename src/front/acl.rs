@@ -1,0 +1,84 @@
+//! ACLs: sealgate grants access per bucket in its own configuration
+//! (`auth::Grants`), not by S3 ACLs. Tools read ACLs to decide what they may
+//! do, so reads answer what holds — the owner has FULL_CONTROL, nobody else
+//! has anything — and changes are refused with a clear error instead of
+//! being ignored.
+
+use super::Gateway;
+use super::error::{upstream_bucket, upstream_object};
+use crate::upstream::UpstreamError;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// The owner sealgate reports (as in ListBuckets and listings).
+pub(super) fn owner() -> Owner {
+    Owner {
+        display_name: Some("sealgate".into()),
+        id: Some("sealgate".into()),
+    }
+}
+
+/// The one grant that holds: the owner, FULL_CONTROL.
+fn owner_full_control() -> Grants {
+    vec![Grant {
+        grantee: Some(Grantee {
+            type_: Type::from_static(Type::CANONICAL_USER),
+            id: owner().id,
+            display_name: owner().display_name,
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    }]
+}
+
+pub async fn get_bucket_acl(
+    gw: &Gateway,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    gw.upstream
+        .client
+        .head_bucket()
+        .bucket(&req.input.bucket)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(GetBucketAclOutput {
+        owner: Some(owner()),
+        grants: Some(owner_full_control()),
+    }))
+}
+
+pub async fn get_object_acl(
+    gw: &Gateway,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let i = req.input;
+    if i.version_id.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "reading a specific version is not supported"
+        ));
+    }
+    gw.upstream
+        .client
+        .head_object()
+        .bucket(&i.bucket)
+        .key(&i.key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    Ok(S3Response::new(GetObjectAclOutput {
+        owner: Some(owner()),
+        grants: Some(owner_full_control()),
+        ..Default::default()
+    }))
+}
+
+/// PutBucketAcl and PutObjectAcl.
+pub fn refuse_acl_change() -> s3s::S3Error {
+    s3_error!(
+        NotImplemented,
+        "sealgate does not apply S3 ACLs: access is granted per bucket and access key in its configuration (the buckets of each [[credentials]] entry)"
+    )
+}
