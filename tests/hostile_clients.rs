@@ -81,6 +81,9 @@ buckets = ["tenant-b"]
     fn admin(&self) -> Client {
         client_for(self.endpoint(), "admin", "admin-secret-0123456789")
     }
+    fn alice(&self) -> Client {
+        client_for(self.endpoint(), "alice", "alice-secret-0123456789")
+    }
 
     /// Stores `body` as bucket/key through the gateway (as admin).
     async fn put(&self, bucket: &str, key: &str, body: &[u8]) {
@@ -458,4 +461,118 @@ async fn presigned_urls_are_valid_for_at_most_seven_days() {
     )
     .await;
     assert_eq!((status, code(&body)), (403, "AccessDenied"), "{body}");
+}
+
+// ---- finding 4: keys escaping their bucket ---------------------------------
+
+fn s3_code<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> String {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .map_or_else(|| format!("{e:?}"), str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_cannot_escape_their_bucket_whatever_carries_them() {
+    let t = Tenants::start().await;
+    t.put("tenant-b", "payroll.csv", b"salaries").await;
+    t.put("tenant-a", "mine", b"alice's").await;
+    let alice = t.alice();
+    let absolute = t.data.join("tenant-b/payroll.csv");
+    let absolute = absolute.to_str().unwrap();
+    assert!(absolute.starts_with('/'));
+    // DeleteObjects body keys: the whole request is refused, so not even
+    // alice's own key in it is deleted.
+    for evil in [
+        "../tenant-b/payroll.csv",
+        "a/../../tenant-b/payroll.csv",
+        absolute,
+    ] {
+        let objects = [evil, "mine"]
+            .iter()
+            .map(|k| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(*k)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let r = alice
+            .delete_objects()
+            .bucket("tenant-a")
+            .delete(
+                aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(objects))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await;
+        match r {
+            Err(e) => assert_eq!(s3_code(&e), "InvalidArgument", "{evil}"),
+            Ok(out) => panic!("{evil}: DeleteObjects answered {out:?}"),
+        }
+        assert!(t.stored("tenant-b", "payroll.csv"), "{evil}");
+        assert!(t.stored("tenant-a", "mine"), "{evil}");
+    }
+    // A key starting with '/' in the path: an absolute path on s3s-fs.
+    let planted = t.data.join("tenant-b/planted");
+    let e = alice
+        .put_object()
+        .bucket("tenant-a")
+        .key(planted.to_str().unwrap())
+        .body(ByteStream::from_static(b"planted"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(s3_code(&e), "InvalidArgument");
+    assert!(!planted.exists());
+    let e = alice
+        .create_multipart_upload()
+        .bucket("tenant-a")
+        .key(planted.to_str().unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(s3_code(&e), "InvalidArgument");
+    let e = alice
+        .get_object()
+        .bucket("tenant-a")
+        .key(absolute)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(s3_code(&e), "InvalidArgument");
+    // ... and as a copy source.
+    let e = alice
+        .copy_object()
+        .bucket("tenant-a")
+        .key("stolen")
+        .copy_source(format!("tenant-a/{absolute}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(s3_code(&e), "InvalidArgument");
+    assert!(!t.stored("tenant-a", "stolen"));
+    // Ordinary keys keep working, in DeleteObjects too.
+    alice
+        .delete_objects()
+        .bucket("tenant-a")
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .objects(
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key("mine")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(!t.stored("tenant-a", "mine"));
+    assert!(t.stored("tenant-b", "payroll.csv"));
 }
