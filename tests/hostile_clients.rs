@@ -84,6 +84,9 @@ buckets = ["tenant-b"]
     fn alice(&self) -> Client {
         client_for(self.endpoint(), "alice", "alice-secret-0123456789")
     }
+    fn bob(&self) -> Client {
+        client_for(self.endpoint(), "bob", "bob-secret-0123456789")
+    }
 
     /// Stores `body` as bucket/key through the gateway (as admin).
     async fn put(&self, bucket: &str, key: &str, body: &[u8]) {
@@ -575,4 +578,31 @@ async fn keys_cannot_escape_their_bucket_whatever_carries_them() {
         .unwrap();
     assert!(!t.stored("tenant-a", "mine"));
     assert!(t.stored("tenant-b", "payroll.csv"));
+}
+
+// ---- finding 7: ListBuckets ------------------------------------------------
+
+async fn bucket_names(c: &Client) -> Vec<String> {
+    let mut names: Vec<String> = c
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_buckets_shows_only_the_granted_buckets() {
+    let t = Tenants::start().await;
+    assert_eq!(bucket_names(&t.alice()).await, ["tenant-a"]);
+    assert_eq!(bucket_names(&t.bob()).await, ["tenant-b"]);
+    assert_eq!(
+        bucket_names(&t.admin()).await,
+        ["hr-layoffs-2027", "tenant-a", "tenant-b"]
+    );
 }

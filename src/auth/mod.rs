@@ -49,11 +49,20 @@ impl Grants {
             .is_some_and(|c| c.buckets.iter().any(|b| b == "*" || b == bucket))
     }
 
-    /// Whether `access_key` may use every bucket (needed for ListBuckets).
+    /// Whether `access_key` may use every bucket.
     pub fn allows_all(&self, access_key: &str) -> bool {
         self.clients
             .get(access_key)
             .is_some_and(|c| c.buckets.iter().any(|b| b == "*"))
+    }
+
+    /// The buckets `access_key` sees in ListBuckets.
+    pub fn visible(&self, access_key: &str) -> VisibleBuckets {
+        match self.clients.get(access_key) {
+            Some(c) if c.buckets.iter().any(|b| b == "*") => VisibleBuckets::All,
+            Some(c) => VisibleBuckets::Only(c.buckets.clone()),
+            None => VisibleBuckets::Only(Vec::new()),
+        }
     }
 
     /// True when no client is configured.
@@ -101,6 +110,26 @@ pub fn check_key(key: &str) -> S3Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The buckets a ListBuckets caller may see, handed from the access check
+/// to the front end in the request's extensions. Absent, nothing is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VisibleBuckets {
+    /// Every bucket (a `*` grant).
+    All,
+    /// Only these.
+    Only(Vec<String>),
+}
+
+impl VisibleBuckets {
+    /// Whether `bucket` is listed.
+    pub fn shows(&self, bucket: &str) -> bool {
+        match self {
+            VisibleBuckets::All => true,
+            VisibleBuckets::Only(b) => b.iter().any(|b| b == bucket),
+        }
+    }
 }
 
 impl Grants {
@@ -157,6 +186,18 @@ impl S3Access for Grants {
         Ok(())
     }
 
+    async fn list_buckets(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::ListBucketsInput>,
+    ) -> S3Result<()> {
+        let Some(creds) = req.credentials.as_ref() else {
+            return Err(s3_error!(AccessDenied, "Signature required"));
+        };
+        let visible = self.visible(&creds.access_key);
+        req.extensions.insert(visible);
+        Ok(())
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         // Name the operation for metrics (the listener reads it back).
         let op = cx.s3_op().name().to_owned();
@@ -208,6 +249,16 @@ mod tests {
         for ok in ["a/b", "x//y", "a/", ".hidden", "a..b", "dir/..."] {
             assert!(!key_escapes_bucket(ok) && check_key(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn list_buckets_shows_the_grant() {
+        let mut g = Grants::default();
+        g.add("a".into(), "s".into(), vec!["one".into()]);
+        g.add("b".into(), "s".into(), vec!["*".into()]);
+        assert!(g.visible("a").shows("one") && !g.visible("a").shows("two"));
+        assert_eq!(g.visible("b"), VisibleBuckets::All);
+        assert!(!g.visible("nobody").shows("one"));
     }
 
     #[test]
