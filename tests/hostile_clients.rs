@@ -606,3 +606,85 @@ async fn list_buckets_shows_only_the_granted_buckets() {
         ["hr-layoffs-2027", "tenant-a", "tenant-b"]
     );
 }
+
+// ---- finding 11: upload ids ------------------------------------------------
+
+/// The provider's upload id inside a sealgate `sg1.` id (FORMAT.md §Upload
+/// ids): what a client can learn, or guess, of another tenant's upload.
+fn provider_upload_id(id: &str) -> String {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id.strip_prefix("sg1.").unwrap())
+        .unwrap();
+    String::from_utf8(b[104 + 32..].to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_ids_are_authenticated_for_their_bucket_and_key() {
+    let t = Tenants::start().await;
+    let (alice, bob) = (t.alice(), t.bob());
+    let part = vec![7u8; 1000];
+    let mut upload = gw_common::upload_parts(&bob, "tenant-b", "report.bin", &[&part])
+        .await
+        .unwrap();
+    let bare = format!("sgu.{}", provider_upload_id(&upload.id));
+    // alice, in her own bucket, presents bob's upload: bare, or his whole id.
+    for id in [bare.as_str(), upload.id.as_str()] {
+        let e = alice
+            .list_parts()
+            .bucket("tenant-a")
+            .key("report.bin")
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(s3_code(&e), "NoSuchUpload", "{id}");
+        let e = alice
+            .abort_multipart_upload()
+            .bucket("tenant-a")
+            .key("report.bin")
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(s3_code(&e), "NoSuchUpload", "{id}");
+    }
+    // bob's own id for another key of his is refused too.
+    let e = bob
+        .list_parts()
+        .bucket("tenant-b")
+        .key("other.bin")
+        .upload_id(&upload.id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(s3_code(&e), "NoSuchUpload");
+    // bob's upload is untouched: he lists its part and completes it.
+    let parts = bob
+        .list_parts()
+        .bucket("tenant-b")
+        .key("report.bin")
+        .upload_id(&upload.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parts.parts().len(), 1);
+    gw_common::complete_upload(&bob, "tenant-b", "report.bin", &upload)
+        .await
+        .unwrap();
+    assert_eq!(
+        gw_common::get_bytes(&bob, "tenant-b", "report.bin").await,
+        part
+    );
+    // And he can still abort an upload of his own with its id.
+    upload = gw_common::upload_parts(&bob, "tenant-b", "draft.bin", &[&part])
+        .await
+        .unwrap();
+    bob.abort_multipart_upload()
+        .bucket("tenant-b")
+        .key("draft.bin")
+        .upload_id(&upload.id)
+        .send()
+        .await
+        .unwrap();
+}
