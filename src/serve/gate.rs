@@ -111,10 +111,13 @@ fn presigned_too_long<B>(req: &http::Request<B>) -> bool {
         .iter()
         .filter(|(k, _)| k == "X-Amz-Expires")
         .any(|(_, v)| {
-            let v = v.trim();
-            !v.is_empty()
-                && v.bytes().all(|b| b.is_ascii_digit())
-                && v.parse::<u64>().map_or(true, |n| n > MAX_PRESIGNED_SECS)
+            // s3s reads it with `str::parse`, which takes a leading '+'.
+            let digits = v.strip_prefix('+').unwrap_or(v);
+            !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits
+                    .parse::<u64>()
+                    .map_or(true, |n| n > MAX_PRESIGNED_SECS)
         })
 }
 
@@ -181,6 +184,18 @@ mod tests {
             assert!(refusal(&req(m, "/bucket?delete", &[("content-type", ct)])).is_none());
         }
         assert!(refusal(&req("POST", "/bucket/k?uploads", &[])).is_none());
+    }
+
+    #[test]
+    fn presigned_urls_up_to_seven_days_pass() {
+        for q in [
+            "X-Amz-Expires=604800",
+            "X-Amz-Expires=%2B1",
+            "X-Amz-Expires=x",
+        ] {
+            let r = req("GET", &format!("/b/k?X-Amz-Signature=00&{q}"), &[]);
+            assert_eq!(code_of(&r), None, "{q}");
+        }
     }
 
     #[test]
@@ -253,6 +268,8 @@ mod tests {
             "X-Amz-Expires=999999999",
             "X-Amz-Expires=99999999999999999999999",
             "X-Amz-Expires=1&X-Amz-Expires=604801",
+            "X-Amz-Expires=%2B604801",
+            "X-Amz-Expires=0000000000000000604801",
         ] {
             let r = req("GET", &format!("/b/k?X-Amz-Signature=00&{q}"), &[]);
             assert_eq!(
