@@ -183,6 +183,8 @@ async fn browser_form_uploads_are_refused_before_their_body_is_read() {
     let (status, _) = raw(t.gw.addr, &format!("{head}{form}")).await;
     assert_eq!(status, 501);
     assert!(!t.stored("tenant-b", "planted"));
+    // All three at the HTTP layer, before s3s or the provider.
+    assert_eq!(t.gw.metrics.requests_of("refused", 501), 3);
     // The gateway keeps serving.
     t.put("tenant-a", "after", b"ok").await;
 }
@@ -375,6 +377,8 @@ async fn signature_version_2_is_refused() {
     .await;
     assert_eq!((status, code(&body)), (400, "InvalidRequest"), "{body}");
     assert!(!body.contains("secret"));
+    // Both were refused at the HTTP layer, before s3s or the provider.
+    assert_eq!(t.gw.metrics.requests_of("refused", 400), 2);
 }
 
 /// A SigV4 presigned GET of /tenant-a/key for alice, signed at `at` and
@@ -621,6 +625,7 @@ fn provider_upload_id(id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_ids_are_authenticated_for_their_bucket_and_key() {
+    let seen = gw_common::security::events();
     let t = Tenants::start().await;
     let (alice, bob) = (t.alice(), t.bob());
     let part = vec![7u8; 1000];
@@ -649,6 +654,13 @@ async fn upload_ids_are_authenticated_for_their_bucket_and_key() {
             .unwrap_err();
         assert_eq!(s3_code(&e), "NoSuchUpload", "{id}");
     }
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(ev, key)| ev == "bad_upload_id" && key == "report.bin"),
+        "no bad_upload_id event"
+    );
     // bob's own id for another key of his is refused too.
     let e = bob
         .list_parts()
