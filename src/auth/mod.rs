@@ -6,6 +6,8 @@
 //! touch the bucket. s3s runs access checks only when an auth provider is
 //! set, and passes requests without credentials to them: both are refused
 //! here, so nothing unauthenticated reaches the front end or the provider.
+//! Signature Version 2 never gets this far (`serve/gate.rs` refuses it).
+//! [`check_key`] is the one check of object keys sent upstream.
 
 pub mod failures;
 

@@ -58,9 +58,9 @@ pub(crate) fn refusal<B>(req: &http::Request<B>) -> Option<S3Error> {
 
 /// Largest XML request body (DeleteObjects, CompleteMultipartUpload) s3s
 /// reads into memory. S3 allows 1,000 keys per DeleteObjects (each up to
-/// 1,024 bytes, some characters escaped) and 10,000 parts per completion
-/// (~250 bytes each with a checksum): both fit in 4 MiB; s3s's default is
-/// 20 MiB per request.
+/// 1,024 bytes; 4 MiB leaves ~4,100 bytes per escaped key) and 10,000
+/// parts per completion (~200 bytes each with a checksum): both fit;
+/// s3s's default is 20 MiB per request.
 pub const XML_MAX_BODY: usize = 4 << 20;
 
 /// The body length a request declares (Content-Length, or the decoded
