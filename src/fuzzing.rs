@@ -139,9 +139,15 @@ pub fn request(data: &[u8]) {
             if let Some(k) = crate::serve::listener::claimed_access_key(&req) {
                 assert!(auth.contains(k) || query.contains(k));
             }
+            // The header gate (SigV2, presigned lifetime) never panics.
+            let _ = crate::serve::gate::refusal(&req);
         }
         3 => {
             let _ = crate::auth::has_dot_segment(&text);
+            assert_eq!(
+                crate::auth::check_key(&text).is_err(),
+                crate::auth::key_escapes_bucket(&text)
+            );
         }
         4 => {
             let mut h = http::HeaderMap::new();

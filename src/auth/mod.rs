@@ -6,6 +6,8 @@
 //! touch the bucket. s3s runs access checks only when an auth provider is
 //! set, and passes requests without credentials to them: both are refused
 //! here, so nothing unauthenticated reaches the front end or the provider.
+//! Signature Version 2 never gets this far (`serve/gate.rs` refuses it).
+//! [`check_key`] is the one check of object keys sent upstream.
 
 pub mod failures;
 
@@ -49,11 +51,20 @@ impl Grants {
             .is_some_and(|c| c.buckets.iter().any(|b| b == "*" || b == bucket))
     }
 
-    /// Whether `access_key` may use every bucket (needed for ListBuckets).
+    /// Whether `access_key` may use every bucket.
     pub fn allows_all(&self, access_key: &str) -> bool {
         self.clients
             .get(access_key)
             .is_some_and(|c| c.buckets.iter().any(|b| b == "*"))
+    }
+
+    /// The buckets `access_key` sees in ListBuckets.
+    pub fn visible(&self, access_key: &str) -> VisibleBuckets {
+        match self.clients.get(access_key) {
+            Some(c) if c.buckets.iter().any(|b| b == "*") => VisibleBuckets::All,
+            Some(c) => VisibleBuckets::Only(c.buckets.clone()),
+            None => VisibleBuckets::Only(Vec::new()),
+        }
     }
 
     /// True when no client is configured.
@@ -72,12 +83,55 @@ impl S3Auth for Grants {
     }
 }
 
-/// Keys with `.` or `..` segments are refused for every operation: S3 treats
-/// them as opaque names, but a file-backed provider may resolve them as paths
-/// and store the object outside its bucket (s3s-fs does), which would let a
-/// client granted one bucket write into another.
+/// Whether `key` has a `.` or `..` path segment.
 pub fn has_dot_segment(key: &str) -> bool {
     key.split('/').any(|s| s == "." || s == "..")
+}
+
+/// Whether `key`, read as a path by a file-backed provider, could name a
+/// file outside its bucket: it starts with `/` (an absolute path) or has
+/// a `.` or `..` segment. S3 treats keys as opaque names, but s3s-fs (the
+/// embedded provider) joins them to the bucket's directory, so such a key
+/// would let a client granted one bucket reach another.
+pub fn key_escapes_bucket(key: &str) -> bool {
+    key.starts_with('/') || has_dot_segment(key)
+}
+
+/// The one check of every object key sealgate sends upstream, whatever
+/// carried it: the request path (every object operation, multipart
+/// included), a copy source, the keys in a DeleteObjects body. Browser-form
+/// (PostObject) keys never get this far: such uploads are refused before
+/// their body is read (`serve/gate.rs`). Listing prefixes, markers and
+/// start-after are compared as strings by the provider, never resolved as
+/// paths, and pass.
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key_escapes_bucket(key) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "object keys starting with \"/\" or with \".\" or \"..\" path segments are not accepted"
+        ));
+    }
+    Ok(())
+}
+
+/// The buckets a ListBuckets caller may see, handed from the access check
+/// to the front end in the request's extensions. Absent, nothing is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VisibleBuckets {
+    /// Every bucket (a `*` grant).
+    All,
+    /// Only these.
+    Only(Vec<String>),
+}
+
+impl VisibleBuckets {
+    /// Whether `bucket` is listed.
+    pub fn shows(&self, bucket: &str) -> bool {
+        match self {
+            VisibleBuckets::All => true,
+            VisibleBuckets::Only(b) => b.iter().any(|b| b == bucket),
+        }
+    }
 }
 
 impl Grants {
@@ -92,12 +146,7 @@ impl Grants {
         };
         match source {
             s3s::dto::CopySource::Bucket { bucket, key, .. } => {
-                if has_dot_segment(key) {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "object keys with \".\" or \"..\" path segments are not accepted"
-                    ));
-                }
+                check_key(key)?;
                 if self.allows(&creds.access_key, bucket) {
                     Ok(())
                 } else {
@@ -128,6 +177,29 @@ impl S3Access for Grants {
         self.check_copy_source(req.credentials.as_ref(), &req.input.copy_source)
     }
 
+    async fn delete_objects(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::DeleteObjectsInput>,
+    ) -> S3Result<()> {
+        // One escaping key refuses the whole request: nothing is deleted.
+        for o in &req.input.delete.objects {
+            check_key(&o.key)?;
+        }
+        Ok(())
+    }
+
+    async fn list_buckets(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::ListBucketsInput>,
+    ) -> S3Result<()> {
+        let Some(creds) = req.credentials.as_ref() else {
+            return Err(s3_error!(AccessDenied, "Signature required"));
+        };
+        let visible = self.visible(&creds.access_key);
+        req.extensions.insert(visible);
+        Ok(())
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         // Name the operation for metrics (the listener reads it back).
         let op = cx.s3_op().name().to_owned();
@@ -143,10 +215,7 @@ impl S3Access for Grants {
         let ak = creds.access_key.clone();
         match cx.s3_path() {
             S3Path::Root => Ok(()),
-            S3Path::Object { key, .. } if has_dot_segment(key) => Err(s3_error!(
-                InvalidArgument,
-                "object keys with \".\" or \"..\" path segments are not accepted"
-            )),
+            S3Path::Object { key, .. } if key_escapes_bucket(key) => check_key(key),
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
                 if self.allows(&ak, bucket) {
                     Ok(())
@@ -172,6 +241,26 @@ mod tests {
         ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
+    }
+
+    #[test]
+    fn keys_that_could_leave_the_bucket_are_refused() {
+        for bad in ["/etc/passwd", "/", "//x", "../x", "a/../b", "./a"] {
+            assert!(key_escapes_bucket(bad) && check_key(bad).is_err(), "{bad}");
+        }
+        for ok in ["a/b", "x//y", "a/", ".hidden", "a..b", "dir/..."] {
+            assert!(!key_escapes_bucket(ok) && check_key(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn list_buckets_shows_the_grant() {
+        let mut g = Grants::default();
+        g.add("a".into(), "s".into(), vec!["one".into()]);
+        g.add("b".into(), "s".into(), vec!["*".into()]);
+        assert!(g.visible("a").shows("one") && !g.visible("a").shows("two"));
+        assert_eq!(g.visible("b"), VisibleBuckets::All);
+        assert!(!g.visible("nobody").shows("one"));
     }
 
     #[test]

@@ -6,10 +6,17 @@ use crate::upstream::UpstreamError;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
+/// Lists the provider's buckets that the caller's grant names (set by the
+/// access check, `auth::VisibleBuckets`; without it, none).
 pub async fn list_buckets(
     gw: &Gateway,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
+    let visible = req
+        .extensions
+        .get::<crate::auth::VisibleBuckets>()
+        .cloned()
+        .unwrap_or(crate::auth::VisibleBuckets::Only(Vec::new()));
     let out = gw
         .upstream
         .client
@@ -20,6 +27,7 @@ pub async fn list_buckets(
     let buckets = out
         .buckets()
         .iter()
+        .filter(|b| b.name().is_some_and(|n| visible.shows(n)))
         .map(|b| Bucket {
             name: b.name().map(str::to_owned),
             creation_date: b.creation_date().and_then(super::timestamp),

@@ -76,6 +76,14 @@ fn upstream_id(id: &str) -> S3Result<String> {
     upload_id::upstream_part(id).ok_or_else(no_such_upload)
 }
 
+/// The provider's id inside a client upload id, authenticated for this
+/// bucket and key like an UploadPart's (ListParts, AbortMultipartUpload):
+/// the provider may not bind its upload ids to a bucket (s3s-fs does not),
+/// so a bare `sgu.` id, or another object's id, is NoSuchUpload.
+fn authenticated_upstream_id(gw: &Gateway, id: &str, bucket: &str, key: &str) -> S3Result<String> {
+    authenticate(gw, id, ObjectName { bucket, key }).map(|u| u.upstream)
+}
+
 fn quoted(etag: &str) -> String {
     format!("\"{}\"", etag.trim_matches('"'))
 }
@@ -565,7 +573,7 @@ pub async fn abort_multipart_upload(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
-    let upload = upstream_id(&i.upload_id)?;
+    let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
     gw.upstream
         .client
         .abort_multipart_upload()
@@ -583,7 +591,7 @@ pub async fn list_parts(
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let i = req.input;
-    let upload = upstream_id(&i.upload_id)?;
+    let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
     let page = gw
         .upstream
         .client

@@ -223,6 +223,24 @@ async fn call(
     // One id per request: on every log line inside it (span), in records
     // that cite it, and in the response (x-amz-request-id).
     let id = RequestId::new();
+    if let Some(e) = super::gate::refusal(&req) {
+        // Refused from its headers: the body is never read.
+        tracing::info!(request_id = %id.0, %client_ip, method = %req.method(), code = %e.code().as_str(), "request refused before its body was read");
+        if let Some(m) = &ctx.metrics {
+            m.request(
+                "refused",
+                e.status_code().map_or(500, |s| s.as_u16()),
+                started.elapsed().as_secs_f64(),
+                0,
+                0,
+            );
+        }
+        let mut resp = super::gate::response(e, &id.0);
+        if let Ok(v) = http::HeaderValue::from_str(&id.0) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        return Ok(resp);
+    }
     let operation = Operation::default();
     let limit = ctx.body_timeout;
     let mut req = req.map(|b| s3s::Body::http_body(IdleBody::new(b, limit)));

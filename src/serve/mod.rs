@@ -7,6 +7,7 @@
 
 pub mod client_ip;
 pub mod embedded;
+pub(crate) mod gate;
 pub mod host;
 pub mod idle_body;
 pub mod listener;
@@ -274,6 +275,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone());
 
     let mut b = S3ServiceBuilder::new(gateway);
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_limits(),
+    ))));
     b.set_auth(grants.clone());
     b.set_access(grants);
     if let Some(domain) = &cfg.domain {
@@ -335,6 +339,19 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         task,
         admin_task,
     })
+}
+
+/// s3s's limits for this gateway: XML bodies as S3 allows them
+/// ([`gate::XML_MAX_BODY`]), and browser-form uploads (refused before s3s
+/// sees them, `gate.rs`) capped at nothing as a second line.
+fn s3_limits() -> s3s::config::S3Config {
+    let mut c = s3s::config::S3Config::default();
+    c.xml_max_body_size = gate::XML_MAX_BODY;
+    c.post_object_max_file_size = 0;
+    c.form_max_field_size = 8 << 10;
+    c.form_max_fields_size = 64 << 10;
+    c.form_max_parts = 32;
+    c
 }
 
 fn has_keys(dir: &std::path::Path) -> bool {

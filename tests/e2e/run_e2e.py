@@ -657,7 +657,14 @@ def multipart(name, gws_all, up, work):
                 assert e.response["Error"]["Code"] == "InvalidPart", e.response
             listed = [u for u in c.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", []) if u["Key"] == "bad"]
             assert len(listed) == 1, listed
-            c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=listed[0]["UploadId"])
+            # A listed id is bare ("sgu."): it cannot be authenticated for
+            # this bucket and key, so it is refused (docs/FORMAT.md §Upload ids).
+            try:
+                c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=listed[0]["UploadId"])
+                raise AssertionError("aborted with an unauthenticated listed upload id")
+            except c.exceptions.ClientError as e:
+                assert e.response["Error"]["Code"] == "NoSuchUpload", e.response
+            c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=uid)
         else:
             c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=uid)
         try:
