@@ -15,6 +15,7 @@ mod list;
 mod multipart;
 mod passthrough;
 mod put;
+mod unsupported;
 
 // Parsers of client input, for the fuzz entry points (crate::fuzzing).
 pub(crate) use multipart::parse_copy_range;
@@ -107,6 +108,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::PutObject,
+        )?;
         self.check_location()?;
         put::put_object(self, req).await
     }
@@ -150,6 +157,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CopyObject,
+        )?;
         self.check_location()?;
         copy::copy_object(self, req).await
     }
@@ -157,6 +170,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CreateMultipartUpload,
+        )?;
         self.check_location()?;
         multipart::create_multipart_upload(self, req).await
     }
@@ -164,6 +183,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::UploadPart,
+        )?;
         self.check_location()?;
         multipart::upload_part(self, req).await
     }
@@ -184,6 +209,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::UploadPartCopy,
+        )?;
         self.check_location()?;
         multipart::upload_part_copy(self, req).await
     }
