@@ -492,9 +492,10 @@ pub fn check_secret_file(what: &str, path: &Path) -> Result<(), ConfigError> {
     if !crate::keys::trusted_owner(meta.uid()) {
         let euid = crate::keys::euid();
         return Err(bad(format!(
-            "is owned by uid {}, not by the user sealgate runs as (uid {euid}) or root; check it, then run chown {euid} {}",
+            "is owned by uid {}, not by the user sealgate runs as (uid {euid}) or root; check it, then run chown {euid} {} (or run sealgate as uid {})",
             meta.uid(),
-            path.display()
+            path.display(),
+            meta.uid()
         )));
     }
     let mode = meta.permissions().mode() & 0o777;

@@ -65,7 +65,7 @@ pub enum KeyError {
     /// A file or the directory of the store belongs to another user: it may
     /// have been planted, so it is not trusted.
     #[error(
-        "{path} is owned by uid {owner}, not by the user sealgate runs as (uid {euid}) or root: a file another user planted is not trusted; check it, then run `chown {euid} {path}` (or remove it)"
+        "{path} is owned by uid {owner}, not by the user sealgate runs as (uid {euid}) or root: a file another user planted is not trusted; check it, then run `chown {euid} {path}` or remove it (or, if uid {owner} owns the store, run sealgate as that user)"
     )]
     ForeignOwner {
         /// Offending file or directory.

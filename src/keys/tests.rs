@@ -401,3 +401,45 @@ fn store_control_files_and_dir_owned_or_writable_by_others_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_world_writable_mode_on_a_read_only_mount_is_accepted() {
+    // A Kubernetes secret volume or a `:ro` bind mount: the mode bits may
+    // say writable, the mount says nobody writes. Needs mount(8) as root;
+    // skipped where the test cannot mount.
+    if !can_chown() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("ro");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount(&["-t", "tmpfs", "tmpfs"]) {
+        return;
+    }
+    let dir = mnt.join("keys");
+    let id = KeyStore::generate(&dir, false).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(
+        dir.join(ACTIVE_FILE),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let writable = KeyStore::load(&dir).map(|_| ());
+    let remounted = mount(&["-o", "remount,ro"]);
+    let read_only = KeyStore::load(&dir).map(|s| s.active().id());
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert!(
+        matches!(writable, Err(KeyError::InsecureDir { mode: 0o1777, .. })),
+        "{writable:?}"
+    );
+    if remounted {
+        assert_eq!(read_only.unwrap(), id);
+    }
+}
