@@ -254,10 +254,48 @@ async fn unsupported_protections_are_refused_before_anything_is_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn buckets_asking_for_object_lock_or_a_public_acl_are_refused_and_not_created() {
+    let env = gateway().await;
+    let c = client(&env);
+    assert_refused(
+        c.create_bucket()
+            .bucket("locked")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await,
+        "x-amz-bucket-object-lock-enabled",
+    );
+    assert_refused(
+        c.create_bucket()
+            .bucket("public")
+            .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+            .send()
+            .await,
+        "x-amz-acl",
+    );
+    assert_refused(
+        c.create_bucket()
+            .bucket("granted")
+            .grant_write("id=\"someone\"")
+            .send()
+            .await,
+        "x-amz-grant-write",
+    );
+    for b in ["locked", "public", "granted"] {
+        assert!(!env.data.join(b).exists(), "{b} was created");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn acl_private_is_accepted_as_what_happens_anyway() {
     let env = gateway().await;
     let c = client(&env);
-    c.create_bucket().bucket("acl").send().await.unwrap();
+    c.create_bucket()
+        .bucket("acl")
+        .acl(aws_sdk_s3::types::BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
     let body = b"private by default".to_vec();
     c.put_object()
         .bucket("acl")

@@ -84,6 +84,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CreateBucket,
+        )?;
         bucket::create_bucket(self, req).await
     }
     async fn head_bucket(

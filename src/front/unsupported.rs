@@ -3,9 +3,10 @@
 //! protections).
 //!
 //! Every write (PutObject, CreateMultipartUpload, CopyObject, UploadPart,
-//! UploadPartCopy) is checked here before anything reaches the provider:
-//! server-side encryption (SSE-S3, SSE-KMS, SSE-C), Object Lock, retention
-//! and legal hold, ACLs and grants, and tagging. A header sealgate does not
+//! UploadPartCopy) and CreateBucket is checked here before anything reaches
+//! the provider: server-side encryption (SSE-S3, SSE-KMS, SSE-C), Object
+//! Lock (a bucket's, an object's retention and legal hold), ACLs and grants,
+//! and tagging. A header sealgate does not
 //! act on is `NotImplemented` (501, S3's answer for "a header you provided
 //! implies functionality that is not implemented"), naming the header. What
 //! is accepted:
@@ -23,6 +24,7 @@ use s3s::{S3Result, s3_error};
 /// The operation being checked.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
+    CreateBucket,
     PutObject,
     CreateMultipartUpload,
     CopyObject,
@@ -129,6 +131,14 @@ fn check_headers(
             "{h} needs x-amz-server-side-encryption: aws:kms"
         ));
     }
+    if let Some(v) = value(headers, "x-amz-bucket-object-lock-enabled")
+        && v.eq_ignore_ascii_case("true")
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "x-amz-bucket-object-lock-enabled: {v} is not supported: sealgate does not carry out Object Lock, so the bucket's objects would not be protected as asked"
+        ));
+    }
     for h in LOCK {
         if let Some(v) = value(headers, h) {
             return Err(s3_error!(
@@ -220,6 +230,21 @@ mod tests {
                 assert!(why.contains("NotImplemented") && why.contains(h), "{why}");
             }
         }
+        let why = refused(
+            &[("x-amz-bucket-object-lock-enabled", "true")],
+            CreateBucket,
+            false,
+        )
+        .unwrap();
+        assert!(why.contains("x-amz-bucket-object-lock-enabled"), "{why}");
+        assert_eq!(
+            refused(
+                &[("x-amz-bucket-object-lock-enabled", "false")],
+                CreateBucket,
+                false
+            ),
+            None
+        );
         // What happens anyway is accepted.
         assert_eq!(refused(&[("x-amz-acl", "private")], PutObject, false), None);
         assert_eq!(refused(&[("x-amz-tagging", "")], PutObject, false), None);
