@@ -29,8 +29,9 @@ fn fail(m: impl Into<String>) -> Finding {
 
 /// Checks a loaded configuration: algorithm, key store, secrets and their
 /// file permissions and owners (checked where they are read, by
-/// [`super::secret`] and the TLS loader, exactly as `serve` checks them), upstream endpoint and CA bundle, TLS files, and states
-/// every bucket's effective mode.
+/// [`super::secret`] and the TLS loader, exactly as `serve` checks them),
+/// upstream endpoint and CA bundle, TLS files, and states every bucket's
+/// effective mode.
 pub fn check(cfg: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     match cfg.algorithm() {
