@@ -37,6 +37,9 @@ fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.0, ca_cert.pem()).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    // A private key is a secret file: sealgate refuses one others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.2, std::fs::Permissions::from_mode(0o600)).unwrap();
     paths
 }
 

@@ -3,8 +3,6 @@
 
 use super::{Config, secret};
 use crate::keys::KeyStore;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 /// One checked item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,23 +27,11 @@ fn fail(m: impl Into<String>) -> Finding {
     }
 }
 
-/// A secret file must not be readable by group or others.
-fn check_secret_file(what: &str, path: &Path, out: &mut Vec<Finding>) {
-    match std::fs::metadata(path) {
-        Err(e) => out.push(fail(format!("{what}: {}: {e}", path.display()))),
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => out.push(fail(format!(
-            "{what}: {} is readable by group or others (mode {:o}); run chmod 600 {}",
-            path.display(),
-            m.permissions().mode() & 0o777,
-            path.display()
-        ))),
-        Ok(_) => out.push(ok(format!("{what}: {}", path.display()))),
-    }
-}
-
 /// Checks a loaded configuration: algorithm, key store, secrets and their
-/// file permissions, upstream endpoint and CA bundle, TLS files, and states
-/// every bucket's effective mode.
+/// file permissions and owners (checked where they are read, by
+/// [`super::secret`] and the TLS loader, exactly as `serve` checks them),
+/// upstream endpoint and CA bundle, TLS files, and states every bucket's
+/// effective mode.
 pub fn check(cfg: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     match cfg.algorithm() {
@@ -89,9 +75,6 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             "upstream: give both access_key and secret_key, or neither",
         )),
     }
-    if let Some(f) = &u.secret_key_file {
-        check_secret_file("upstream.secret_key_file", f, &mut out);
-    }
     if let Some(ca) = &u.ca_file {
         match std::fs::read(ca) {
             Ok(pem) => {
@@ -127,16 +110,12 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             Ok(None) => out.push(fail(format!("{what}: secret_key missing"))),
             Err(e) => out.push(fail(e.to_string())),
         }
-        if let Some(f) = &c.secret_key_file {
-            check_secret_file(&format!("{what} secret_key_file"), f, &mut out);
-        }
     }
     if let Some(t) = &cfg.tls {
         match crate::serve::tls::tls_acceptor(&t.cert_file, &t.key_file) {
             Ok(_) => out.push(ok(format!("TLS certificate {}", t.cert_file.display()))),
             Err(e) => out.push(fail(e.to_string())),
         }
-        check_secret_file("tls.key_file", &t.key_file, &mut out);
     }
     if let Some(d) = &cfg.domain {
         match crate::serve::host::GatewayHost::new([d.clone()]) {
@@ -214,6 +193,7 @@ fn url_scheme(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn every_problem_is_reported() {

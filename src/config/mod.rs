@@ -32,6 +32,16 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A file holding a secret is not its owner's alone.
+    #[error("{what}: {path} {problem}")]
+    InsecureSecretFile {
+        /// The setting naming the file.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
 }
 
 /// The whole configuration.
@@ -464,7 +474,42 @@ impl Config {
     }
 }
 
-/// Reads a secret given inline or in a file (trailing newline removed).
+/// Checks that a file holding a secret (`what` names the setting) is
+/// neither readable nor writable by group or others, and is owned by the
+/// user sealgate runs as (or root). `serve` (at start and on SIGHUP, for the
+/// files it re-reads) and `config check` both apply it.
+pub fn check_secret_file(what: &str, path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |problem: String| ConfigError::InsecureSecretFile {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        problem,
+    };
+    if !crate::keys::trusted_owner(meta.uid()) {
+        let euid = crate::keys::euid();
+        return Err(bad(format!(
+            "is owned by uid {}, not by the user sealgate runs as (uid {euid}) or root; check it, then run chown {euid} {} (or run sealgate as uid {})",
+            meta.uid(),
+            path.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "is readable or writable by group or others (mode {mode:o}); run chmod 600 {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a secret given inline or in a file (trailing newline removed); the
+/// file must pass [`check_secret_file`].
 pub fn secret(
     inline: &Option<String>,
     file: &Option<PathBuf>,
@@ -475,12 +520,14 @@ pub fn secret(
             "{what}: give the secret inline or in a file, not both"
         ))),
         (Some(s), None) => Ok(Some(s.clone())),
-        (None, Some(p)) => std::fs::read_to_string(p)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
-            .map_err(|source| ConfigError::Read {
-                path: p.clone(),
-                source,
-            }),
+        (None, Some(p)) => check_secret_file(what, p).and_then(|()| {
+            std::fs::read_to_string(p)
+                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })
+        }),
         (None, None) => Ok(None),
     }
 }
@@ -618,6 +665,37 @@ mod tests {
             let err = Config::from_env(env(bad)).unwrap_err().to_string();
             assert!(
                 err.contains("SEALGATE_") || err.contains("algorithm"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_files_must_be_their_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("client.secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let set =
+            |m: u32| std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        set(0o600);
+        let read = || secret(&None, &Some(f.clone()), "credentials app");
+        assert_eq!(read().unwrap().as_deref(), Some("s3cret"));
+        for m in [0o640, 0o604, 0o620] {
+            set(m);
+            let err = read().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("credentials app: {} is readable or writable by group or others (mode {m:o}); run chmod 600 {}", f.display(), f.display())),
+                "{err}"
+            );
+        }
+        set(0o600);
+        if crate::keys::euid() == 0 {
+            std::os::unix::fs::chown(&f, Some(12345), None).unwrap();
+            let err = read().unwrap_err().to_string();
+            assert!(
+                err.contains("is owned by uid 12345")
+                    && err.contains(&format!("chown 0 {}", f.display())),
                 "{err}"
             );
         }

@@ -16,6 +16,7 @@ mod list;
 mod multipart;
 mod passthrough;
 mod put;
+mod unsupported;
 
 // Parsers of client input, for the fuzz entry points (crate::fuzzing).
 pub(crate) use multipart::parse_copy_range;
@@ -84,6 +85,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CreateBucket,
+        )?;
         bucket::create_bucket(self, req).await
     }
     async fn head_bucket(
@@ -132,6 +139,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::PutObject,
+        )?;
         self.check_location()?;
         put::put_object(self, req).await
     }
@@ -175,6 +188,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CopyObject,
+        )?;
         self.check_location()?;
         copy::copy_object(self, req).await
     }
@@ -182,6 +201,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::CreateMultipartUpload,
+        )?;
         self.check_location()?;
         multipart::create_multipart_upload(self, req).await
     }
@@ -189,6 +214,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::UploadPart,
+        )?;
         self.check_location()?;
         multipart::upload_part(self, req).await
     }
@@ -209,6 +240,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        unsupported::check(
+            self,
+            &req.input.bucket,
+            &req.headers,
+            unsupported::Op::UploadPartCopy,
+        )?;
         self.check_location()?;
         multipart::upload_part_copy(self, req).await
     }

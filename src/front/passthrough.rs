@@ -8,6 +8,8 @@
 //! (`sealgate::security`). Objects already in sealgate's format are still
 //! decrypted on read; multipart uploads and copies are not supported in
 //! passthrough buckets (refused, never silently done another way).
+//! PutObject forwards SSE-S3 and SSE-KMS headers to the provider and keeps
+//! the object only if the provider confirms them (front/unsupported.rs).
 
 use super::Gateway;
 use super::error::upstream_object;
@@ -83,6 +85,10 @@ pub(crate) async fn put_object(
         return Err(s3_error!(EntityTooLarge));
     }
     let check = client_checks!(input, &headers)?;
+    let sse = input
+        .server_side_encryption
+        .as_ref()
+        .map(|v| v.as_str().to_owned());
     let request = gw
         .upstream
         .client
@@ -93,7 +99,13 @@ pub(crate) async fn put_object(
         .set_content_type(input.content_type.clone())
         .set_content_disposition(input.content_disposition.clone())
         .set_cache_control(input.cache_control.clone())
-        .set_metadata(input.metadata.clone());
+        .set_metadata(input.metadata.clone())
+        // SSE-S3 / SSE-KMS as the client asked (front/unsupported.rs lets
+        // only these through); the provider must confirm them below.
+        .set_server_side_encryption(sse.as_deref().map(Into::into))
+        .set_ssekms_key_id(input.ssekms_key_id.clone())
+        .set_ssekms_encryption_context(input.ssekms_encryption_context.clone())
+        .set_bucket_key_enabled(input.bucket_key_enabled);
     let out = stream_part(
         body,
         &[],
@@ -124,16 +136,67 @@ pub(crate) async fn put_object(
         %request_id,
         "object stored unencrypted under a registered exception"
     );
+    let applied = out.server_side_encryption().map(|v| v.as_str().to_owned());
+    if let Some(asked) = &sse
+        && applied.as_ref() != Some(asked)
+    {
+        return Err(sse_not_applied(gw, &bucket, &key, asked, applied.as_deref()).await);
+    }
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: out
             .e_tag()
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+        // What the provider says it did, not what was asked.
+        server_side_encryption: applied.map(ServerSideEncryption::from),
+        ssekms_key_id: out.ssekms_key_id().map(str::to_owned),
+        bucket_key_enabled: out.bucket_key_enabled(),
         ..Default::default()
     });
     if let Ok(v) = http::HeaderValue::from_str(&request_id) {
         resp.headers.insert("x-amz-request-id", v);
     }
     Ok(resp)
+}
+
+/// The provider stored a passthrough object without the server-side
+/// encryption the client asked for: the object is removed (it is not what
+/// the client asked to store), the event recorded, and the client told.
+async fn sse_not_applied(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    asked: &str,
+    applied: Option<&str>,
+) -> s3s::S3Error {
+    let removed = gw
+        .upstream
+        .client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok();
+    tracing::warn!(
+        target: "sealgate::security",
+        event = "sse_not_applied",
+        %bucket,
+        %key,
+        asked,
+        applied = applied.unwrap_or("none"),
+        removed,
+        "the provider did not apply the server-side encryption the client asked for"
+    );
+    s3_error!(
+        NotImplemented,
+        "x-amz-server-side-encryption: {asked} was forwarded, but the storage provider did not apply it (it answered {}); the object was {}",
+        applied.unwrap_or("none"),
+        if removed {
+            "removed"
+        } else {
+            "stored without it and could not be removed"
+        }
+    )
 }
 
 /// Whether a failed lookup means "not in sealgate's format" (the one case

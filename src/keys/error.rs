@@ -41,6 +41,40 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The key store directory can be written by group or others, who
+    /// could then plant a key or replace ACTIVE.
+    #[error(
+        "keys directory {dir} is writable by group or others (mode {mode:04o}): anyone who can write it can plant a key; run `chmod 700 {dir}`"
+    )]
+    InsecureDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// ACTIVE or a revocation record can be written by group or others.
+    #[error(
+        "{path} is writable by group or others (mode {mode:04o}): anyone who can write it can change which keys are used; run `chmod 600 {path}`"
+    )]
+    WritableFile {
+        /// Offending file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file or the directory of the store belongs to another user: it may
+    /// have been planted, so it is not trusted.
+    #[error(
+        "{path} is owned by uid {owner}, not by the user sealgate runs as (uid {euid}) or root: a file another user planted is not trusted; check it, then run `chown {euid} {path}` or remove it (or, if uid {owner} owns the store, run sealgate as that user)"
+    )]
+    ForeignOwner {
+        /// Offending file or directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The gateway's effective uid.
+        euid: u32,
+    },
     /// A key file or ACTIVE file could not be parsed.
     #[error("{path}: malformed: {reason}")]
     Malformed {

@@ -9,7 +9,7 @@ use crate::format::{Kek, KeyId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -50,6 +50,69 @@ pub(super) fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// The effective uid of this process: whose files the store may hold.
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Whether a file owned by `uid` is trusted: the process's own, or root's
+/// (root can write any file anyway), as OpenSSH's StrictModes has it.
+pub(crate) fn trusted_owner(uid: u32) -> bool {
+    uid == euid() || uid == 0
+}
+
+/// Refuses a file or directory of the store that another user owns.
+pub(super) fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+    if trusted_owner(meta.uid()) {
+        Ok(())
+    } else {
+        Err(KeyError::ForeignOwner {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            euid: euid(),
+        })
+    }
+}
+
+/// Whether `path` is on a file system mounted read-only (a Kubernetes
+/// secret volume, a `:ro` bind mount): nobody can write there, whatever
+/// the mode bits say.
+fn read_only_fs(path: &Path) -> bool {
+    rustix::fs::statvfs(path)
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// Refuses a non-secret file of the store (ACTIVE, revocation records)
+/// that another user owns or that group or others can write.
+pub(super) fn check_control_file(path: &Path) -> Result<(), KeyError> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    check_owner(path, &meta)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && !read_only_fs(path) {
+        return Err(KeyError::WritableFile {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// The store directory must be ours (or root's) and writable by its owner
+/// only (or on a read-only mount): whoever else can write it can plant a
+/// key or replace ACTIVE.
+fn check_dir(dir: &Path) -> Result<(), KeyError> {
+    let meta = fs::metadata(dir).map_err(io(dir))?;
+    check_owner(dir, &meta)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && !read_only_fs(dir) {
+        return Err(KeyError::InsecureDir {
+            dir: dir.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// Reads every `*.kek` file; fails on the first bad one, naming it.
 pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
     if !dir.is_dir() {
@@ -57,6 +120,7 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
             dir: dir.to_owned(),
         });
     }
+    check_dir(dir)?;
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -80,6 +144,7 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
 
 fn read_key(path: &Path) -> Result<StoredKey, KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
+    check_owner(path, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyError::InsecurePermissions {
@@ -130,6 +195,7 @@ pub(super) fn read_active(dir: &Path) -> Result<KeyId, KeyError> {
         }
         Err(e) => return Err(io(&path)(e)),
     };
+    check_control_file(&path)?;
     KeyId::from_hex(text.trim())
         .ok_or_else(|| malformed(&path, "must hold one key id (32 hex digits)"))
 }

@@ -4,14 +4,18 @@
 //! A store is a directory holding one JSON file per key (`<id>.kek`, mode
 //! 0600) and a file `ACTIVE` naming the key new objects are wrapped with.
 //! Old keys stay and keep decrypting what they wrapped. Loading refuses key
-//! files that group or others can read, malformed files and duplicate ids,
-//! naming the file and what to do. Secrets are zeroized when dropped.
+//! files that group or others can read, a directory (or ACTIVE, or a
+//! revocation record) that group or others can write, files and a directory
+//! owned by another user than the gateway's (or root), malformed files and
+//! duplicate ids, naming the file and what to do. Secrets are zeroized when
+//! dropped.
 
 mod error;
 mod file;
 mod revocation;
 
 pub use error::KeyError;
+pub(crate) use file::{euid, trusted_owner};
 pub use revocation::Revocation;
 
 use crate::format::{Kek, KekLookup, KeyId, OsRandom, RandomSource};

@@ -59,6 +59,7 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<(KeyId, Revocation, PathBuf)>, 
         if path.extension().is_none_or(|e| e != REVOKED_EXT) {
             continue;
         }
+        file::check_control_file(&path)?;
         let text = fs::read(&path).map_err(|source| KeyError::Io {
             path: path.clone(),
             source,

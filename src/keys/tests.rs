@@ -272,3 +272,174 @@ fn broken_revocation_records_are_named() {
     }
     assert!(KeyStore::load(&dir).is_ok());
 }
+
+/// Whether files can be given to another user (tests and CI run as root).
+fn can_chown() -> bool {
+    euid() == 0
+}
+
+/// A uid that is neither the test's nor root's.
+const OTHER_UID: u32 = 12345;
+
+#[test]
+fn a_keys_dir_writable_by_group_or_others_is_refused_with_fix() {
+    let (_t, dir) = store();
+    KeyStore::generate(&dir, false).unwrap();
+    assert_eq!(
+        fs_mode(&dir) & 0o777,
+        0o700,
+        "generate creates the dir 0700"
+    );
+    for mode in [0o770, 0o707, 0o775, 0o1777] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = KeyStore::load(&dir).unwrap_err();
+        assert!(
+            matches!(err, KeyError::InsecureDir { mode: m, .. } if m == mode),
+            "{err}"
+        );
+        let msg = err.to_string();
+        let d = dir.display().to_string();
+        assert!(
+            msg.contains(&format!(
+                "keys directory {d} is writable by group or others (mode {mode:04o})"
+            )) && msg.contains(&format!("run `chmod 700 {d}`")),
+            "{msg}"
+        );
+        // Nor can a key be added to it.
+        assert!(matches!(
+            KeyStore::generate(&dir, true),
+            Err(KeyError::InsecureDir { .. })
+        ));
+    }
+    // Readable by others is fine for the directory (key files are 0600).
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    KeyStore::load(&dir).unwrap();
+}
+
+#[test]
+fn a_planted_key_owned_by_another_user_is_refused_even_when_active() {
+    if !can_chown() {
+        return;
+    }
+    let (_t, dir) = store();
+    KeyStore::generate(&dir, false).unwrap();
+    // A key made elsewhere, dropped into the store and named ACTIVE.
+    let (_t2, other) = store();
+    let planted = KeyStore::generate(&other, false).unwrap();
+    let path = dir.join(format!("{planted}.kek"));
+    std::fs::copy(other.join(format!("{planted}.kek")), &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&path, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
+    write_private(&dir.join(ACTIVE_FILE), &format!("{planted}\n"));
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KeyError::ForeignOwner {
+                owner: OTHER_UID,
+                euid: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{} is owned by uid 12345", path.display()))
+            && msg.contains("(uid 0)")
+            && msg.contains(&format!("chown 0 {}", path.display())),
+        "{msg}"
+    );
+    // Given back to the gateway's user it loads (and is the one ACTIVE names).
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    assert_eq!(KeyStore::load(&dir).unwrap().active().id(), planted);
+}
+
+#[test]
+fn store_control_files_and_dir_owned_or_writable_by_others_are_refused() {
+    if !can_chown() {
+        return;
+    }
+    let (_t, dir) = store();
+    let old = KeyStore::generate(&dir, false).unwrap();
+    KeyStore::rotate(&dir).unwrap();
+    let active = dir.join(ACTIVE_FILE);
+    // ACTIVE writable by group, then owned by another user.
+    std::fs::set_permissions(&active, std::fs::Permissions::from_mode(0o620)).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(matches!(err, KeyError::WritableFile { .. }), "{err}");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&active, std::fs::Permissions::from_mode(0o644)).unwrap();
+    KeyStore::load(&dir).unwrap();
+    std::os::unix::fs::chown(&active, Some(OTHER_UID), None).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(matches!(err, KeyError::ForeignOwner { .. }), "{err}");
+    std::os::unix::fs::chown(&active, Some(0), None).unwrap();
+    // A revocation record owned by another user.
+    let record = KeyStore::revoke(
+        &dir,
+        old,
+        &Revocation {
+            at: Utc::now(),
+            reason: "test".into(),
+        },
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&record, Some(OTHER_UID), None).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, KeyError::ForeignOwner { path, .. } if *path == record),
+        "{err}"
+    );
+    std::os::unix::fs::chown(&record, Some(0), None).unwrap();
+    KeyStore::load(&dir).unwrap();
+    // The directory itself owned by another user.
+    std::os::unix::fs::chown(&dir, Some(OTHER_UID), None).unwrap();
+    let err = KeyStore::load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, KeyError::ForeignOwner { path, .. } if *path == dir),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_world_writable_mode_on_a_read_only_mount_is_accepted() {
+    // A Kubernetes secret volume or a `:ro` bind mount: the mode bits may
+    // say writable, the mount says nobody writes. Needs mount(8) as root;
+    // skipped where the test cannot mount.
+    if !can_chown() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("ro");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount(&["-t", "tmpfs", "tmpfs"]) {
+        return;
+    }
+    let dir = mnt.join("keys");
+    let id = KeyStore::generate(&dir, false).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(
+        dir.join(ACTIVE_FILE),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let writable = KeyStore::load(&dir).map(|_| ());
+    let remounted = mount(&["-o", "remount,ro"]);
+    let read_only = KeyStore::load(&dir).map(|s| s.active().id());
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert!(
+        matches!(writable, Err(KeyError::InsecureDir { mode: 0o1777, .. })),
+        "{writable:?}"
+    );
+    if remounted {
+        assert_eq!(read_only.unwrap(), id);
+    }
+}

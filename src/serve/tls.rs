@@ -87,6 +87,9 @@ fn load_pair(
     if certs.is_empty() {
         return Err(bad(cert_file, "no PEM certificate found".into()));
     }
+    // The private key is a secret file: its owner's alone (start and SIGHUP).
+    crate::config::check_secret_file("tls.key_file", key_file)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| bad(key_file, e.to_string()))?;
     CertifiedKey::from_der(certs, key, provider)
         .map_err(|e| bad(cert_file, format!("certificate and key do not fit: {e}")))

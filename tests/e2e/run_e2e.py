@@ -134,6 +134,8 @@ def make_pki(work):
         f.write(leaf.public_bytes(serialization.Encoding.PEM))
     with open(paths["key"], "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    # sealgate refuses a private key others can read (docs/SECURITY.md).
+    os.chmod(paths["key"], 0o600)
     return paths
 
 
