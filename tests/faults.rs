@@ -181,13 +181,16 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
     let count = |key: &str| count_of("integrity_failure", key);
     // A broken or stalled connection is the provider's network, not
     // tampering: its own event, and no integrity_failure incident.
-    let transport_only = |key: &str, before: (usize, usize)| {
+    // Not an incident: never sent to the webhook.
+    assert!(!sealgate::audit::webhook::INCIDENTS.contains(&"upstream_read_failed"));
+    let decryption_failures = || metric(&gw, "sealgate_decryption_failures_total");
+    let transport_only = |key: &str, before: (usize, usize), failures: u64| {
         let mut waited = 0;
         while count_of("upstream_read_failed", key) <= before.1 && waited < 50 {
             std::thread::sleep(Duration::from_millis(20));
             waited += 1;
         }
-        if count(key) != before.0 {
+        if count(key) != before.0 || decryption_failures() != failures {
             Err("a connection failure was reported as integrity_failure".to_owned())
         } else if count_of("upstream_read_failed", key) <= before.1 {
             Err("no upstream_read_failed event for the object".to_owned())
@@ -196,12 +199,13 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
         }
     };
     let before = (count("big"), count_of("upstream_read_failed", "big"));
+    let failures = decryption_failures();
     faults.next("GET", "/faults/big", 1, Fault::CutResponse(300_000));
     let r = expect_failure(&c, "big").await;
     suite.record(
         "GET body cut mid-stream -> client error + upstream_read_failed, no integrity_failure",
         r.and(fired(&faults).map(|_| 0))
-            .and_then(|_| transport_only("big", before)),
+            .and_then(|_| transport_only("big", before, failures)),
     );
 
     let reported = count("big");
@@ -219,11 +223,12 @@ async fn provider_faults_end_in_errors_or_retries_never_in_wrong_data() {
     );
 
     let before = (count("big"), count_of("upstream_read_failed", "big"));
+    let failures = decryption_failures();
     faults.next("GET", "/faults/big", 1, Fault::StallResponse(200_000));
     let r = expect_failure(&c, "big").await;
     suite.record(
         "GET body stalls -> aborted after the read timeout, upstream_read_failed",
-        r.and_then(|_| transport_only("big", before)),
+        r.and_then(|_| transport_only("big", before, failures)),
     );
 
     // Faults before any byte reached the client: retried (a delay just

@@ -399,6 +399,11 @@ async fn a_large_last_part_gets_a_completion_record() {
         .find(|o| o.key() == Some("even"))
         .unwrap();
     assert_eq!(entry.size(), Some(data.len() as i64), "listing size");
+    assert_eq!(
+        entry.e_tag().map(|e| e.trim_matches('"')),
+        Some(etag.as_str()),
+        "the listing shows the same ETag, record counted"
+    );
     let v1 = c.list_objects().bucket("mpu").send().await.unwrap();
     let entry = v1
         .contents()
@@ -419,4 +424,71 @@ async fn a_large_last_part_gets_a_completion_record() {
         .unwrap();
     assert_eq!(get(&c, "mpu", "even-copy", None).await, data);
     assert_no_plaintext(&env.data);
+}
+
+/// A completion that is known to fail (If-None-Match: * on a key that
+/// exists) is refused before a completion record is sealed, so no record of
+/// that part list is left in the upload; the upload then continues and
+/// completes with more parts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_completion_leaves_no_completion_record() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+    c.put_object()
+        .bucket("mpu")
+        .key("taken")
+        .body(ByteStream::from_static(b"already here"))
+        .send()
+        .await
+        .unwrap();
+    let part = 5 << 20;
+    let data = body(2 * part + 1000, 78);
+    let id = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("taken")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let e1 = put_part(&c, "mpu", "taken", &id, 1, &data[..part]).await;
+    let e2 = put_part(&c, "mpu", "taken", &id, 2, &data[part..2 * part]).await;
+    let refused = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("taken")
+        .upload_id(&id)
+        .if_none_match("*")
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect_err("the key exists");
+    assert_eq!(refused.code(), Some("PreconditionFailed"));
+    let parts = c
+        .list_parts()
+        .bucket("mpu")
+        .key("taken")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let numbers: Vec<i32> = parts
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
+    assert_eq!(numbers, vec![1, 2], "no record was left as part 3");
+    let e3 = put_part(&c, "mpu", "taken", &id, 3, &data[2 * part..]).await;
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key("taken")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2), (3, &e3)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&c, "mpu", "taken", None).await, data);
 }

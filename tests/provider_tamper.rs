@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
 use gw_common::security::events;
 use gw_common::{Env, Suite, client, gateway, put_multipart};
-use sealgate::format::metadata::{META_BINDING, META_HEADER, META_SEALED};
+use sealgate::format::metadata::{META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED};
 use sealgate::format::size::part_ciphertext_len;
 use std::path::PathBuf;
 
@@ -369,6 +369,11 @@ async fn assert_refused_by_every_reader(
     original: &[u8],
     case: &str,
 ) {
+    // Refused before any byte: the GET itself fails, no body starts.
+    assert!(
+        c.get_object().bucket(BUCKET).key(key).send().await.is_err(),
+        "{case}: GET started a response"
+    );
     assert_detected(c, key, original, case).await;
     let head = c.head_object().bucket(BUCKET).key(key).send().await;
     assert!(
@@ -455,6 +460,7 @@ async fn multipart_truncation_is_refused_by_every_reader() {
     c.create_bucket().bucket(BUCKET).send().await.unwrap();
     let five = 5 * 1024 * 1024;
     let stride = part_ciphertext_len(five as u64) as u64;
+    let header_len = sealgate::format::header::HEADER_LEN;
     let mut suite = Suite::new("multipart truncation");
 
     // A small last part: it carries the end-of-object mark itself.
@@ -525,6 +531,28 @@ async fn multipart_truncation_is_refused_by_every_reader() {
         "last header's length forged -> refused by every reader",
         Ok(0),
     );
+
+    // Leading parts dropped: only the last part's bytes kept, its header
+    // put where a single-part object's header goes, `-N` removed.
+    let key = "leading-parts-dropped";
+    put_multipart(&c, BUCKET, key, &refs).await;
+    let path = data_path(&env, key);
+    let stored = std::fs::read(&path).unwrap();
+    let tail = stored[2 * stride as usize..].to_vec();
+    std::fs::write(&path, &tail).unwrap();
+    edit_etag(&env, key, |e| with_parts(e, None));
+    edit_metadata(&env, key, |m| {
+        let env_name = m
+            .keys()
+            .find(|k| k.ends_with(META_ENVELOPE))
+            .cloned()
+            .unwrap();
+        let hdr_name = env_name.replace(META_ENVELOPE, META_HEADER);
+        let e = base64::engine::general_purpose::STANDARD;
+        m.insert(hdr_name, e.encode(&tail[..header_len]).into());
+    });
+    assert_refused_by_every_reader(&c, &env, key, &small.concat(), "leading parts dropped").await;
+    suite.record("leading parts dropped -> refused by every reader", Ok(0));
     suite.finish();
 }
 

@@ -138,6 +138,14 @@ async fn locate_from(
             // The size a HEAD reports comes from authenticated bytes only:
             // the header's commitment covers its length and kind.
             h.verify(&dek).map_err(ferr)?;
+            // Only part 1 starts an object: the header of a later part put
+            // in `sealgate-hdr` would pass off the parts from there on as
+            // the whole object (leading parts dropped).
+            if h.part_number != 1 {
+                return Err(ferr(FormatError::PartMismatch {
+                    part: h.part_number,
+                }));
+            }
             if h.envelope.version != FORMAT_V1 && h.kind != PartKind::Last {
                 return Err(ferr(FormatError::CompletionMissing { part: 1 }));
             }

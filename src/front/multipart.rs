@@ -459,6 +459,11 @@ async fn complete_checked(
         if !stored_etag.is_empty() && stored_etag.trim_matches('"') != etag.trim_matches('"') {
             return Err(invalid());
         }
+        // A bare header is a completion record left by a completion that
+        // failed after uploading it, never a part of the client's.
+        if *stored_size == HEADER_LEN as u64 {
+            return Err(invalid());
+        }
         let plain =
             size::part_plaintext_len(*stored_size).map_err(|e| format_err(e, &bucket, &key))?;
         if i < last && plain < MIN_PART {
@@ -479,7 +484,14 @@ async fn complete_checked(
                 .build()
         })
         .collect();
+    let create_only = input.if_none_match.as_ref().is_some_and(|c| c.is_any());
     if id.envelope.version != FORMAT_V1 && part_kind(&id.envelope, last_len) == PartKind::Data {
+        // A record outlives a completion the provider then refuses (and a
+        // provider that keeps it can later serve this part list: FORMAT.md
+        // §Limits), so refuse what is known to fail before sealing one.
+        if create_only && object_exists(gw, &bucket, &key).await? {
+            return Err(super::error::precondition_failed());
+        }
         // The last part was too large to know it was last when it was
         // sealed: commit the part count and total here (FORMAT.md §Completion).
         parts.push(upload_completion_record(gw, (&bucket, &key), id, named.len(), total).await?);
@@ -496,7 +508,7 @@ async fn complete_checked(
                 .set_parts(Some(parts))
                 .build(),
         );
-    if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
+    if create_only {
         request = request.if_none_match("*");
     }
     let out = request
@@ -512,6 +524,25 @@ async fn complete_checked(
         location: out.location().map(str::to_owned),
         ..Default::default()
     }))
+}
+
+/// Whether an object is stored at `key` (for If-None-Match: * ahead of
+/// sealing a completion record).
+async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
+    match gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(UpstreamError::from_sdk)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.status() == Some(404) => Ok(false),
+        Err(e) => Err(upstream_object(e)),
+    }
 }
 
 /// Seals the completion record of an upload whose `data_parts` parts hold
@@ -610,6 +641,11 @@ pub async fn list_parts(
     listed.sort_by_key(|p| p.part_number());
     for p in listed {
         let stored = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
+        if stored == HEADER_LEN as u64 {
+            // A completion record left by a failed completion: not the
+            // client's part (a data part is at least 228 bytes).
+            continue;
+        }
         let plain =
             size::part_plaintext_len(stored).map_err(|e| format_err(e, &i.bucket, &i.key))?;
         parts.push(Part {
