@@ -671,6 +671,41 @@ async fn upload_ids_are_authenticated_for_their_bucket_and_key() {
         .await
         .unwrap_err();
     assert_eq!(s3_code(&e), "NoSuchUpload");
+    // The form ListMultipartUploads lists (authenticated under the store's
+    // active key) works for bob's own upload and for nothing else.
+    let store = sealgate::keys::KeyStore::load(&t._dir.path().join("keys")).unwrap();
+    let provider_id = provider_upload_id(&upload.id);
+    let listed_for = |bucket: &str, key: &str| {
+        let name = sealgate::format::ObjectName { bucket, key };
+        sealgate::format::upload_id::encode_listed(store.active(), name, &provider_id)
+    };
+    let own = listed_for("tenant-b", "report.bin");
+    let listed = bob
+        .list_parts()
+        .bucket("tenant-b")
+        .key("report.bin")
+        .upload_id(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.parts().len(),
+        1,
+        "a listed id lists its upload's parts"
+    );
+    // alice cannot forge one for her bucket (she lacks the key), and bob's
+    // does not work there.
+    for id in [own.as_str(), listed_for("tenant-a", "other.bin").as_str()] {
+        let e = alice
+            .list_parts()
+            .bucket("tenant-a")
+            .key("report.bin")
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(s3_code(&e), "NoSuchUpload", "{id}");
+    }
     // bob's upload is untouched: he lists its part and completes it.
     let parts = bob
         .list_parts()

@@ -29,6 +29,9 @@ pub const LABEL_COMPLETION: &[u8] = b"sealgate/v3/completion";
 pub const LABEL_METADATA_V2: &[u8] = b"sealgate/v3/metadata";
 /// Domain prefix of the name a version-2 metadata blob is bound to.
 pub const LABEL_METADATA_NAME: &[u8] = b"sealgate/v3/metadata-name";
+/// Label for the MAC key of upload ids as ListMultipartUploads lists them,
+/// and the domain prefix of their MAC input.
+pub const LABEL_LISTED_UPLOAD_ID: &[u8] = b"sealgate/v3/listed-upload-id";
 /// Label for the exception-registry MAC key.
 pub const LABEL_REGISTRY: &[u8] = b"sealgate/v1/registry";
 /// Label for the audit-log MAC key.
@@ -126,6 +129,28 @@ pub fn upload_id_tag(
     let k = hkdf(dek, object_id, &[LABEL_UPLOAD_ID]);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("any key length");
     mac.update(LABEL_UPLOAD_ID);
+    for field in [
+        name.bucket.as_bytes(),
+        name.key.as_bytes(),
+        upstream_id.as_bytes(),
+    ] {
+        mac.update(&(field.len() as u32).to_be_bytes());
+        mac.update(field);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The tag of a listed upload id: HMAC-SHA256 under
+/// HKDF(KEK, salt = empty, "sealgate/v3/listed-upload-id") over the label,
+/// the bucket, the key and the provider's upload id (each length-prefixed).
+pub fn listed_upload_id_tag(
+    kek: &[u8; KEY_LEN],
+    name: ObjectName<'_>,
+    upstream_id: &str,
+) -> [u8; 32] {
+    let k = hkdf(kek, &[], &[LABEL_LISTED_UPLOAD_ID]);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("any key length");
+    mac.update(LABEL_LISTED_UPLOAD_ID);
     for field in [
         name.bucket.as_bytes(),
         name.key.as_bytes(),

@@ -7,17 +7,22 @@
 //! client can neither alter the id nor replay it for another object, and any
 //! gateway instance with the key store can check it.
 
-use super::envelope::{Dek, Envelope, KekLookup};
+use super::envelope::{Dek, Envelope, Kek, KekLookup};
 use super::header::ENVELOPE_LEN;
-use super::{FormatError, ObjectName, kdf};
+use super::{FormatError, KeyId, ObjectName, kdf};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
 /// Prefix of every sealgate upload id (version 1).
 pub const PREFIX: &str = "sg1.";
-/// Prefix of a provider upload id as shown by ListMultipartUploads: good
-/// for ListParts and AbortMultipartUpload only (it carries no envelope).
+/// Prefix of the unauthenticated form listed before format version 3:
+/// refused everywhere now (any client could present any provider id).
 pub const BARE_PREFIX: &str = "sgu.";
+/// Prefix of an upload id as ListMultipartUploads lists it: the provider's
+/// id, authenticated for its bucket and key under a local KEK. Good for
+/// ListParts and AbortMultipartUpload (cleanup), not for UploadPart or
+/// CompleteMultipartUpload (it carries no envelope).
+pub const LISTED_PREFIX: &str = "sgl.";
 
 /// A decoded, authenticated upload id.
 pub struct UploadId {
@@ -71,12 +76,53 @@ pub fn decode(
     })
 }
 
-/// The provider's upload id inside a sealgate id of either form, without
-/// authenticating it (for operations that need no key: ListParts, Abort;
-/// the provider itself refuses an id that is not for this bucket and key).
+/// The listed form of the provider's upload `upstream` for `name`, under
+/// `kek` (FORMAT.md §Upload ids).
+pub fn encode_listed(kek: &Kek, name: ObjectName<'_>, upstream: &str) -> String {
+    let tag = kdf::listed_upload_id_tag(kek.secret(), name, upstream);
+    let mut b = Vec::with_capacity(16 + 32 + upstream.len());
+    b.extend_from_slice(&kek.id().0);
+    b.extend_from_slice(&tag);
+    b.extend_from_slice(upstream.as_bytes());
+    format!("{LISTED_PREFIX}{}", B64URL.encode(b))
+}
+
+/// The provider's upload id inside a full (`sg1.`) or listed (`sgl.`) id,
+/// authenticated for `name`; any other id, an altered one, or one for
+/// another bucket or key fails.
+pub fn decode_upstream(
+    id: &str,
+    name: ObjectName<'_>,
+    keys: &(impl KekLookup + ?Sized),
+) -> Result<String, FormatError> {
+    let Some(rest) = id.strip_prefix(LISTED_PREFIX) else {
+        return decode(id, name, keys).map(|u| u.upstream);
+    };
+    let bad = FormatError::Metadata("upload id is not valid for this object");
+    let b = B64URL.decode(rest).map_err(|_| bad.clone())?;
+    if b.len() <= 16 + 32 {
+        return Err(bad);
+    }
+    let mut kek_id = KeyId([0; 16]);
+    kek_id.0.copy_from_slice(&b[..16]);
+    let kek = keys.kek(&kek_id).ok_or(FormatError::UnknownKey(kek_id))?;
+    let upstream = std::str::from_utf8(&b[48..]).map_err(|_| bad.clone())?;
+    let want = kdf::listed_upload_id_tag(kek.secret(), name, upstream);
+    if !kdf::ct_eq(&b[16..48], &want) {
+        return Err(bad);
+    }
+    Ok(upstream.to_owned())
+}
+
+/// The provider's upload id inside a sealgate id, without authenticating
+/// it: only for a ListMultipartUploads marker, which selects where a
+/// listing resumes and grants nothing.
 pub fn upstream_part(id: &str) -> Option<String> {
-    if let Some(s) = id.strip_prefix(BARE_PREFIX) {
-        return Some(s.to_owned());
+    if let Some(s) = id.strip_prefix(LISTED_PREFIX) {
+        let b = B64URL.decode(s).ok()?;
+        return (b.len() > 48)
+            .then(|| String::from_utf8(b[48..].to_vec()).ok())
+            .flatten();
     }
     let b = B64URL.decode(id.strip_prefix(PREFIX)?).ok()?;
     (b.len() > ENVELOPE_LEN + 32)
@@ -95,6 +141,28 @@ mod tests {
         fn kek(&self, id: &KeyId) -> Option<&Kek> {
             (self.0.id() == *id).then_some(&self.0)
         }
+    }
+
+    #[test]
+    fn listed_ids_authenticate_for_their_name_only() {
+        let keys = One(Kek::new(KeyId([3; 16]), Zeroizing::new([4; 32])));
+        let name = ObjectName {
+            bucket: "b",
+            key: "k",
+        };
+        let id = encode_listed(&keys.0, name, "provider-1");
+        assert_eq!(decode_upstream(&id, name, &keys).unwrap(), "provider-1");
+        let other = ObjectName {
+            bucket: "b2",
+            key: "k",
+        };
+        assert!(decode_upstream(&id, other, &keys).is_err());
+        assert!(decode_upstream("sgu.provider-1", name, &keys).is_err());
+        let mut forged = id.clone().into_bytes();
+        let n = forged.len() - 1;
+        forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
+        assert!(decode_upstream(std::str::from_utf8(&forged).unwrap(), name, &keys).is_err());
+        assert_eq!(upstream_part(&id).as_deref(), Some("provider-1"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::format::RandomSource;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
 use crate::format::stream::PartSealer;
-use crate::format::upload_id::{self, BARE_PREFIX};
+use crate::format::upload_id;
 use crate::format::{Envelope, FORMAT_V1, ObjectName, OsRandom, size};
 use crate::upstream::UpstreamError;
 use base64::Engine;
@@ -81,7 +81,11 @@ fn upstream_id(id: &str) -> S3Result<String> {
 /// the provider may not bind its upload ids to a bucket (s3s-fs does not),
 /// so a bare `sgu.` id, or another object's id, is NoSuchUpload.
 fn authenticated_upstream_id(gw: &Gateway, id: &str, bucket: &str, key: &str) -> S3Result<String> {
-    authenticate(gw, id, ObjectName { bucket, key }).map(|u| u.upstream)
+    let name = ObjectName { bucket, key };
+    upload_id::decode_upstream(id, name, gw.keys.get().as_ref()).map_err(|e| {
+        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
+        no_such_upload()
+    })
 }
 
 fn quoted(etag: &str) -> String {
@@ -694,15 +698,23 @@ pub async fn list_multipart_uploads(
         .await
         .map_err(|e| super::error::upstream_bucket(UpstreamError::from_sdk(e)))?;
     // The provider's listing has no envelopes, so ids listed here are the
-    // bare form: enough to list parts of or abort an upload (cleanup tools),
-    // not to upload more parts.
-    let bare = |u: &str| format!("{BARE_PREFIX}{u}");
+    // listed form, authenticated for their bucket and key under the active
+    // KEK: enough to list parts of or abort an upload (cleanup tools), not
+    // to upload more parts.
+    let keys = gw.keys.get();
+    let listed = |key: Option<&str>, u: &str| {
+        let name = ObjectName {
+            bucket: &i.bucket,
+            key: key.unwrap_or_default(),
+        };
+        upload_id::encode_listed(keys.active(), name, u)
+    };
     let uploads = page
         .uploads()
         .iter()
         .map(|u| MultipartUpload {
             key: u.key().map(str::to_owned),
-            upload_id: u.upload_id().map(bare),
+            upload_id: u.upload_id().map(|id| listed(u.key(), id)),
             initiated: u.initiated().and_then(timestamp),
             ..Default::default()
         })
@@ -723,7 +735,9 @@ pub async fn list_multipart_uploads(
         max_uploads: page.max_uploads(),
         is_truncated: page.is_truncated(),
         next_key_marker: page.next_key_marker().map(str::to_owned),
-        next_upload_id_marker: page.next_upload_id_marker().map(bare),
+        next_upload_id_marker: page
+            .next_upload_id_marker()
+            .map(|id| listed(page.next_key_marker(), id)),
         uploads: Some(uploads),
         common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
         ..Default::default()

@@ -659,14 +659,18 @@ def multipart(name, gws_all, up, work):
                 assert e.response["Error"]["Code"] == "InvalidPart", e.response
             listed = [u for u in c.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", []) if u["Key"] == "bad"]
             assert len(listed) == 1, listed
-            # A listed id is bare ("sgu."): it cannot be authenticated for
-            # this bucket and key, so it is refused (docs/FORMAT.md §Upload ids).
+            # A listed id ("sgl.") is authenticated for its bucket and key:
+            # it lists the upload's parts and aborts it (cleanup tools), and
+            # is refused for another key (docs/FORMAT.md §Upload ids).
+            lid = listed[0]["UploadId"]
+            assert lid.startswith("sgl."), lid
+            assert len(c.list_parts(Bucket="mp-bucket", Key="bad", UploadId=lid).get("Parts", [])) == 1
             try:
-                c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=listed[0]["UploadId"])
-                raise AssertionError("aborted with an unauthenticated listed upload id")
+                c.abort_multipart_upload(Bucket="mp-bucket", Key="other", UploadId=lid)
+                raise AssertionError("a listed upload id worked for another key")
             except c.exceptions.ClientError as e:
                 assert e.response["Error"]["Code"] == "NoSuchUpload", e.response
-            c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=uid)
+            c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=lid)
         else:
             c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=uid)
         try:
