@@ -162,6 +162,12 @@ pub struct PolicyConfig {
     /// Passthrough buckets, each naming the exception that allows it.
     #[serde(default)]
     pub passthrough: Vec<PassthroughRule>,
+    /// Encrypted buckets (or patterns) in which objects not in sealgate's
+    /// format may be read, each naming the registered exception (allowing
+    /// `legacy-reads`) that permits it: a registry line alone never
+    /// downgrades reads.
+    #[serde(default)]
+    pub legacy_reads: Vec<PassthroughRule>,
     /// Jurisdictions the provider may be in (e.g. `["EU"]`); empty: no
     /// restriction. A provider outside them needs `data_location_exception`.
     #[serde(default)]
@@ -177,13 +183,15 @@ impl Default for PolicyConfig {
         PolicyConfig {
             registry: default_registry(),
             passthrough: Vec::new(),
+            legacy_reads: Vec::new(),
             allowed_jurisdictions: Vec::new(),
             data_location_exception: None,
         }
     }
 }
 
-/// One passthrough bucket (or pattern) and its exception.
+/// One bucket (or pattern) and the exception that allows it (passthrough,
+/// or legacy reads).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassthroughRule {

@@ -41,6 +41,9 @@ pub enum ServeError {
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The audit log cannot be opened or is damaged.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// A socket or directory could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -70,6 +73,11 @@ pub struct Options {
     pub admin_listen: Option<String>,
     /// Metrics to update (the CLI shares them with its log layer); created when absent.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// The audit log: verified and attached before the listener opens.
+    pub audit_log: Option<PathBuf>,
+    /// The audit layer installed in the tracing subscriber (the CLI's);
+    /// created when absent (then only authorising records reach the log).
+    pub audit: Option<crate::audit::AuditLayer>,
 }
 
 /// A running gateway.
@@ -257,6 +265,16 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         )
         .map_err(ServeError::Policy)?,
     ));
+    // The audit log is verified (streaming) and attached before anything
+    // listens: no request is served that its record could miss.
+    let audit = opts
+        .audit
+        .clone()
+        .unwrap_or_else(|| crate::audit::AuditLayer::with_metrics(metrics.clone()));
+    if let Some(path) = &opts.audit_log {
+        audit.attach(crate::audit::AuditLog::open(path, &keys)?);
+    }
+    policy.get().announce();
     let mut admin_task = None;
     let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
         Some(listen) => {
@@ -265,13 +283,15 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 upstream: upstream.clone(),
                 policy: policy.clone(),
                 keys: key_cell.clone(),
+                audit: audit.recorder(),
             });
             admin_task = Some(tokio::spawn(crate::admin::serve(l, metrics.clone(), ready)));
             Some(a)
         }
         None => None,
     };
-    let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone());
+    let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone())
+        .with_audit(audit.recorder());
 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(grants.clone());
