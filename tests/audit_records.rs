@@ -599,3 +599,77 @@ async fn a_registry_line_alone_does_not_downgrade_reads() {
     let err = serve(d, &cfg, &[]).err().expect("must not start");
     assert!(err.contains("does not allow legacy-reads"), "{err}");
 }
+
+/// 12: a client triggering security events at request rate (garbage upload
+/// ids) is rate-limited per access key: the events over the limit are
+/// counted and summarised in the log, none silently lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_triggered_events_are_rate_limited_and_summarised() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    setup(d);
+    let gw = serve(d, &config(d, up, "127.0.0.1:0", ""), &[]).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("noisy").send().await.unwrap();
+    let n = 200u64;
+    for i in 0..n {
+        let e = c
+            .upload_part()
+            .bucket("noisy")
+            .key("k")
+            .part_number(1)
+            .upload_id(format!("sg1.garbage{i}"))
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("NoSuchUpload"), "{e:?}");
+    }
+    // Summaries are written once a second.
+    let t = Instant::now();
+    let (written, summarised) = loop {
+        let lines = audit_lines(d);
+        let written = lines
+            .iter()
+            .filter(|l| l["event"]["event"] == "bad_upload_id")
+            .count() as u64;
+        let summarised: u64 = lines
+            .iter()
+            .filter(|l| {
+                l["event"]["event"] == "audit_events_suppressed"
+                    && l["event"]["suppressed_event"] == "bad_upload_id"
+                    && l["event"]["access_key"] == AK
+            })
+            .map(|l| l["event"]["count"].as_u64().unwrap())
+            .sum();
+        if written + summarised >= n || t.elapsed() > Duration::from_secs(10) {
+            break (written, summarised);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(written < n * 3 / 4, "{written} of {n} written one by one");
+    assert_eq!(written + summarised, n);
+    let metrics = {
+        let url: http::Uri = format!("http://{}/metrics", gw.admin.clone().unwrap())
+            .parse()
+            .unwrap();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let r = client.get(url).await.unwrap();
+        use http_body_util::BodyExt;
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+    assert!(
+        metrics.contains("event=\"audit_suppressed\""),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("security"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(gw);
+    verify_log(d);
+}

@@ -488,8 +488,39 @@ impl Visit for Fields {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+/// Who a request span belongs to (its access key, else its address), for
+/// the per-client rate limits of events that do not name an access key.
+struct Client(String);
+
+impl<S> tracing_subscriber::Layer<S> for AuditLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "request" {
+            return;
+        }
+        let mut f = Fields(serde_json::Map::new());
+        attrs.record(&mut f);
+        let client = match (
+            f.0.get("access_key").and_then(|v| v.as_str()),
+            f.0.get("client_ip").and_then(|v| v.as_str()),
+        ) {
+            (Some(ak), _) if !ak.is_empty() => ak.to_owned(),
+            (_, Some(ip)) => format!("ip:{ip}"),
+            _ => return,
+        };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Client(client));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
         if event.metadata().target() != TARGET {
             return;
         }
@@ -515,7 +546,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
             return;
         }
         if let Some(w) = self.recorder.writer.get() {
-            w.offer(f.0);
+            let client = ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .from_root()
+                    .find_map(|s| s.extensions().get::<Client>().map(|c| c.0.clone()))
+            });
+            w.offer(f.0, client);
         }
     }
 }
@@ -625,7 +661,7 @@ mod tests {
             let mut m = serde_json::Map::new();
             m.insert("event".into(), "bad_upload_id".into());
             m.insert("access_key".into(), "noisy".into());
-            w.offer(m);
+            w.offer(m, None);
         }
         let mut m = serde_json::Map::new();
         m.insert("event".into(), "exception_used".into());

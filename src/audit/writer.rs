@@ -117,8 +117,10 @@ impl Writer {
         }
     }
 
-    /// Queues a security event without waiting; rate-limited per access key.
-    pub(crate) fn offer(&self, event: Event) {
+    /// Queues a security event without waiting; rate-limited per access
+    /// key (the event's `access_key`, else `client`: the request's access
+    /// key or address).
+    pub(crate) fn offer(&self, event: Event, client: Option<String>) {
         let name = event
             .get("event")
             .and_then(|v| v.as_str())
@@ -127,8 +129,10 @@ impl Writer {
         let ak = event
             .get("access_key")
             .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned();
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .or(client)
+            .unwrap_or_default();
         if !AUTHORISING.contains(&name.as_str()) && !ak.is_empty() && !self.allow(&ak) {
             *self
                 .shared

@@ -69,6 +69,11 @@ pub struct Config {
     /// sealgate waits for one, before the request fails (slow-body clients).
     #[serde(default = "default_body_timeout")]
     pub body_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read it (no byte
+    /// taken) before the connection is closed and the upstream stream
+    /// dropped (clients that stop reading).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
     /// Client connections served at once; further ones wait in the
     /// kernel's accept queue until a slot frees (bounds memory and tasks).
     #[serde(default = "default_max_connections")]
@@ -128,6 +133,13 @@ fn default_header_timeout() -> u64 {
 
 fn default_body_timeout() -> u64 {
     60
+}
+
+/// Default of `write_timeout_secs`.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
+
+fn default_write_timeout() -> u64 {
+    DEFAULT_WRITE_TIMEOUT_SECS
 }
 
 /// Default of `max_connections`.
@@ -391,6 +403,9 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_BODY_TIMEOUT_SECS") {
             self.body_timeout_secs = number("SEALGATE_BODY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_WRITE_TIMEOUT_SECS") {
+            self.write_timeout_secs = number("SEALGATE_WRITE_TIMEOUT_SECS", v)?;
         }
         if let Some(v) = env("SEALGATE_MAX_CONNECTIONS") {
             self.max_connections =

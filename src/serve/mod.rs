@@ -11,6 +11,7 @@ pub mod host;
 pub mod idle_body;
 pub mod listener;
 pub mod tls;
+pub mod write_timeout;
 
 use crate::auth::Grants;
 use crate::config::{Config, ConfigError, UpstreamConfig, secret};
@@ -212,6 +213,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
                 header_timeout_secs: 30,
                 body_timeout_secs: 60,
+                write_timeout_secs: crate::config::DEFAULT_WRITE_TIMEOUT_SECS,
                 max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
                 security: Default::default(),
             };
@@ -333,6 +335,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             )),
             auth_failures: Some(auth_failures),
             body_timeout: Some(std::time::Duration::from_secs(cfg.body_timeout_secs.max(1))),
+            write_timeout: Some(std::time::Duration::from_secs(
+                cfg.write_timeout_secs.max(1),
+            )),
             max_connections: Some(cfg.max_connections.max(1)),
             proxies: Some(Arc::new(proxies)),
         },
