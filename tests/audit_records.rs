@@ -589,6 +589,13 @@ async fn a_registry_line_alone_does_not_downgrade_reads() {
     );
     drop(gw);
     assert!(recorded(d, "legacy_read", "planted"));
+    assert!(
+        audit_lines(d)
+            .iter()
+            .any(|l| l["event"]["event"] == "exception_in_force"
+                && l["event"]["scope"] == "legacy-reads"
+                && l["event"]["bucket"] == "vault")
+    );
     // A rule naming an exception that does not allow legacy reads: no start.
     let cfg = config(
         d,

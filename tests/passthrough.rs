@@ -18,8 +18,14 @@ const USK: &str = "pt-upstream-secret-0123";
 const AK: &str = "pt-client";
 const SK: &str = "pt-client-secret-0123";
 
+/// The binary under test; SEALGATE_TEST_BIN overrides Cargo's (e.g. a
+/// private copy when several checkouts share one target directory).
+fn bin() -> String {
+    std::env::var("SEALGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealgate").into())
+}
+
 fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+    let out = Command::new(bin())
         .args(args)
         .env("SEALGATE_KEYS_DIR", d.join("keys"))
         .env("SEALGATE_REGISTRY", d.join("exceptions.jsonl"))
@@ -78,7 +84,7 @@ fn config(d: &Path, upstream: std::net::SocketAddr, rules: &[(&str, &str)]) -> s
 
 /// Starts the gateway; Ok(child, addr) or Err(its output) when it refuses.
 fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+    let mut child = Command::new(bin())
         .arg("serve")
         .arg("--config")
         .arg(cfg)

@@ -37,6 +37,8 @@ pub const RATE_PER_SEC: f64 = 10.0;
 pub const BURST: f64 = 50.0;
 /// Queue depth.
 const QUEUE: usize = 4096;
+/// Queued events written with one fsync at most.
+const BATCH: usize = 256;
 /// Access keys tracked by the rate limiter at most (idle ones are forgotten).
 const MAX_TRACKED: usize = 10_000;
 
@@ -86,13 +88,26 @@ impl Writer {
                     failed: 0,
                     failing_since: None,
                 };
-                while let Some(job) = rx.blocking_recv() {
+                let mut next = None;
+                while let Some(job) = next.take().or_else(|| rx.blocking_recv()) {
                     match job {
                         Job::Event(e) => {
-                            let _ = w.write(e);
+                            // Events already queued share one write + fsync.
+                            let mut batch = vec![e];
+                            while batch.len() < BATCH {
+                                match rx.try_recv() {
+                                    Ok(Job::Event(e)) => batch.push(e),
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            let _ = w.write(batch);
                         }
                         Job::Durable(e, reply) => {
-                            let _ = reply.send(w.write(e).map_err(|e| e.to_string()));
+                            let _ = reply.send(w.write(vec![e]).map_err(|e| e.to_string()));
                         }
                         Job::Tick => w.tick(),
                     }
@@ -216,22 +231,31 @@ struct Worker {
 }
 
 impl Worker {
-    fn write(&mut self, event: Event) -> Result<Head, AuditError> {
-        if self.failed > 0 {
-            self.recover()?;
+    fn write(&mut self, events: Vec<Event>) -> Result<Head, AuditError> {
+        if self.failed > 0
+            && let Err(e) = self.recover()
+        {
+            // The events are lost with the failed recovery record: counted.
+            self.failed += events.len() as u64;
+            return Err(e);
         }
-        self.append(event)
+        self.append_all(events)
     }
 
     fn append(&mut self, event: Event) -> Result<Head, AuditError> {
-        match self.log.append(event) {
+        self.append_all(vec![event])
+    }
+
+    fn append_all(&mut self, events: Vec<Event>) -> Result<Head, AuditError> {
+        let n = events.len() as u64;
+        match self.log.append_all(events) {
             Ok(h) => Ok(h),
             Err(e) => {
                 if self.failed == 0 {
                     self.failing_since = Some(chrono::Utc::now());
                     tracing::error!(path = %self.log.path().display(), error = %e, "audit log write failed: unencrypted writes and legacy reads are refused (503) until it is writable; /health/ready reports not ready");
                 }
-                self.failed += 1;
+                self.failed += n;
                 self.shared.healthy.store(false, Ordering::Release);
                 *self
                     .shared

@@ -52,6 +52,8 @@ pub struct Policy {
     /// Buckets where legacy (not sealgate-format) objects may be read, and
     /// the exception each relies on.
     legacy: Vec<Rule>,
+    /// Each legacy-reads rule with its exception as verified at load.
+    legacy_in_force: Vec<(Rule, Exception)>,
     /// Each rule with its exception as verified at load.
     in_force: Vec<(Rule, Exception)>,
     /// The exception allowing a provider outside the allowed jurisdictions.
@@ -157,10 +159,12 @@ impl Policy {
             }
             in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
+        let mut legacy_in_force = Vec::new();
         for rule in &legacy {
             if let Some(why) = refuse_for(&reg, rule, now, Allowance::LegacyReads) {
                 return Err(format!("legacy_reads: {why}"));
             }
+            legacy_in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
         let data_location = if outside {
             let allowed = cfg.allowed_jurisdictions.join(", ");
@@ -195,6 +199,7 @@ impl Policy {
             registry: cfg.registry.clone(),
             rules,
             legacy,
+            legacy_in_force,
             in_force,
             data_location,
         })
@@ -234,6 +239,20 @@ impl Policy {
                 expires = %e.expires,
                 instance = %std::process::id(),
                 "the provider is outside the allowed jurisdictions under a registered exception"
+            );
+        }
+        for (rule, e) in &self.legacy_in_force {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_in_force",
+                exception = %e.id,
+                bucket = %rule.bucket,
+                scope = "legacy-reads",
+                approver = %e.approver,
+                decision = %e.decision_ref,
+                expires = %e.expires,
+                instance = %std::process::id(),
+                "objects not in sealgate's format may be read in this encrypted bucket under a registered exception"
             );
         }
         for (rule, e) in &self.in_force {
