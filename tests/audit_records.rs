@@ -362,6 +362,25 @@ async fn an_unwritable_audit_log_refuses_what_it_would_authorise() {
         .find(|l| l["event"]["event"] == "audit_log_recovered")
         .expect("outage recorded");
     assert!(rec["event"]["failed_appends"].as_u64().unwrap() >= refused.len() as u64);
+
+    // A crash mid-append leaves a torn last line: the next start cuts it
+    // off and records that it did, instead of refusing to start.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":999,\"time\":\"2026-12-01T").unwrap();
+    drop(f);
+    let gw = serve(d, &cfg, &[]).expect("starts on a torn last line");
+    drop(gw);
+    verify_log(d);
+    assert!(
+        audit_lines(d)
+            .iter()
+            .any(|l| l["event"]["event"] == "audit_log_repaired"
+                && l["event"]["removed_bytes"] == 30),
+        "repair recorded"
+    );
 }
 
 /// A valid audit log of `n` filler events (written in batches).
