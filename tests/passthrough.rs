@@ -18,8 +18,14 @@ const USK: &str = "pt-upstream-secret-0123";
 const AK: &str = "pt-client";
 const SK: &str = "pt-client-secret-0123";
 
+/// The binary under test; SEALGATE_TEST_BIN overrides Cargo's (e.g. a
+/// private copy when several checkouts share one target directory).
+fn bin() -> String {
+    std::env::var("SEALGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealgate").into())
+}
+
 fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+    let out = Command::new(bin())
         .args(args)
         .env("SEALGATE_KEYS_DIR", d.join("keys"))
         .env("SEALGATE_REGISTRY", d.join("exceptions.jsonl"))
@@ -78,7 +84,7 @@ fn config(d: &Path, upstream: std::net::SocketAddr, rules: &[(&str, &str)]) -> s
 
 /// Starts the gateway; Ok(child, addr) or Err(its output) when it refuses.
 fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealgate"))
+    let mut child = Command::new(bin())
         .arg("serve")
         .arg("--config")
         .arg(cfg)
@@ -219,13 +225,44 @@ async fn passthrough_only_under_an_exception_in_force() {
         ],
     );
     assert!(ok, "{out}");
-    let got = c
+    // The registry line alone does not downgrade reads: the configuration
+    // must name the bucket under [[policy.legacy_reads]] too.
+    let err = c
         .get_object()
         .bucket("private-site")
         .key("legacy.txt")
         .send()
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidObjectState"), "{err:?}");
+    let cfg = config(d, up, &[("public-site", "EX-1")]);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text += "[[policy.legacy_reads]]\nbucket = \"private-site\"\nexception = \"EX-L\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = std::time::Instant::now();
+    let got = loop {
+        match c
+            .get_object()
+            .bucket("private-site")
+            .key("legacy.txt")
+            .send()
+            .await
+        {
+            Ok(g) => break g,
+            Err(e) if t.elapsed() < std::time::Duration::from_secs(10) => {
+                assert_eq!(e.code(), Some("InvalidObjectState"), "{e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("legacy read never allowed: {e:?}"),
+        }
+    };
     assert_eq!(
         got.body.collect().await.unwrap().to_vec(),
         b"written before sealgate"

@@ -70,10 +70,13 @@ pub(crate) struct Readiness {
     pub(crate) upstream: crate::upstream::Upstream,
     pub(crate) policy: std::sync::Arc<crate::policy::PolicyCell>,
     pub(crate) keys: std::sync::Arc<crate::keys::KeyCell>,
+    /// Not ready while the audit log cannot be written.
+    pub(crate) audit: crate::audit::Recorder,
 }
 
 impl Readiness {
     async fn check(&self) -> Result<(), String> {
+        self.audit.health()?;
         let keys = self.keys.get();
         if !keys.dir().is_dir() {
             return Err(format!("the key store {} is gone", keys.dir().display()));

@@ -74,6 +74,8 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         tls: a.tls_cert.zip(a.tls_key),
         admin_listen: a.admin_listen.clone(),
         metrics: Some(audit.metrics()),
+        audit_log: a.audit_log.clone(),
+        audit: Some(audit.clone()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,13 +84,12 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         if let Some(url) = &a.incident_webhook {
             audit.attach_webhook(crate::audit::webhook::Webhook::start(url, audit.metrics())?);
         }
+        // Verifies and attaches the audit log, and records the exceptions
+        // in force, before the listener opens.
         let running = start(opts).await?;
-        if let Some(path) = &a.audit_log {
-            let keys = crate::keys::KeyStore::load(&running.keys_dir)?;
-            audit.attach(crate::audit::AuditLog::open(path, &keys)?);
+        if a.audit_log.is_some() {
             tracing::info!(target: "sealgate::security", event = "gateway_started", addr = %running.addr, "audit log opened");
         }
-        running.policy.get().announce();
         tracing::info!(startup_ms = began.elapsed().as_millis() as u64, addr = %running.addr, "sealgate ready: keys, policy and registry loaded, listening");
         if let Some(id) = &running.generated_key {
             let dir = a.keys_dir.unwrap_or_else(|| PathBuf::from("keys"));

@@ -144,6 +144,7 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         )));
     }
     let restricted = !cfg.policy.passthrough.is_empty()
+        || !cfg.policy.legacy_reads.is_empty()
         || (!cfg.policy.allowed_jurisdictions.is_empty()
             && !cfg
                 .policy
@@ -170,6 +171,12 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
                     for r in &cfg.policy.passthrough {
                         out.push(ok(format!(
                             "bucket {}: PASSTHROUGH (unencrypted) under exception {}",
+                            r.bucket, r.exception
+                        )));
+                    }
+                    for r in &cfg.policy.legacy_reads {
+                        out.push(ok(format!(
+                            "bucket {}: legacy (not sealgate-format) objects readable under exception {}",
                             r.bucket, r.exception
                         )));
                     }

@@ -79,6 +79,11 @@ pub struct Config {
     /// sealgate waits for one, before the request fails (slow-body clients).
     #[serde(default = "default_body_timeout")]
     pub body_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read it (no byte
+    /// taken) before the connection is closed and the upstream stream
+    /// dropped (clients that stop reading).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
     /// Client connections served at once; further ones wait in the
     /// kernel's accept queue until a slot frees (bounds memory and tasks).
     #[serde(default = "default_max_connections")]
@@ -140,6 +145,13 @@ fn default_body_timeout() -> u64 {
     60
 }
 
+/// Default of `write_timeout_secs`.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
+
+fn default_write_timeout() -> u64 {
+    DEFAULT_WRITE_TIMEOUT_SECS
+}
+
 /// Default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
@@ -172,6 +184,12 @@ pub struct PolicyConfig {
     /// Passthrough buckets, each naming the exception that allows it.
     #[serde(default)]
     pub passthrough: Vec<PassthroughRule>,
+    /// Encrypted buckets (or patterns) in which objects not in sealgate's
+    /// format may be read, each naming the registered exception (allowing
+    /// `legacy-reads`) that permits it: a registry line alone never
+    /// downgrades reads.
+    #[serde(default)]
+    pub legacy_reads: Vec<PassthroughRule>,
     /// Jurisdictions the provider may be in (e.g. `["EU"]`); empty: no
     /// restriction. A provider outside them needs `data_location_exception`.
     #[serde(default)]
@@ -187,13 +205,15 @@ impl Default for PolicyConfig {
         PolicyConfig {
             registry: default_registry(),
             passthrough: Vec::new(),
+            legacy_reads: Vec::new(),
             allowed_jurisdictions: Vec::new(),
             data_location_exception: None,
         }
     }
 }
 
-/// One passthrough bucket (or pattern) and its exception.
+/// One bucket (or pattern) and the exception that allows it (passthrough,
+/// or legacy reads).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassthroughRule {
@@ -393,6 +413,9 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_BODY_TIMEOUT_SECS") {
             self.body_timeout_secs = number("SEALGATE_BODY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("SEALGATE_WRITE_TIMEOUT_SECS") {
+            self.write_timeout_secs = number("SEALGATE_WRITE_TIMEOUT_SECS", v)?;
         }
         if let Some(v) = env("SEALGATE_MAX_CONNECTIONS") {
             self.max_connections =

@@ -740,7 +740,8 @@ pub(super) async fn get_object(
     let obj = match located {
         Ok(o) => o,
         Err(e) if super::passthrough::is_not_sealed(&e) => {
-            super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())?;
+            super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())
+                .await?;
             return super::passthrough::get_plain(gw, i).await;
         }
         Err(e) => return Err(e),
@@ -1019,7 +1020,8 @@ pub async fn head_object(
                 &i.key,
                 "HeadObject",
                 access_key.as_deref(),
-            )?;
+            )
+            .await?;
             return super::passthrough::head_plain(gw, i).await;
         }
         Err(e) => return Err(e),

@@ -35,6 +35,9 @@ pub struct Gateway {
     keys: Arc<crate::keys::KeyCell>,
     algorithm: Algorithm,
     policy: Arc<crate::policy::PolicyCell>,
+    /// Where authorising records (`exception_used`, `legacy_read`) are
+    /// written durably before what they authorise.
+    audit: crate::audit::Recorder,
 }
 
 impl Gateway {
@@ -51,7 +54,15 @@ impl Gateway {
             keys,
             algorithm,
             policy,
+            audit: crate::audit::Recorder::default(),
         }
+    }
+
+    /// Writes authorising records to `audit` (durably, before the
+    /// operation; refused with 503 when they cannot be written).
+    pub fn with_audit(mut self, audit: crate::audit::Recorder) -> Self {
+        self.audit = audit;
+        self
     }
 }
 

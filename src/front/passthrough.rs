@@ -4,7 +4,10 @@
 //! Every write re-reads the registry, so a revocation or expiry stops
 //! passthrough at the next write; a refused write is AccessDenied naming the
 //! exception and why, and is recorded. Every accepted write leaves a usage
-//! record. Both go to the tracing log and the audit log
+//! record, written durably (fsync) to the audit log *before* the upload
+//! starts: a write whose record cannot be written is refused with 503
+//! ServiceUnavailable and nothing is stored, and a client that disconnects
+//! mid-request cannot leave an unrecorded object. Both go to the tracing log and the audit log
 //! (`sealgate::security`). Objects already in sealgate's format are still
 //! decrypted on read; multipart uploads and copies are not supported in
 //! passthrough buckets (refused, never silently done another way).
@@ -89,6 +92,38 @@ pub(crate) async fn put_object(
         .server_side_encryption
         .as_ref()
         .map(|v| v.as_str().to_owned());
+    let size = serde_json::Value::from(len);
+    let message =
+        "unencrypted write authorised under a registered exception (recorded before the upload)";
+    authorise(
+        gw,
+        record(&[
+            ("event", "exception_used".into()),
+            ("exception", exception.id.as_str().into()),
+            ("bucket", bucket.as_str().into()),
+            ("key", key.as_str().into()),
+            ("operation", "PutObject".into()),
+            ("size", size),
+            ("access_key", access_key.as_str().into()),
+            ("request_id", request_id.as_str().into()),
+            ("message", message.into()),
+        ]),
+        || {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_used",
+                exception = %exception.id,
+                %bucket,
+                %key,
+                operation = "PutObject",
+                size = len,
+                %access_key,
+                %request_id,
+                "{message}"
+            )
+        },
+    )
+    .await?;
     let request = gw
         .upstream
         .client
@@ -123,19 +158,21 @@ pub(crate) async fn put_object(
                 .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
         },
     )
-    .await?;
-    tracing::warn!(
-        target: "sealgate::security",
-        event = "exception_used",
-        exception = %exception.id,
-        %bucket,
-        %key,
-        operation = "PutObject",
-        size = len,
-        %access_key,
-        %request_id,
-        "object stored unencrypted under a registered exception"
-    );
+    .await
+    .inspect_err(|e| {
+        tracing::warn!(
+            target: "sealgate::security",
+            event = "exception_use_failed",
+            exception = %exception.id,
+            %bucket,
+            %key,
+            operation = "PutObject",
+            %access_key,
+            %request_id,
+            cause = %e,
+            "unencrypted write recorded as exception_used did not complete"
+        );
+    })?;
     let applied = out.server_side_encryption().map(|v| v.as_str().to_owned());
     if let Some(asked) = &sse
         && applied.as_ref() != Some(asked)
@@ -199,6 +236,50 @@ async fn sse_not_applied(
     )
 }
 
+/// An audit record from its fields (`severity` warn).
+fn record(fields: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("severity".into(), "warn".into());
+    for (k, v) in fields {
+        m.insert((*k).to_owned(), v.clone());
+    }
+    m
+}
+
+/// Writes an authorising record durably before the operation it
+/// authorises, then emits it to the tracing log (`emit`); refuses with 503
+/// ServiceUnavailable when the audit log cannot take it.
+async fn authorise(
+    gw: &Gateway,
+    event: serde_json::Map<String, serde_json::Value>,
+    emit: impl FnOnce(),
+) -> S3Result<()> {
+    let name = event
+        .get("event")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    match gw.audit.durable(event).await {
+        Ok(()) => {
+            crate::audit::already_recorded(emit);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(
+                target: "sealgate::security",
+                event = "record_unavailable",
+                record = %name,
+                error = %e,
+                "operation refused: its audit record could not be written"
+            );
+            Err(s3_error!(
+                ServiceUnavailable,
+                "refused: the audit record this operation needs could not be written ({e}); retry later"
+            ))
+        }
+    }
+}
+
 /// Whether a failed lookup means "not in sealgate's format" (the one case
 /// that maps to InvalidObjectState).
 pub(crate) fn is_not_sealed(e: &s3s::S3Error) -> bool {
@@ -208,7 +289,9 @@ pub(crate) fn is_not_sealed(e: &s3s::S3Error) -> bool {
 /// Allows (and records) or refuses (and records) a read of an object not
 /// in sealgate's format in an encrypted bucket: only under an active
 /// exception that allows legacy-reads for the bucket.
-pub(crate) fn legacy_read(
+/// The record is written durably before any byte is served (503 when it
+/// cannot be).
+pub(crate) async fn legacy_read(
     gw: &Gateway,
     bucket: &str,
     key: &str,
@@ -216,22 +299,37 @@ pub(crate) fn legacy_read(
     access_key: Option<&str>,
 ) -> S3Result<()> {
     let access_key = access_key.unwrap_or_default();
-    match gw
+    let allowed = gw
         .policy()
-        .legacy_reads(&gw.keys.get(), bucket, chrono::Utc::now())
-    {
+        .legacy_reads(&gw.keys.get(), bucket, chrono::Utc::now());
+    match allowed {
         Ok(e) => {
-            tracing::warn!(
-                target: "sealgate::security",
-                event = "legacy_read",
-                exception = %e.id,
-                %bucket,
-                %key,
-                %operation,
-                %access_key,
-                "object not in sealgate's format read under a registered exception"
-            );
-            Ok(())
+            let message = "object not in sealgate's format read under a registered exception";
+            authorise(
+                gw,
+                record(&[
+                    ("event", "legacy_read".into()),
+                    ("exception", e.id.as_str().into()),
+                    ("bucket", bucket.into()),
+                    ("key", key.into()),
+                    ("operation", operation.into()),
+                    ("access_key", access_key.into()),
+                    ("message", message.into()),
+                ]),
+                || {
+                    tracing::warn!(
+                        target: "sealgate::security",
+                        event = "legacy_read",
+                        exception = %e.id,
+                        %bucket,
+                        %key,
+                        %operation,
+                        %access_key,
+                        "{message}"
+                    )
+                },
+            )
+            .await
         }
         Err(why) => {
             tracing::warn!(

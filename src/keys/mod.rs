@@ -211,6 +211,11 @@ impl KeyStore {
         v
     }
 
+    /// From when key `id` is revoked (possibly a future time), if it is.
+    pub fn revoked_at(&self, id: &KeyId) -> Option<DateTime<Utc>> {
+        self.revoked.get(id).map(|r| r.at)
+    }
+
     /// The directory this store was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -49,6 +49,11 @@ pub struct Rule {
 pub struct Policy {
     registry: PathBuf,
     rules: Vec<Rule>,
+    /// Buckets where legacy (not sealgate-format) objects may be read, and
+    /// the exception each relies on.
+    legacy: Vec<Rule>,
+    /// Each legacy-reads rule with its exception as verified at load.
+    legacy_in_force: Vec<(Rule, Exception)>,
     /// Each rule with its exception as verified at load.
     in_force: Vec<(Rule, Exception)>,
     /// The exception allowing a provider outside the allowed jurisdictions.
@@ -57,6 +62,11 @@ pub struct Policy {
 
 /// Why `exception` does not allow unencrypted writes to `bucket` at `now`.
 fn refuse(reg: &Registry, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
+    refuse_for(reg, rule, now, Allowance::UnencryptedWrites)
+}
+
+/// Why the rule's exception does not allow `what` in its bucket at `now`.
+fn refuse_for(reg: &Registry, rule: &Rule, now: DateTime<Utc>, what: Allowance) -> Option<String> {
     let id = &rule.exception;
     let Some((e, _)) = reg.exceptions.get(id) else {
         return Some(format!(
@@ -74,9 +84,14 @@ fn refuse(reg: &Registry, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
         }
         None => return Some(format!("exception {id} vanished")),
     }
-    if !e.allows.contains(&Allowance::UnencryptedWrites) {
+    if !e.allows.contains(&what) {
+        let name = match what {
+            Allowance::UnencryptedWrites => "unencrypted-writes",
+            Allowance::LegacyReads => "legacy-reads",
+            Allowance::DataLocation => "data-location",
+        };
         return Some(format!(
-            "exception {id} does not allow unencrypted-writes (bucket {:?})",
+            "exception {id} does not allow {name} (bucket {:?})",
             rule.bucket
         ));
     }
@@ -117,12 +132,20 @@ impl Policy {
                 exception: r.exception.clone(),
             })
             .collect();
+        let legacy: Vec<Rule> = cfg
+            .legacy_reads
+            .iter()
+            .map(|r| Rule {
+                bucket: r.bucket.clone(),
+                exception: r.exception.clone(),
+            })
+            .collect();
         let outside = !cfg.allowed_jurisdictions.is_empty()
             && !cfg
                 .allowed_jurisdictions
                 .iter()
                 .any(|j| j.eq_ignore_ascii_case(jurisdiction));
-        if rules.is_empty() && !outside {
+        if rules.is_empty() && legacy.is_empty() && !outside {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
                 ..Policy::default()
@@ -135,6 +158,13 @@ impl Policy {
                 return Err(why);
             }
             in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
+        }
+        let mut legacy_in_force = Vec::new();
+        for rule in &legacy {
+            if let Some(why) = refuse_for(&reg, rule, now, Allowance::LegacyReads) {
+                return Err(format!("legacy_reads: {why}"));
+            }
+            legacy_in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
         let data_location = if outside {
             let allowed = cfg.allowed_jurisdictions.join(", ");
@@ -168,6 +198,8 @@ impl Policy {
         Ok(Policy {
             registry: cfg.registry.clone(),
             rules,
+            legacy,
+            legacy_in_force,
             in_force,
             data_location,
         })
@@ -207,6 +239,20 @@ impl Policy {
                 expires = %e.expires,
                 instance = %std::process::id(),
                 "the provider is outside the allowed jurisdictions under a registered exception"
+            );
+        }
+        for (rule, e) in &self.legacy_in_force {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_in_force",
+                exception = %e.id,
+                bucket = %rule.bucket,
+                scope = "legacy-reads",
+                approver = %e.approver,
+                decision = %e.decision_ref,
+                expires = %e.expires,
+                instance = %std::process::id(),
+                "objects not in sealgate's format may be read in this encrypted bucket under a registered exception"
             );
         }
         for (rule, e) in &self.in_force {
@@ -254,27 +300,36 @@ impl Policy {
             .find(|r| registry::matches(&r.bucket, bucket))
     }
 
-    /// The active exception, if any, that allows reading objects not in
-    /// sealgate's format (stored before the gateway) in `bucket`; re-reads
-    /// the registry, so revocations and expiry apply at once.
+    /// The exception that allows reading objects not in sealgate's format
+    /// (stored before the gateway) in `bucket`: only a bucket the
+    /// configuration names under `[[policy.legacy_reads]]`, and only while
+    /// the exception that rule names is active, allows `legacy-reads` and
+    /// covers the bucket. Re-reads the registry, so revocations and expiry
+    /// apply at once; a registry line alone never allows anything.
     pub fn legacy_reads(
         &self,
         keys: &KeyStore,
         bucket: &str,
         now: DateTime<Utc>,
     ) -> Result<Exception, String> {
+        let Some(rule) = self
+            .legacy
+            .iter()
+            .find(|r| registry::matches(&r.bucket, bucket))
+        else {
+            return Err(format!(
+                "bucket {bucket} is not named under [[policy.legacy_reads]] in the configuration"
+            ));
+        };
         let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
-        reg.exceptions
-            .values()
-            .find(|(e, _)| {
-                e.allows.contains(&Allowance::LegacyReads)
-                    && reg.state(&e.id, now) == Some(State::Active)
-                    && covers(e, bucket)
-            })
-            .map(|(e, _)| e.clone())
-            .ok_or_else(|| {
-                format!("no active exception allows reading legacy plaintext in bucket {bucket}")
-            })
+        let probe = Rule {
+            bucket: bucket.to_owned(),
+            exception: rule.exception.clone(),
+        };
+        if let Some(why) = refuse_for(&reg, &probe, now, Allowance::LegacyReads) {
+            return Err(why);
+        }
+        Ok(reg.exceptions[&rule.exception].0.clone())
     }
 
     /// Re-reads the registry and checks the rule's exception still holds
@@ -328,6 +383,7 @@ mod tests {
         let cfg = PolicyConfig {
             registry,
             passthrough: vec![],
+            legacy_reads: vec![],
             allowed_jurisdictions: vec!["EU".into()],
             data_location_exception: None,
         };

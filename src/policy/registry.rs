@@ -201,6 +201,9 @@ impl Registry {
                 "the last line is cut short (no line end)".into(),
             ));
         }
+        // The latest time any line so far carries: once the chain has
+        // passed a key's revocation, no later line may use that key.
+        let mut latest: Option<DateTime<Utc>> = None;
         for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
             if raw.is_empty() && i + 1 == text.split(|b| *b == b'\n').count() {
                 break; // after the final newline
@@ -225,6 +228,19 @@ impl Registry {
                     format!("authenticated with key {id}, which the key store lacks"),
                 )
             })?;
+            let time = line.body.time;
+            let seen = latest.map_or(time, |l| l.max(time));
+            if let Some(at) = keys.revoked_at(&id).filter(|at| seen >= *at) {
+                return Err(damaged(
+                    n,
+                    format!(
+                        "authenticated with key {id}, revoked at {} (this line or an earlier one is dated {}, at or after the revocation)",
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ));
+            }
+            latest = Some(seen);
             let body = serde_json::to_vec(&line.body).expect("serializable");
             let want = kdf::registry_mac(kek.secret(), &body);
             let got = hex::decode(&line.mac).unwrap_or_default();

@@ -8,6 +8,7 @@
 use super::ServeError;
 use super::client_ip::TrustedProxies;
 use super::idle_body::IdleBody;
+use super::write_timeout::WriteTimeout;
 use crate::auth::failures::FailureWatch;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -26,6 +27,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on a request body's silences.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit on a client not reading its response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long in-flight requests may run after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +64,9 @@ pub(crate) struct ServeSettings {
     pub header_timeout: Option<Duration>,
     /// Fail requests whose body goes this long without a byte (default 60 s).
     pub body_timeout: Option<Duration>,
+    /// Close connections whose client takes no response byte for this
+    /// long (default 60 s).
+    pub write_timeout: Option<Duration>,
     /// Serve at most this many connections at once (default unlimited).
     pub max_connections: Option<usize>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -83,9 +89,11 @@ pub(crate) async fn accept_loop(
         auth_failures,
         header_timeout,
         body_timeout,
+        write_timeout,
         max_connections,
         proxies,
     } = settings;
+    let write_timeout = write_timeout.unwrap_or(WRITE_TIMEOUT);
     let proxies = proxies.unwrap_or_default();
     let body_timeout = body_timeout.unwrap_or(BODY_TIMEOUT);
     // Each connection holds a permit; at the limit the loop stops
@@ -158,7 +166,8 @@ pub(crate) async fn accept_loop(
             }
             match tls {
                 None => {
-                    let conn = http.serve_connection(TokioIo::new(socket), service);
+                    let io = WriteTimeout::new(socket, write_timeout);
+                    let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 Some(tls) => {
@@ -180,7 +189,8 @@ pub(crate) async fn accept_loop(
                                 return;
                             }
                         };
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let io = WriteTimeout::new(stream, write_timeout);
+                    let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
             }
@@ -246,7 +256,14 @@ async fn call(
     let mut req = req.map(|b| s3s::Body::http_body(IdleBody::new(b, limit)));
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(operation.clone());
-    let span = tracing::info_span!("request", request_id = %id.0, %client_ip);
+    // The claimed access key (verified by s3s before any handler runs)
+    // attributes security events to a client for the audit rate limits.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        %client_ip,
+        access_key = signed.as_deref().unwrap_or("")
+    );
     let mut resp = service.call(req).instrument(span.clone()).await?;
     if let Ok(v) = http::HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-amz-request-id", v);

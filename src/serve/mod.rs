@@ -12,6 +12,7 @@ pub mod host;
 pub mod idle_body;
 pub mod listener;
 pub mod tls;
+pub mod write_timeout;
 
 use crate::auth::Grants;
 use crate::config::{Config, ConfigError, UpstreamConfig, secret};
@@ -42,6 +43,9 @@ pub enum ServeError {
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The audit log cannot be opened or is damaged.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// A socket or directory could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -71,6 +75,11 @@ pub struct Options {
     pub admin_listen: Option<String>,
     /// Metrics to update (the CLI shares them with its log layer); created when absent.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// The audit log: verified and attached before the listener opens.
+    pub audit_log: Option<PathBuf>,
+    /// The audit layer installed in the tracing subscriber (the CLI's);
+    /// created when absent (then only authorising records reach the log).
+    pub audit: Option<crate::audit::AuditLayer>,
 }
 
 /// A running gateway.
@@ -205,6 +214,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
                 header_timeout_secs: 30,
                 body_timeout_secs: 60,
+                write_timeout_secs: crate::config::DEFAULT_WRITE_TIMEOUT_SECS,
                 max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
                 security: Default::default(),
             };
@@ -258,6 +268,16 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         )
         .map_err(ServeError::Policy)?,
     ));
+    // The audit log is verified (streaming) and attached before anything
+    // listens: no request is served that its record could miss.
+    let audit = opts
+        .audit
+        .clone()
+        .unwrap_or_else(|| crate::audit::AuditLayer::with_metrics(metrics.clone()));
+    if let Some(path) = &opts.audit_log {
+        audit.attach(crate::audit::AuditLog::open(path, &keys)?);
+    }
+    policy.get().announce();
     let mut admin_task = None;
     let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
         Some(listen) => {
@@ -266,13 +286,15 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                 upstream: upstream.clone(),
                 policy: policy.clone(),
                 keys: key_cell.clone(),
+                audit: audit.recorder(),
             });
             admin_task = Some(tokio::spawn(crate::admin::serve(l, metrics.clone(), ready)));
             Some(a)
         }
         None => None,
     };
-    let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone());
+    let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone())
+        .with_audit(audit.recorder());
 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
@@ -317,6 +339,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
             )),
             auth_failures: Some(auth_failures),
             body_timeout: Some(std::time::Duration::from_secs(cfg.body_timeout_secs.max(1))),
+            write_timeout: Some(std::time::Duration::from_secs(
+                cfg.write_timeout_secs.max(1),
+            )),
             max_connections: Some(cfg.max_connections.max(1)),
             proxies: Some(Arc::new(proxies)),
         },
