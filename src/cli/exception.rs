@@ -13,8 +13,25 @@ pub struct RegistryFile {
     /// Exception registry file (JSON lines, append-only).
     #[arg(long, env = "SEALGATE_REGISTRY", default_value = "exceptions.jsonl")]
     pub registry: PathBuf,
+    /// The registry's verified-state file (default: the registry's path
+    /// followed by `.verified`); a registry shorter than or forked from it
+    /// is refused.
+    #[arg(long = "registry-state", env = "SEALGATE_REGISTRY_STATE")]
+    pub registry_state: Option<PathBuf>,
     #[command(flatten)]
     keys: KeysDir,
+}
+
+impl RegistryFile {
+    fn state(&self) -> PathBuf {
+        self.registry_state
+            .clone()
+            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+    }
+
+    fn load(&self, keys: &KeyStore) -> Result<Registry, crate::policy::registry::RegistryError> {
+        Registry::load_at(&self.registry, &self.state(), keys)
+    }
 }
 
 /// Exception subcommands.
@@ -131,8 +148,9 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            Registry::register(
+            Registry::register_at(
                 &file.registry,
+                &file.state(),
                 &keys,
                 Exception {
                     id: id.clone(),
@@ -151,7 +169,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::List { json, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.load(&keys)?;
             let now = Utc::now();
             if json {
                 let rows: Vec<_> = reg
@@ -196,7 +214,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::Show { id, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.load(&keys)?;
             let (e, r) = reg
                 .exceptions
                 .get(&id)
@@ -217,8 +235,9 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            Registry::revoke(
+            Registry::revoke_at(
                 &file.registry,
+                &file.state(),
                 &keys,
                 Revocation {
                     id: id.clone(),
@@ -234,7 +253,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.load(&keys)?;
             let mut lines = Vec::new();
             for log in &audit_logs {
                 lines.extend(crate::audit::read_verified(log, &keys)?);
@@ -253,12 +272,18 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::Verify { file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.load(&keys)?;
             println!(
                 "{}: {} records, chain and authentication intact",
                 file.registry.display(),
                 reg.len()
             );
+            if let Some((seq, hash)) = reg.head() {
+                println!(
+                    "verified up to line {seq} (SHA-256 {hash}), recorded in {}",
+                    file.state().display()
+                );
+            }
         }
     }
     Ok(())

@@ -170,6 +170,19 @@ pub struct PolicyConfig {
     /// provider may be outside the allowed jurisdictions.
     #[serde(default)]
     pub data_location_exception: Option<String>,
+    /// Where the registry's verified state is kept (default
+    /// `<registry>.verified`; docs/EXCEPTIONS.md §Verified state).
+    #[serde(default)]
+    pub registry_state: Option<PathBuf>,
+}
+
+impl PolicyConfig {
+    /// The registry's verified-state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.registry_state
+            .clone()
+            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+    }
 }
 
 impl Default for PolicyConfig {
@@ -179,6 +192,7 @@ impl Default for PolicyConfig {
             passthrough: Vec::new(),
             allowed_jurisdictions: Vec::new(),
             data_location_exception: None,
+            registry_state: None,
         }
     }
 }
@@ -358,6 +372,10 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_REGISTRY") {
             self.policy.registry = PathBuf::from(v);
+        }
+        if let Some(v) = env("SEALGATE_REGISTRY_STATE") {
+            self.policy.registry_state =
+                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
         }
         if let Some(v) = env("SEALGATE_ALGORITHM") {
             self.algorithm = v;

@@ -7,6 +7,7 @@
 
 pub mod registry;
 pub mod report;
+pub mod verified;
 
 use crate::config::PolicyConfig;
 use crate::keys::KeyStore;
@@ -48,6 +49,10 @@ pub struct Rule {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     registry: PathBuf,
+    /// The registry's verified-state file (docs/EXCEPTIONS.md §Verified state).
+    state: PathBuf,
+    /// The registry's last line as verified at load: (seq, SHA-256 hex).
+    head: Option<(u64, String)>,
     rules: Vec<Rule>,
     /// Each rule with its exception as verified at load.
     in_force: Vec<(Rule, Exception)>,
@@ -122,13 +127,15 @@ impl Policy {
                 .allowed_jurisdictions
                 .iter()
                 .any(|j| j.eq_ignore_ascii_case(jurisdiction));
+        let state = cfg.state_path();
         if rules.is_empty() && !outside {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
+                state,
                 ..Policy::default()
             });
         }
-        let reg = Registry::load(&cfg.registry, keys).map_err(|e| e.to_string())?;
+        let reg = Registry::load_at(&cfg.registry, &state, keys).map_err(|e| e.to_string())?;
         let mut in_force = Vec::new();
         for rule in &rules {
             if let Some(why) = refuse(&reg, rule, now) {
@@ -167,6 +174,8 @@ impl Policy {
         };
         Ok(Policy {
             registry: cfg.registry.clone(),
+            state,
+            head: reg.head(),
             rules,
             in_force,
             data_location,
@@ -195,6 +204,16 @@ impl Policy {
     /// the tracing log, hence the audit log): call once the audit log is
     /// attached, at start and at each reload.
     pub fn announce(&self) {
+        if let Some((seq, hash)) = &self.head {
+            tracing::info!(
+                target: "sealgate::security",
+                event = "registry_verified",
+                registry = %self.registry.display(),
+                seq = *seq,
+                hash = %hash,
+                "exception registry verified up to this line at load"
+            );
+        }
         if let Some(e) = &self.data_location {
             tracing::warn!(
                 target: "sealgate::security",
@@ -242,7 +261,7 @@ impl Policy {
     /// Whether the exception registry still reads and verifies (for
     /// readiness): a damaged registry is an incident, not a quiet state.
     pub fn registry_ok(&self, keys: &KeyStore) -> Result<(), String> {
-        Registry::load(&self.registry, keys)
+        Registry::load_at(&self.registry, &self.state, keys)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -263,7 +282,8 @@ impl Policy {
         bucket: &str,
         now: DateTime<Utc>,
     ) -> Result<Exception, String> {
-        let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
+        let reg =
+            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
         reg.exceptions
             .values()
             .find(|(e, _)| {
@@ -286,7 +306,8 @@ impl Policy {
         keys: &KeyStore,
         now: DateTime<Utc>,
     ) -> Result<Exception, String> {
-        let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
+        let reg =
+            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
         if let Some(why) = refuse(&reg, rule, now) {
             return Err(why);
         }
@@ -330,6 +351,7 @@ mod tests {
             passthrough: vec![],
             allowed_jurisdictions: vec!["EU".into()],
             data_location_exception: None,
+            ..PolicyConfig::default()
         };
         (dir, cfg, keys)
     }
