@@ -1,7 +1,8 @@
 //! History the host administrator might rewrite (issue 14, finding 6), with
 //! the real binary: a registry cut back below, or forked from, the line
 //! sealgate last verified is refused by the CLI and by a running gateway
-//! (docs/EXCEPTIONS.md §Verified state).
+//! (docs/EXCEPTIONS.md §Verified state); exceptions signed by an approver
+//! key kept off the host, required by policy (§Approver signatures).
 
 mod gw_common;
 
@@ -192,8 +193,17 @@ fn a_registry_from_before_the_verified_state_still_loads() {
 }
 
 fn config(d: &Path, upstream: std::net::SocketAddr) -> std::path::PathBuf {
+    config_with(d, upstream, "EX-1", "")
+}
+
+fn config_with(
+    d: &Path,
+    upstream: std::net::SocketAddr,
+    exception: &str,
+    policy: &str,
+) -> std::path::PathBuf {
     let text = format!(
-        "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n[policy]\nregistry = {:?}\n[[policy.passthrough]]\nbucket = \"public-site\"\nexception = \"EX-1\"\n",
+        "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{upstream}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n[policy]\nregistry = {:?}\n{policy}[[policy.passthrough]]\nbucket = \"public-site\"\nexception = \"{exception}\"\n",
         d.join("keys"),
         d.join("exceptions.jsonl")
     );
@@ -292,4 +302,162 @@ async fn deleting_a_revocation_does_not_revive_an_exception_at_the_gateway() {
             .any(|l| l.contains("\"registry_verified\"") && l.contains("\"seq\":1")),
         "{log}"
     );
+}
+
+/// Runs the binary in `cwd` without a key store; (success, stdout, stderr).
+fn offhost(cwd: &Path, args: &[&str]) -> (bool, Vec<u8>, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SEALGATE_KEYS_DIR")
+        .env_remove("SEALGATE_REGISTRY")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// On the approver's own machine (a directory with no key store): a key,
+/// the request for `register_args(id, bucket)` signed with `key`: the
+/// signature file.
+fn approver_signs(a: &Path, key: &str, id: &str, bucket: &str) -> std::path::PathBuf {
+    let mut args = register_args(id, bucket);
+    args[1] = "request";
+    let (ok, request, err) = offhost(a, &args);
+    assert!(ok, "{err}");
+    let req = a.join(format!("{id}.request"));
+    std::fs::write(&req, &request).unwrap();
+    let (ok, sig, err) = offhost(
+        a,
+        &["exception", "sign", "--key", key, req.to_str().unwrap()],
+    );
+    assert!(ok && err.contains(id), "{err}");
+    let sig_file = a.join(format!("{id}.sig"));
+    std::fs::write(&sig_file, &sig).unwrap();
+    sig_file
+}
+
+fn approver_key(a: &Path, key: &str) -> String {
+    let (ok, public, err) = offhost(a, &["exception", "approver-key", "--out", key]);
+    assert!(ok, "{err}");
+    let public = String::from_utf8(public).unwrap().trim().to_owned();
+    assert!(public.starts_with("ed25519:"), "{public}");
+    std::fs::write(a.join(format!("{key}.pub")), &public).unwrap();
+    public
+}
+
+#[test]
+fn an_exception_is_signed_off_host_and_checked_at_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let approver = tempfile::tempdir().unwrap();
+    let a = approver.path();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    let public = approver_key(a, "approver.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(a.join("approver.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "approver key readable by others");
+    // Never overwritten.
+    let (ok, _, err) = offhost(a, &["exception", "approver-key", "--out", "approver.key"]);
+    assert!(!ok && err.contains("exists"), "{err}");
+
+    let sig = approver_signs(a, "approver.key", "EX-1", "www-assets");
+    // A signature over other fields (a later expiry) is refused; nothing written.
+    let mut changed = register_args("EX-1", "www-assets");
+    *changed.last_mut().unwrap() = "2199-01-01";
+    changed.extend(["--signature", sig.to_str().unwrap()]);
+    let (ok, out) = sealgate(d, &changed);
+    assert!(!ok && out.contains("does not verify"), "{out}");
+    assert!(
+        !d.join("exceptions.jsonl").exists()
+            || std::fs::read(d.join("exceptions.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+    // The same fields as signed: registered, with the approval kept.
+    let mut args = register_args("EX-1", "www-assets");
+    args.extend(["--signature", sig.to_str().unwrap()]);
+    let (ok, out) = sealgate(d, &args);
+    assert!(ok && out.contains(&public), "{out}");
+    let (ok, out) = sealgate(d, &["exception", "show", "EX-1"]);
+    assert!(
+        ok && out.contains("\"approval\"") && out.contains(&public),
+        "{out}"
+    );
+    let (ok, out) = sealgate(d, &["exception", "verify"]);
+    assert!(ok, "{out}");
+    // A request needs an explicit start (register must reproduce it).
+    let mut no_start = register_args("EX-2", "www-assets");
+    no_start[1] = "request";
+    let at = no_start.iter().position(|a| *a == "--starts").unwrap();
+    no_start.drain(at..at + 2);
+    let (ok, _, err) = offhost(a, &no_start);
+    assert!(!ok && err.contains("--starts"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_requires_an_approver_signature_when_the_policy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let approver = tempfile::tempdir().unwrap();
+    let a = approver.path();
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    let trusted = approver_key(a, "approver.key");
+    approver_key(a, "stranger.key");
+    let sig = approver_signs(a, "approver.key", "EX-S", "public-*");
+    let other = approver_signs(a, "stranger.key", "EX-O", "public-*");
+    for (id, sig) in [("EX-S", Some(&sig)), ("EX-O", Some(&other)), ("EX-U", None)] {
+        let mut args = register_args(id, "public-*");
+        if let Some(s) = sig {
+            args.extend(["--signature", s.to_str().unwrap()]);
+        }
+        let (ok, out) = sealgate(d, &args);
+        assert!(ok, "{out}");
+    }
+    // The public key as a file, as an operator might deploy it.
+    std::fs::write(d.join("approver.pub"), format!("{trusted}\n")).unwrap();
+    let policy = format!(
+        "approver_keys = [{:?}]\nrequire_approver_signature = true\n",
+        d.join("approver.pub")
+    );
+    // Unsigned, or signed by a key the policy does not list: refused.
+    let err = serve(d, &config_with(d, up, "EX-U", &policy)).unwrap_err();
+    assert!(err.contains("EX-U is not signed by an approver"), "{err}");
+    let err = serve(d, &config_with(d, up, "EX-O", &policy)).unwrap_err();
+    assert!(err.contains("not among policy.approver_keys"), "{err}");
+    // Required without a key: a configuration error.
+    let err = serve(
+        d,
+        &config_with(d, up, "EX-S", "require_approver_signature = true\n"),
+    )
+    .unwrap_err();
+    assert!(err.contains("lists no key"), "{err}");
+    // Signed by the listed approver: in force.
+    let (mut child, addr) = serve(d, &config_with(d, up, "EX-S", &policy)).unwrap();
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    c.create_bucket()
+        .bucket("public-site")
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("public-site")
+        .key("signed.html")
+        .body(ByteStream::from_static(b"plain page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(d.join("data/public-site/signed.html")).unwrap(),
+        b"plain page"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

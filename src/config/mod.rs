@@ -174,6 +174,13 @@ pub struct PolicyConfig {
     /// `<registry>.verified`; docs/EXCEPTIONS.md §Verified state).
     #[serde(default)]
     pub registry_state: Option<PathBuf>,
+    /// Approver public keys (`ed25519:<hex>`, or files holding one) whose
+    /// signatures on exceptions are trusted.
+    #[serde(default)]
+    pub approver_keys: Vec<String>,
+    /// Exceptions are in force only when signed by one of `approver_keys`.
+    #[serde(default)]
+    pub require_approver_signature: bool,
 }
 
 impl PolicyConfig {
@@ -193,6 +200,8 @@ impl Default for PolicyConfig {
             allowed_jurisdictions: Vec::new(),
             data_location_exception: None,
             registry_state: None,
+            approver_keys: Vec::new(),
+            require_approver_signature: false,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! registered, unexpired, unrevoked exception, kept in an append-only,
 //! hash-chained, authenticated registry (docs/EXCEPTIONS.md).
 
+pub mod approval;
 pub mod registry;
 pub mod report;
 pub mod verified;
@@ -58,10 +59,62 @@ pub struct Policy {
     in_force: Vec<(Rule, Exception)>,
     /// The exception allowing a provider outside the allowed jurisdictions.
     data_location: Option<Exception>,
+    /// Whose signatures an exception needs (docs/EXCEPTIONS.md §Approver signatures).
+    approvers: Approvers,
+}
+
+/// The approver keys a policy trusts, and whether exceptions need one's
+/// signature to be in force.
+#[derive(Debug, Clone, Default)]
+struct Approvers {
+    keys: Vec<ed25519_dalek::VerifyingKey>,
+    required: bool,
+}
+
+impl Approvers {
+    fn from_config(cfg: &PolicyConfig) -> Result<Approvers, String> {
+        let keys = approval::parse_trusted(&cfg.approver_keys)
+            .map_err(|e| format!("policy.approver_keys: {e}"))?;
+        if cfg.require_approver_signature && keys.is_empty() {
+            return Err(
+                "policy.require_approver_signature is set but policy.approver_keys lists no key"
+                    .into(),
+            );
+        }
+        Ok(Approvers {
+            keys,
+            required: cfg.require_approver_signature,
+        })
+    }
+
+    /// Why exception `id` is not in force under this requirement, if so.
+    /// The signature itself was verified when the registry was read.
+    fn refuse(&self, reg: &Registry, id: &str) -> Option<String> {
+        if !self.required {
+            return None;
+        }
+        let Some(a) = reg.approval(id) else {
+            return Some(format!(
+                "exception {id} is not signed by an approver (policy.require_approver_signature)"
+            ));
+        };
+        match approval::parse_public(&a.key) {
+            Ok(k) if self.keys.contains(&k) => None,
+            _ => Some(format!(
+                "exception {id} is signed by {}, which is not among policy.approver_keys",
+                a.key
+            )),
+        }
+    }
 }
 
 /// Why `exception` does not allow unencrypted writes to `bucket` at `now`.
-fn refuse(reg: &Registry, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
+fn refuse(
+    reg: &Registry,
+    rule: &Rule,
+    approvers: &Approvers,
+    now: DateTime<Utc>,
+) -> Option<String> {
     let id = &rule.exception;
     let Some((e, _)) = reg.exceptions.get(id) else {
         return Some(format!(
@@ -69,6 +122,9 @@ fn refuse(reg: &Registry, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
             rule.bucket
         ));
     };
+    if let Some(why) = approvers.refuse(reg, id) {
+        return Some(format!("bucket {:?}: {why}", rule.bucket));
+    }
     match reg.state(id, now) {
         Some(State::Active) => {}
         Some(s) => {
@@ -128,17 +184,19 @@ impl Policy {
                 .iter()
                 .any(|j| j.eq_ignore_ascii_case(jurisdiction));
         let state = cfg.state_path();
+        let approvers = Approvers::from_config(cfg)?;
         if rules.is_empty() && !outside {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
                 state,
+                approvers,
                 ..Policy::default()
             });
         }
         let reg = Registry::load_at(&cfg.registry, &state, keys).map_err(|e| e.to_string())?;
         let mut in_force = Vec::new();
         for rule in &rules {
-            if let Some(why) = refuse(&reg, rule, now) {
+            if let Some(why) = refuse(&reg, rule, &approvers, now) {
                 return Err(why);
             }
             in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
@@ -155,6 +213,9 @@ impl Policy {
                     "data_location_exception {id} is not in the registry"
                 ));
             };
+            if let Some(why) = approvers.refuse(&reg, id) {
+                return Err(format!("data_location_exception: {why}"));
+            }
             match reg.state(id, now) {
                 Some(State::Active) => {}
                 Some(s) => return Err(format!("data_location_exception {id} is {s}")),
@@ -179,6 +240,7 @@ impl Policy {
             rules,
             in_force,
             data_location,
+            approvers,
         })
     }
 
@@ -290,6 +352,7 @@ impl Policy {
                 e.allows.contains(&Allowance::LegacyReads)
                     && reg.state(&e.id, now) == Some(State::Active)
                     && covers(e, bucket)
+                    && self.approvers.refuse(&reg, &e.id).is_none()
             })
             .map(|(e, _)| e.clone())
             .ok_or_else(|| {
@@ -308,7 +371,7 @@ impl Policy {
     ) -> Result<Exception, String> {
         let reg =
             Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
-        if let Some(why) = refuse(&reg, rule, now) {
+        if let Some(why) = refuse(&reg, rule, &self.approvers, now) {
             return Err(why);
         }
         Ok(reg.exceptions[&rule.exception].0.clone())

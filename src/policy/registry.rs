@@ -3,6 +3,7 @@
 //! authenticated with an HMAC under a key derived from a local KEK, so an
 //! edited, reordered or deleted line is detected (docs/EXCEPTIONS.md).
 
+use super::approval::{self, Approval};
 use super::verified::{self, StateError, Verified};
 use crate::format::{KekLookup, KeyId, kdf};
 use crate::keys::KeyStore;
@@ -100,6 +101,11 @@ struct Body {
     /// The KEK the MAC key derives from.
     key: String,
     entry: Entry,
+    /// The approver's signature over a registered exception (absent on
+    /// unsigned exceptions and on every line written before signatures
+    /// existed, whose bytes are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<Approval>,
 }
 
 /// A line as stored.
@@ -194,6 +200,8 @@ pub struct Registry {
     last_hash: [u8; 32],
     /// SHA-256 of every line, in order (to find the verified head).
     hashes: Vec<[u8; 32]>,
+    /// Approver signatures by exception id, each verified at load.
+    approvals: BTreeMap<String, Approval>,
 }
 
 impl Registry {
@@ -310,6 +318,11 @@ impl Registry {
         Ok(())
     }
 
+    /// The approver signature of exception `id`, verified at load.
+    pub fn approval(&self, id: &str) -> Option<&Approval> {
+        self.approvals.get(id)
+    }
+
     /// The last line verified: (sequence, SHA-256 hex), `None` when empty.
     pub fn head(&self) -> Option<(u64, String)> {
         (self.lines > 0).then(|| (self.lines as u64, hex::encode(self.last_hash)))
@@ -375,6 +388,13 @@ impl Registry {
             if !kdf::ct_eq(&want, &got) {
                 return Err(damaged(n, "authentication failed".into()));
             }
+            if let Some(a) = &line.body.approval {
+                let Entry::Register(e) = &line.body.entry else {
+                    return Err(damaged(n, "an approver signature on a revocation".into()));
+                };
+                approval::verify(a, e).map_err(|why| damaged(n, why.to_string()))?;
+                reg.approvals.insert(e.id.clone(), a.clone());
+            }
             reg.apply(line.body.entry).map_err(|why| damaged(n, why))?;
             reg.last_hash = Sha256::digest(raw).into();
             reg.hashes.push(reg.last_hash);
@@ -403,16 +423,22 @@ impl Registry {
     /// Checks a new exception, then appends it (chained, authenticated with
     /// the active key). Nothing is written when a check fails.
     pub fn register(path: &Path, keys: &KeyStore, e: Exception) -> Result<(), RegistryError> {
-        Registry::register_at(path, &verified::default_path(path), keys, e)
+        Registry::register_at(path, &verified::default_path(path), keys, e, None)
     }
 
-    /// [`Registry::register`] with the verified state kept in `state`.
+    /// [`Registry::register`] with the verified state kept in `state` and,
+    /// optionally, the approver's signature (refused unless it verifies
+    /// over exactly this exception).
     pub fn register_at(
         path: &Path,
         state: &Path,
         keys: &KeyStore,
         e: Exception,
+        signed: Option<Approval>,
     ) -> Result<(), RegistryError> {
+        if let Some(a) = &signed {
+            approval::verify(a, &e).map_err(|why| RegistryError::Invalid(why.to_string()))?;
+        }
         let bad = |m: String| Err(RegistryError::Invalid(m));
         for (what, v) in [
             ("id", &e.id),
@@ -443,7 +469,7 @@ impl Registry {
         if e.allows.is_empty() {
             return bad("the exception allows nothing".into());
         }
-        Self::append(path, state, keys, |reg| {
+        Self::append(path, state, keys, signed, |reg| {
             if reg.exceptions.contains_key(&e.id) {
                 return Err(format!("exception {} already exists", e.id));
             }
@@ -468,10 +494,12 @@ impl Registry {
                 "a revocation needs who (--by) and why (--reason)".into(),
             ));
         }
-        Self::append(path, state, keys, |reg| match reg.exceptions.get(&r.id) {
-            None => Err(format!("no exception {}", r.id)),
-            Some((_, Some(_))) => Err(format!("exception {} is already revoked", r.id)),
-            Some(_) => Ok(Entry::Revoke(r)),
+        Self::append(path, state, keys, None, |reg| {
+            match reg.exceptions.get(&r.id) {
+                None => Err(format!("no exception {}", r.id)),
+                Some((_, Some(_))) => Err(format!("exception {} is already revoked", r.id)),
+                Some(_) => Ok(Entry::Revoke(r)),
+            }
         })
     }
 
@@ -483,6 +511,7 @@ impl Registry {
         path: &Path,
         state: &Path,
         keys: &KeyStore,
+        approval: Option<Approval>,
         make: impl FnOnce(&Registry) -> Result<Entry, String>,
     ) -> Result<(), RegistryError> {
         let io = |source| RegistryError::Io {
@@ -504,6 +533,7 @@ impl Registry {
             prev: hex::encode(reg.last_hash),
             key: kek.id().to_string(),
             entry,
+            approval,
         };
         let mac = hex::encode(kdf::registry_mac(
             kek.secret(),
