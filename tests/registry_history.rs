@@ -2,7 +2,9 @@
 //! the real binary: a registry cut back below, or forked from, the line
 //! sealgate last verified is refused by the CLI and by a running gateway
 //! (docs/EXCEPTIONS.md §Verified state); exceptions signed by an approver
-//! key kept off the host, required by policy (§Approver signatures).
+//! key kept off the host, required by policy (§Approver signatures); the
+//! audit log's and the registry's heads anchored off the host through the
+//! webhook and checked by `audit verify --anchors` (docs/INCIDENTS.md §Anchors).
 
 mod gw_common;
 
@@ -460,4 +462,213 @@ async fn the_gateway_requires_an_approver_signature_when_the_policy_says_so() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A minimal local webhook receiver: collects POST bodies, answers 200.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/anchors", l.local_addr().unwrap());
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    g.lock().unwrap().push(body);
+                    buf.drain(..end + 4 + len);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// `sealgate audit verify` with extra arguments: (success, output).
+fn audit_verify(d: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["audit", "verify", "--audit-log"];
+    let log = d.join("audit.jsonl");
+    args.push(log.to_str().unwrap());
+    args.extend(extra);
+    sealgate(d, &args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heads_anchored_off_the_host_catch_a_rechained_or_cut_back_log_and_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let (hook, received) = receiver().await;
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    register(d, "EX-1", "public-*");
+    register(d, "EX-2", "other-*");
+    let cfg = config(d, up);
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--audit-log")
+        .arg(d.join("audit.jsonl"))
+        .args(["--incident-webhook", &hook])
+        .env_remove("SEALGATE_ACCESS_KEY")
+        .env_remove("SEALGATE_SECRET_KEY")
+        .env_remove("SEALGATE_REGISTRY_STATE")
+        .env("SEALGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().expect("gateway exited").unwrap();
+        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
+            break a.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    c.create_bucket()
+        .bucket("public-site")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..4 {
+        c.put_object()
+            .bucket("public-site")
+            .key(format!("page-{i}.html"))
+            .body(ByteStream::from_static(b"plain page"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // EX-2 is revoked; the reload records the registry's new head (line 3).
+    revoke(d, "EX-2");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Wait until the webhook has the head of the whole log.
+    let mut waited = 0;
+    loop {
+        let n = std::fs::read_to_string(d.join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        let got = received.lock().unwrap().clone();
+        let anchored = got
+            .iter()
+            .any(|b| b.contains("\"chain_head\"") && b.contains(&format!("\"seq\":{n},")));
+        let reg = got
+            .iter()
+            .any(|b| b.contains("\"registry_verified\"") && b.contains("\"seq\":3"));
+        if anchored && reg && n > 8 {
+            break;
+        }
+        assert!(waited < 100, "no anchor for line {n}: {got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let anchors = d.join("anchors");
+    std::fs::create_dir(&anchors).unwrap();
+    std::fs::write(
+        anchors.join("webhook.jsonl"),
+        received.lock().unwrap().join("\n") + "\n",
+    )
+    .unwrap();
+    let a = anchors.to_str().unwrap();
+    let reg = d.join("exceptions.jsonl");
+    let r = reg.to_str().unwrap();
+    let (ok, out) = audit_verify(d, &["--anchors", a, "--registry", r]);
+    assert!(
+        ok && out.contains("anchored heads") && out.contains("holds every verified head"),
+        "{out}"
+    );
+    let good = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+
+    // 1. Whoever holds the key store removes an exception_used line and
+    // re-chains the rest: the log verifies on its own, not against anchors.
+    let kept: Vec<&str> = good.lines().collect();
+    let victim = kept
+        .iter()
+        .position(|l| l.contains("\"exception_used\""))
+        .unwrap();
+    let keys = sealgate::keys::KeyStore::load(&d.join("keys")).unwrap();
+    let forged = d.join("forged.jsonl");
+    std::fs::write(&forged, kept[..victim].join("\n") + "\n").unwrap();
+    {
+        let log = sealgate::audit::AuditLog::open(&forged, &keys).unwrap();
+        for l in &kept[victim + 1..] {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            log.append(v["event"].as_object().unwrap().clone()).unwrap();
+        }
+    }
+    std::fs::rename(&forged, d.join("audit.jsonl")).unwrap();
+    let (ok, out) = audit_verify(d, &[]);
+    assert!(ok, "the re-chained log verifies alone: {out}");
+    let (ok, out) = audit_verify(d, &["--anchors", a]);
+    assert!(
+        !ok && out.contains("anchored off the host") && out.contains("SHA-256"),
+        "{out}"
+    );
+
+    // 2. The log cut back below an anchored head.
+    std::fs::write(
+        d.join("audit.jsonl"),
+        kept[..kept.len() - 2].join("\n") + "\n",
+    )
+    .unwrap();
+    let (ok, out) = audit_verify(d, &[]);
+    assert!(ok, "a cut-back log verifies alone: {out}");
+    let (ok, out) = audit_verify(d, &["--anchors", a]);
+    assert!(
+        !ok && out.contains(&format!("it has {} line(s)", kept.len() - 2)),
+        "{out}"
+    );
+
+    // 3. The registry's revocation and its verified-state file both
+    // removed: the registry loads again, but not against the anchors.
+    std::fs::write(d.join("audit.jsonl"), &good).unwrap();
+    drop_last_line(d);
+    std::fs::remove_file(d.join("exceptions.jsonl.verified")).unwrap();
+    let (ok, out) = sealgate(d, &["exception", "verify"]);
+    assert!(ok, "{out}");
+    let (ok, out) = audit_verify(d, &["--anchors", a, "--registry", r]);
+    assert!(
+        !ok && out.contains("registry") && out.contains("it has 2 line(s)"),
+        "{out}"
+    );
 }

@@ -9,6 +9,7 @@
 //! ids, …) is written by [`AuditLayer`], with all its fields. One file per
 //! gateway instance; several instances must not share a file.
 
+pub mod anchor;
 pub mod webhook;
 
 use crate::format::{KekLookup, KeyId, kdf};
@@ -201,6 +202,12 @@ impl AuditLog {
         })
     }
 
+    /// The chain head: the last line's number and SHA-256 (for anchors).
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        (tail.seq, tail.last_hash)
+    }
+
     /// Appends one event (one write + fsync).
     pub fn append(
         &self,
@@ -318,6 +325,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
         if let Err(e) = log.append(f.0) {
             // Not through tracing: that would recurse into this layer.
             let _ = writeln!(std::io::stderr(), "sealgate: audit log write failed: {e}");
+        } else if let Some(w) = self.webhook.get() {
+            // Anchor the new head off the host (docs/INCIDENTS.md §Anchors).
+            let (seq, hash) = log.head();
+            w.offer(&anchor::chain_head(&log.path, seq, &hash));
         }
     }
 }

@@ -75,12 +75,13 @@ impl Webhook {
         Ok(Webhook { tx, metrics })
     }
 
-    /// Queues an event if it is an incident; never blocks.
+    /// Queues an event if it is an incident or an anchor (`chain_head`,
+    /// `registry_verified`); never blocks.
     pub fn offer(&self, event: &serde_json::Map<String, serde_json::Value>) {
         let Some(name) = event.get("event").and_then(|v| v.as_str()) else {
             return;
         };
-        if !INCIDENTS.contains(&name) {
+        if !INCIDENTS.contains(&name) && !super::anchor::ANCHORS.contains(&name) {
             return;
         }
         let e = payload(event, &chrono::Utc::now().to_rfc3339());

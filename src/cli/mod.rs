@@ -127,11 +127,21 @@ enum ConfigAction {
 
 #[derive(Debug, Subcommand)]
 enum AuditAction {
-    /// Verify every line of an audit log.
+    /// Verify every line of an audit log, and optionally that it (and the
+    /// exception registry) still holds every head anchored off the host.
     Verify {
         /// The audit log file.
         #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
         audit_log: PathBuf,
+        /// Anchors kept off the host: a directory of files (or one file) of
+        /// `chain_head` / `registry_verified` records, one JSON object per
+        /// line, as the webhook sent them (docs/INCIDENTS.md §Anchors).
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+        /// Also check the exception registry against every
+        /// `registry_verified` record in the log and the anchors.
+        #[arg(long)]
+        registry: Option<PathBuf>,
         #[command(flatten)]
         dir: KeysDir,
     },
@@ -164,7 +174,13 @@ fn dispatch(cli: Cli) -> CliResult {
             action: ConfigAction::Check { config },
         } => config_check(config),
         Command::Audit {
-            action: AuditAction::Verify { audit_log, dir },
+            action:
+                AuditAction::Verify {
+                    audit_log,
+                    anchors,
+                    registry,
+                    dir,
+                },
         } => {
             let keys = KeyStore::load(&dir.keys_dir)?;
             let (n, _) = crate::audit::verify(&audit_log, &keys)?;
@@ -172,13 +188,62 @@ fn dispatch(cli: Cli) -> CliResult {
                 "{}: {n} records, chain and authentication intact",
                 audit_log.display()
             );
-            Ok(())
+            audit_anchors(&audit_log, anchors.as_deref(), registry.as_deref(), &keys)
         }
         Command::Serve(a) => serve::serve(a),
         Command::Encrypt(a) => objects::encrypt(a),
         Command::Decrypt(a) => objects::decrypt(a),
         Command::Inspect(a) => objects::inspect(a),
     }
+}
+
+/// `audit verify --anchors / --registry`: the log (already verified) and
+/// the registry against the heads anchored off the host.
+fn audit_anchors(
+    log: &std::path::Path,
+    anchors: Option<&std::path::Path>,
+    registry: Option<&std::path::Path>,
+    keys: &KeyStore,
+) -> CliResult {
+    use crate::audit::anchor;
+    let (heads, mut reg_heads) = match anchors {
+        Some(dir) => anchor::read(dir)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    if let Some(dir) = anchors {
+        anchor::check("audit log", log, &anchor::line_hashes(log)?, &heads)?;
+        let top = heads.iter().map(|a| a.seq).max().unwrap_or(0);
+        println!(
+            "{}: holds all {} anchored heads from {} (latest anchored line {top})",
+            log.display(),
+            heads.len(),
+            dir.display()
+        );
+    }
+    let Some(reg) = registry else { return Ok(()) };
+    // The registry heads the (verified, anchored) log recorded.
+    for (i, v) in crate::audit::read_verified(log, keys)?.iter().enumerate() {
+        let e = &v["event"];
+        if e["event"] != anchor::REGISTRY_VERIFIED {
+            continue;
+        }
+        if let (Some(seq), Some(hash)) = (e["seq"].as_u64(), e["hash"].as_str()) {
+            reg_heads.push(anchor::Anchor {
+                seq,
+                hash: hash.to_owned(),
+                from: format!("{} line {}", log.display(), i + 1),
+            });
+        }
+    }
+    let text = std::fs::read(reg).unwrap_or_default();
+    crate::policy::registry::Registry::parse(&text, reg, keys)?;
+    anchor::check("registry", reg, &anchor::line_hashes(reg)?, &reg_heads)?;
+    println!(
+        "{}: holds every verified head recorded ({} records)",
+        reg.display(),
+        reg_heads.len()
+    );
+    Ok(())
 }
 
 fn config_check(path: Option<PathBuf>) -> CliResult {
