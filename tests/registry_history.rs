@@ -672,3 +672,112 @@ async fn heads_anchored_off_the_host_catch_a_rechained_or_cut_back_log_and_regis
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heads_are_anchored_write_once_in_a_bucket_at_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let provider = client_for(format!("http://{up}"), UAK, USK);
+    provider
+        .create_bucket()
+        .bucket("anchors")
+        .send()
+        .await
+        .unwrap();
+
+    // The write path: If-None-Match: * never overwrites an anchor.
+    use sealgate::audit::anchor::{Put, chain_head, put_once};
+    let first = chain_head(Path::new("a.jsonl"), 7, &[1; 32]);
+    let second = chain_head(Path::new("a.jsonl"), 7, &[2; 32]);
+    assert_eq!(
+        put_once(&provider, "anchors", "t/", &first, None).await,
+        Ok(Put::Written)
+    );
+    assert_eq!(
+        put_once(&provider, "anchors", "t/", &second, None).await,
+        Ok(Put::AlreadyThere)
+    );
+    let kept = std::fs::read_to_string(d.join("data/anchors/t/00000000000000000007.json")).unwrap();
+    assert!(kept.contains(&hex::encode([1u8; 32])), "{kept}");
+
+    // A gateway anchoring its audit head there every second.
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    register(d, "EX-1", "public-*");
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(config(d, up))
+        .arg("--audit-log")
+        .arg(d.join("audit.jsonl"))
+        .args([
+            "--anchor-bucket",
+            "anchors",
+            "--anchor-prefix",
+            "gw/",
+            "--anchor-every-secs",
+            "1",
+        ])
+        .env_remove("SEALGATE_ACCESS_KEY")
+        .env_remove("SEALGATE_SECRET_KEY")
+        .env_remove("SEALGATE_REGISTRY_STATE")
+        .env("SEALGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().expect("gateway exited").unwrap();
+        if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
+            break a.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    c.create_bucket()
+        .bucket("public-site")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        c.put_object()
+            .bucket("public-site")
+            .key(format!("page-{i}.html"))
+            .body(ByteStream::from_static(b"plain page"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let anchors = d.join("data/anchors/gw");
+    let mut waited = 0;
+    loop {
+        let n = std::fs::read_to_string(d.join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        if anchors.join(format!("{n:020}.json")).exists() && n >= 5 {
+            break;
+        }
+        assert!(
+            waited < 100,
+            "no anchor of line {n} in {}",
+            anchors.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let a = anchors.to_str().unwrap();
+    let (ok, out) = audit_verify(d, &["--anchors", a]);
+    assert!(ok, "{out}");
+    let good = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    let kept: Vec<&str> = good.lines().collect();
+    std::fs::write(
+        d.join("audit.jsonl"),
+        kept[..kept.len() - 1].join("\n") + "\n",
+    )
+    .unwrap();
+    let (ok, out) = audit_verify(d, &["--anchors", a]);
+    assert!(!ok && out.contains("anchored off the host"), "{out}");
+}

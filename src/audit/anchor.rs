@@ -198,3 +198,60 @@ pub fn check(
     }
     Ok(())
 }
+
+/// What a write-once anchor upload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The anchor object was created.
+    Written,
+    /// An object of that name already exists and was left as it is
+    /// (`If-None-Match: *` answered 412).
+    AlreadyThere,
+}
+
+/// Writes `record` (a `chain_head`) once to `bucket` at the provider, as
+/// `<prefix><seq, 20 digits>.json`, with `If-None-Match: *` so that no
+/// anchor is ever overwritten, and, with `retain_days`, Object Lock in
+/// COMPLIANCE mode until then (the bucket must have Object Lock enabled at
+/// the provider; s3s-fs ignores it).
+pub async fn put_once(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    record: &serde_json::Map<String, serde_json::Value>,
+    retain_days: Option<u32>,
+) -> Result<Put, String> {
+    let seq = record.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
+    let key = format!("{prefix}{seq:020}.json");
+    let mut body = serde_json::to_vec(record).expect("serializable");
+    body.push(b'\n');
+    let mut req = client
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .if_none_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from(body));
+    if let Some(days) = retain_days {
+        let until = chrono::Utc::now() + chrono::Duration::days(i64::from(days));
+        req = req
+            .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(
+                until.timestamp(),
+            ));
+    }
+    match req.send().await {
+        Ok(_) => Ok(Put::Written),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            if status == Some(412) {
+                Ok(Put::AlreadyThere)
+            } else {
+                Err(format!(
+                    "anchor s3://{bucket}/{key}: {}",
+                    crate::upstream::UpstreamError::from_sdk(e)
+                ))
+            }
+        }
+    }
+}

@@ -269,6 +269,13 @@ impl AuditLayer {
         self.metrics.clone()
     }
 
+    /// The attached log's chain head, if a log is attached (for anchors).
+    pub fn head(&self) -> Option<(PathBuf, u64, [u8; 32])> {
+        let log = self.sink.get()?;
+        let (seq, hash) = log.head();
+        Some((log.path.clone(), seq, hash))
+    }
+
     /// Attaches the log; later calls are ignored.
     pub fn attach(&self, log: AuditLog) {
         let _ = self.sink.set(log);
