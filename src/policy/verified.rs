@@ -30,7 +30,9 @@ pub struct Verified {
 #[non_exhaustive]
 pub enum StateError {
     /// The state file could not be read or written.
-    #[error("verified-state file {path}: {source}")]
+    #[error(
+        "verified-state file {path}: {source} (it must be writable: set [policy] registry_state, or --registry-state, to a writable place)"
+    )]
     Io {
         /// File.
         path: PathBuf,
