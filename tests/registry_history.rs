@@ -769,8 +769,18 @@ async fn heads_are_anchored_write_once_in_a_bucket_at_the_provider() {
     let _ = child.kill();
     let _ = child.wait();
     let a = anchors.to_str().unwrap();
-    let (ok, out) = audit_verify(d, &["--anchors", a]);
-    assert!(ok, "{out}");
+    // Checked from a copy, or straight from the bucket.
+    let cfg = d.join("sealgate.toml");
+    let bucket = [
+        "--anchors",
+        "s3://anchors/gw/",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    for how in [&["--anchors", a][..], &bucket[..]] {
+        let (ok, out) = audit_verify(d, how);
+        assert!(ok && out.contains("anchored heads"), "{how:?}: {out}");
+    }
     let good = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
     let kept: Vec<&str> = good.lines().collect();
     std::fs::write(
@@ -778,6 +788,11 @@ async fn heads_are_anchored_write_once_in_a_bucket_at_the_provider() {
         kept[..kept.len() - 1].join("\n") + "\n",
     )
     .unwrap();
-    let (ok, out) = audit_verify(d, &["--anchors", a]);
-    assert!(!ok && out.contains("anchored off the host"), "{out}");
+    for how in [&["--anchors", a][..], &bucket[..]] {
+        let (ok, out) = audit_verify(d, how);
+        assert!(
+            !ok && out.contains("anchored off the host"),
+            "{how:?}: {out}"
+        );
+    }
 }

@@ -142,6 +142,10 @@ enum AuditAction {
         /// `registry_verified` record in the log and the anchors.
         #[arg(long)]
         registry: Option<PathBuf>,
+        /// With `--anchors s3://BUCKET/PREFIX`: the configuration whose
+        /// `[upstream]` reaches the provider holding the anchors.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         dir: KeysDir,
     },
@@ -179,6 +183,7 @@ fn dispatch(cli: Cli) -> CliResult {
                     audit_log,
                     anchors,
                     registry,
+                    config,
                     dir,
                 },
         } => {
@@ -188,6 +193,17 @@ fn dispatch(cli: Cli) -> CliResult {
                 "{}: {n} records, chain and authentication intact",
                 audit_log.display()
             );
+            // Anchors in a bucket are fetched to a temporary directory first.
+            let fetched = match anchors.as_deref().and_then(|a| a.to_str()) {
+                Some(url) if url.starts_with("s3://") => {
+                    Some(fetch_anchors(url, config.as_deref())?)
+                }
+                _ => None,
+            };
+            let anchors = match &fetched {
+                Some(dir) => Some(dir.path().to_owned()),
+                None => anchors,
+            };
             audit_anchors(&audit_log, anchors.as_deref(), registry.as_deref(), &keys)
         }
         Command::Serve(a) => serve::serve(a),
@@ -195,6 +211,66 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Decrypt(a) => objects::decrypt(a),
         Command::Inspect(a) => objects::inspect(a),
     }
+}
+
+/// Downloads every object under `s3://BUCKET/PREFIX` (the write-once
+/// anchors) through the provider that `config` names.
+fn fetch_anchors(
+    url: &str,
+    config: Option<&std::path::Path>,
+) -> Result<tempfile::TempDir, Box<dyn std::error::Error>> {
+    let rest = url.strip_prefix("s3://").unwrap_or(url);
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = config.ok_or(
+        "--anchors s3://… needs --config FILE (its [upstream] reaches the provider holding the anchors)",
+    )?;
+    let mut cfg = crate::config::Config::load(path)?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    let dir = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let up = crate::upstream::Upstream::connect(&cfg.upstream, None).await?;
+        let sdk = |e: String| format!("{url}: {e}");
+        let mut token = None;
+        let mut n = 0usize;
+        loop {
+            let page = up
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                let got = up
+                    .client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
+                let bytes = got.body.collect().await.map_err(|e| sdk(e.to_string()))?;
+                n += 1;
+                std::fs::write(
+                    dir.path().join(format!("{n:08}-{}", key.replace('/', "_"))),
+                    bytes.into_bytes(),
+                )?;
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        println!("fetched {n} anchor object(s) from {url}");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(dir)
 }
 
 /// `audit verify --anchors / --registry`: the log (already verified) and
