@@ -30,8 +30,15 @@ impl RegistryFile {
             .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
     }
 
+    /// Verifies, checks against the verified state and moves it forward.
     fn load(&self, keys: &KeyStore) -> Result<Registry, crate::policy::registry::RegistryError> {
         Registry::load_at(&self.registry, &self.state(), keys)
+    }
+
+    /// Verifies and checks against the verified state; writes nothing
+    /// (list, show and report work on read-only copies).
+    fn read(&self, keys: &KeyStore) -> Result<Registry, crate::policy::registry::RegistryError> {
+        Registry::read_checked(&self.registry, &self.state(), keys)
     }
 }
 
@@ -265,7 +272,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::List { json, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.load(&keys)?;
+            let reg = file.read(&keys)?;
             let now = Utc::now();
             if json {
                 let rows: Vec<_> = reg
@@ -310,7 +317,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::Show { id, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.load(&keys)?;
+            let reg = file.read(&keys)?;
             let (e, r) = reg
                 .exceptions
                 .get(&id)
@@ -350,7 +357,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.load(&keys)?;
+            let reg = file.read(&keys)?;
             let mut lines = Vec::new();
             for log in &audit_logs {
                 lines.extend(crate::audit::read_verified(log, &keys)?);

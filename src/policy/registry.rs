@@ -221,8 +221,12 @@ impl Registry {
     }
 
     /// Verifies the file and checks it against the verified state, without
-    /// writing anything.
-    fn read_checked(path: &Path, state: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
+    /// writing anything (for read-only uses: listings, reports).
+    pub fn read_checked(
+        path: &Path,
+        state: &Path,
+        keys: &KeyStore,
+    ) -> Result<Registry, RegistryError> {
         let reg = Registry::read(path, keys)?;
         if let Some(v) = verified::read(state)? {
             reg.check(path, state, &v)?;
