@@ -9,6 +9,7 @@
 //! ids, …) is written by [`AuditLayer`], with all its fields. One file per
 //! gateway instance; several instances must not share a file.
 
+pub mod anchor;
 pub mod webhook;
 pub mod writer;
 
@@ -433,6 +434,12 @@ impl AuditLayer {
         self.metrics.clone()
     }
 
+    /// The attached log's chain head, if a log is attached (for anchors).
+    pub fn head(&self) -> Option<(PathBuf, u64, [u8; 32])> {
+        let (path, head) = self.recorder.writer.get()?.head()?;
+        Some((path, head.seq, head.hash))
+    }
+
     /// Attaches the log and starts its writer thread; later calls are
     /// ignored.
     pub fn attach(&self, log: AuditLog) {
@@ -440,7 +447,16 @@ impl AuditLayer {
             let _ = self
                 .recorder
                 .writer
-                .set(writer::Writer::start(log, self.metrics.clone()));
+                .set(writer::Writer::start(log, self.metrics.clone(), {
+                    // Anchor each new head off the host as it is written
+                    // (docs/INCIDENTS.md §Anchors).
+                    let webhook = self.webhook.clone();
+                    Box::new(move |path: &Path, head: &Head| {
+                        if let Some(w) = webhook.get() {
+                            w.offer(&anchor::chain_head(path, head.seq, &head.hash));
+                        }
+                    })
+                }));
         }
     }
 

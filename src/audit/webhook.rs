@@ -75,12 +75,19 @@ impl Webhook {
         Ok(Webhook { tx, metrics })
     }
 
-    /// Queues an event if it is an incident; never blocks.
+    /// Queues an event if it is an incident or an anchor (`chain_head`,
+    /// `registry_verified`); never blocks.
     pub fn offer(&self, event: &serde_json::Map<String, serde_json::Value>) {
         let Some(name) = event.get("event").and_then(|v| v.as_str()) else {
             return;
         };
-        if !INCIDENTS.contains(&name) {
+        if !INCIDENTS.contains(&name) && !super::anchor::ANCHORS.contains(&name) {
+            return;
+        }
+        // Anchors never take the second half of the queue: incidents keep
+        // room (a skipped anchor only widens the gap between anchored heads).
+        if super::anchor::ANCHORS.contains(&name) && self.tx.capacity() < QUEUE / 2 {
+            self.metrics.event("anchor_skipped", None);
             return;
         }
         let e = payload(event, &chrono::Utc::now().to_rfc3339());
@@ -110,6 +117,31 @@ fn payload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anchors_leave_half_the_queue_to_incidents() {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let w = Webhook {
+            tx,
+            metrics: Arc::new(crate::admin::Metrics::default()),
+        };
+        let anchor = super::super::anchor::chain_head(std::path::Path::new("a"), 1, &[0; 32]);
+        for _ in 0..QUEUE {
+            w.offer(&anchor);
+        }
+        let mut incident = serde_json::Map::new();
+        incident.insert("event".into(), "integrity_failure".into());
+        let room = w.tx.capacity();
+        assert!(room >= QUEUE / 2 - 1, "{room}");
+        for _ in 0..room {
+            w.offer(&incident);
+        }
+        let mut incidents = 0;
+        while let Ok(v) = rx.try_recv() {
+            incidents += usize::from(v["event"] == "integrity_failure");
+        }
+        assert_eq!(incidents, room);
+    }
 
     #[test]
     fn sealgate_fields_never_overwrite_an_event_field() {

@@ -23,6 +23,7 @@
 use super::{AuditError, AuditLog, Head};
 use crate::admin::Metrics;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -60,7 +61,12 @@ struct Shared {
     suppressed: Mutex<HashMap<(String, String), u64>>,
     /// Per access key: (tokens, last refill).
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// The log's path and chain head after the last append (for anchors).
+    head: Mutex<Option<(PathBuf, Head)>>,
 }
+
+/// Called on the writer thread with each new chain head.
+pub(crate) type OnHead = Box<dyn Fn(&Path, &Head) + Send>;
 
 /// A running writer.
 pub(crate) struct Writer {
@@ -71,10 +77,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread (and its once-a-second ticker) for `log`.
-    pub(crate) fn start(log: AuditLog, metrics: Arc<Metrics>) -> Writer {
+    pub(crate) fn start(log: AuditLog, metrics: Arc<Metrics>, on_head: OnHead) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
+            head: Mutex::new(Some((log.path().to_owned(), log.head()))),
             ..Default::default()
         });
         let (sh, m) = (shared.clone(), metrics.clone());
@@ -87,6 +94,7 @@ impl Writer {
                     metrics: m,
                     failed: 0,
                     failing_since: None,
+                    on_head,
                 };
                 let mut next = None;
                 while let Some(job) = next.take().or_else(|| rx.blocking_recv()) {
@@ -189,6 +197,15 @@ impl Writer {
         }
     }
 
+    /// The log's path and chain head after the last append.
+    pub(crate) fn head(&self) -> Option<(PathBuf, Head)> {
+        self.shared
+            .head
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Writes `event` durably (write + fsync, off the request threads) and
     /// waits for it.
     pub(crate) async fn durable(&self, event: Event) -> Result<Head, AuditError> {
@@ -228,6 +245,7 @@ struct Worker {
     /// Appends failed since the last success.
     failed: u64,
     failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    on_head: OnHead,
 }
 
 impl Worker {
@@ -249,7 +267,12 @@ impl Worker {
     fn append_all(&mut self, events: Vec<Event>) -> Result<Head, AuditError> {
         let n = events.len() as u64;
         match self.log.append_all(events) {
-            Ok(h) => Ok(h),
+            Ok(h) => {
+                *self.shared.head.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((self.log.path().to_owned(), h));
+                (self.on_head)(self.log.path(), &h);
+                Ok(h)
+            }
             Err(e) => {
                 if self.failed == 0 {
                     self.failing_since = Some(chrono::Utc::now());

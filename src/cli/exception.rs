@@ -3,6 +3,7 @@
 
 use super::{CliResult, KeysDir};
 use crate::keys::KeyStore;
+use crate::policy::approval::{self, Approval};
 use crate::policy::registry::{Allowance, Exception, Registry, Revocation};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::PathBuf;
@@ -13,8 +14,85 @@ pub struct RegistryFile {
     /// Exception registry file (JSON lines, append-only).
     #[arg(long, env = "SEALGATE_REGISTRY", default_value = "exceptions.jsonl")]
     pub registry: PathBuf,
+    /// The registry's verified-state file (default: the registry's path
+    /// followed by `.verified`); a registry shorter than or forked from it
+    /// is refused.
+    #[arg(long = "registry-state", env = "SEALGATE_REGISTRY_STATE")]
+    pub registry_state: Option<PathBuf>,
     #[command(flatten)]
     keys: KeysDir,
+}
+
+impl RegistryFile {
+    fn state(&self) -> PathBuf {
+        self.registry_state
+            .clone()
+            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+    }
+
+    /// Verifies, checks against the verified state and moves it forward.
+    fn load(&self, keys: &KeyStore) -> Result<Registry, crate::policy::registry::RegistryError> {
+        Registry::load_at(&self.registry, &self.state(), keys)
+    }
+
+    /// Verifies and checks against the verified state; writes nothing
+    /// (list, show and report work on read-only copies).
+    fn read(&self, keys: &KeyStore) -> Result<Registry, crate::policy::registry::RegistryError> {
+        Registry::read_checked(&self.registry, &self.state(), keys)
+    }
+}
+
+/// The fields of an exception (for `register` and `request`).
+#[derive(Debug, clap::Args)]
+pub struct Fields {
+    /// Unique id, e.g. EX-2026-004.
+    #[arg(long)]
+    id: String,
+    /// Who approved the decision.
+    #[arg(long)]
+    approver: String,
+    /// Where the decision is recorded (minutes, ticket).
+    #[arg(long = "decision")]
+    decision_ref: String,
+    /// Why it is needed.
+    #[arg(long)]
+    reason: String,
+    /// The risk assessment.
+    #[arg(long)]
+    risk: String,
+    /// Classification of the data concerned.
+    #[arg(long)]
+    classification: String,
+    /// Bucket name or pattern (`*` wildcard); repeat for several.
+    #[arg(long = "bucket", required = true)]
+    buckets: Vec<String>,
+    /// unencrypted-writes, legacy-reads or data-location; repeat for several.
+    #[arg(long = "allow", required = true)]
+    allows: Vec<Allowance>,
+    /// Valid from (YYYY-MM-DD or RFC 3339; default now, except for a
+    /// signed exception, whose start must be given).
+    #[arg(long, value_parser = parse_time)]
+    starts: Option<DateTime<Utc>>,
+    /// Valid until (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    expires: DateTime<Utc>,
+}
+
+impl Fields {
+    fn exception(self, starts: DateTime<Utc>) -> Exception {
+        Exception {
+            id: self.id,
+            approver: self.approver,
+            decision_ref: self.decision_ref,
+            reason: self.reason,
+            risk: self.risk,
+            classification: self.classification,
+            buckets: self.buckets,
+            allows: self.allows,
+            starts,
+            expires: self.expires,
+        }
+    }
 }
 
 /// Exception subcommands.
@@ -22,38 +100,36 @@ pub struct RegistryFile {
 pub enum ExceptionAction {
     /// Record a formal decision allowing unencrypted storage or legacy reads.
     Register {
-        /// Unique id, e.g. EX-2026-004.
+        #[command(flatten)]
+        fields: Fields,
+        /// The approver's signature over exactly these fields (made with
+        /// `sealgate exception sign` on the approver's machine).
         #[arg(long)]
-        id: String,
-        /// Who approved the decision.
-        #[arg(long)]
-        approver: String,
-        /// Where the decision is recorded (minutes, ticket).
-        #[arg(long = "decision")]
-        decision_ref: String,
-        /// Why it is needed.
-        #[arg(long)]
-        reason: String,
-        /// The risk assessment.
-        #[arg(long)]
-        risk: String,
-        /// Classification of the data concerned.
-        #[arg(long)]
-        classification: String,
-        /// Bucket name or pattern (`*` wildcard); repeat for several.
-        #[arg(long = "bucket", required = true)]
-        buckets: Vec<String>,
-        /// unencrypted-writes, legacy-reads or data-location; repeat for several.
-        #[arg(long = "allow", required = true)]
-        allows: Vec<Allowance>,
-        /// Valid from (YYYY-MM-DD or RFC 3339; default now).
-        #[arg(long, value_parser = parse_time)]
-        starts: Option<DateTime<Utc>>,
-        /// Valid until (YYYY-MM-DD or RFC 3339).
-        #[arg(long, value_parser = parse_time)]
-        expires: DateTime<Utc>,
+        signature: Option<PathBuf>,
         #[command(flatten)]
         file: RegistryFile,
+    },
+    /// Print the exact bytes an approver signs for an exception (the same
+    /// fields `register` takes; --starts required).
+    Request {
+        #[command(flatten)]
+        fields: Fields,
+    },
+    /// On the approver's machine: sign a request with the approver's key;
+    /// prints the signature for `register --signature`.
+    Sign {
+        /// The approver's private key (from `exception approver-key`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The request (from `exception request`).
+        request: PathBuf,
+    },
+    /// On the approver's machine: create an approver key (never copy it to
+    /// the gateway host); prints its public key for policy.approver_keys.
+    ApproverKey {
+        /// Where to write the private key (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Every exception with its current state.
     List {
@@ -118,40 +194,85 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 pub(super) fn run(action: ExceptionAction) -> CliResult {
     match action {
         ExceptionAction::Register {
-            id,
-            approver,
-            decision_ref,
-            reason,
-            risk,
-            classification,
-            buckets,
-            allows,
-            starts,
-            expires,
+            fields,
+            signature,
             file,
         } => {
+            let signed = match &signature {
+                Some(p) => {
+                    if fields.starts.is_none() {
+                        return Err(
+                            "a signed exception needs --starts, exactly as in the signed request"
+                                .into(),
+                        );
+                    }
+                    let text = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    Some(serde_json::from_slice::<Approval>(&text).map_err(|e| {
+                        format!(
+                            "{}: not a signature from `sealgate exception sign`: {e}",
+                            p.display()
+                        )
+                    })?)
+                }
+                None => None,
+            };
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            Registry::register(
+            let id = fields.id.clone();
+            let starts = fields.starts.unwrap_or_else(Utc::now);
+            Registry::register_at(
                 &file.registry,
+                &file.state(),
                 &keys,
-                Exception {
-                    id: id.clone(),
-                    approver,
-                    decision_ref,
-                    reason,
-                    risk,
-                    classification,
-                    buckets,
-                    allows,
-                    starts: starts.unwrap_or_else(Utc::now),
-                    expires,
-                },
+                fields.exception(starts),
+                signed.clone(),
             )?;
-            println!("registered exception {id} in {}", file.registry.display());
+            match signed {
+                Some(a) => println!(
+                    "registered exception {id} in {}, signed by approver key {}",
+                    file.registry.display(),
+                    a.key
+                ),
+                None => println!("registered exception {id} in {}", file.registry.display()),
+            }
+        }
+        ExceptionAction::Request { fields } => {
+            let Some(starts) = fields.starts else {
+                return Err(
+                    "a request needs --starts, so that `register --signature` reproduces the signed bytes"
+                        .into(),
+                );
+            };
+            let bytes = approval::request_bytes(&fields.exception(starts));
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+        }
+        ExceptionAction::Sign { key, request } => {
+            let signing = approval::load_signing(&key)?;
+            let bytes =
+                std::fs::read(&request).map_err(|e| format!("{}: {e}", request.display()))?;
+            let e = approval::parse_request(&bytes)?;
+            let a = approval::sign(&signing, &e);
+            eprintln!(
+                "signing exception {} ({}; buckets {}; {} to {}) with {}",
+                e.id,
+                e.decision_ref,
+                e.buckets.join(", "),
+                e.starts,
+                e.expires,
+                a.key
+            );
+            println!("{}", serde_json::to_string(&a)?);
+        }
+        ExceptionAction::ApproverKey { out } => {
+            let public = approval::generate(&out)?;
+            println!("{}", approval::format_public(&public));
+            eprintln!(
+                "approver key written to {}: keep it on this machine, never on the gateway host; list the public key above in policy.approver_keys",
+                out.display()
+            );
         }
         ExceptionAction::List { json, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.read(&keys)?;
             let now = Utc::now();
             if json {
                 let rows: Vec<_> = reg
@@ -196,7 +317,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::Show { id, file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.read(&keys)?;
             let (e, r) = reg
                 .exceptions
                 .get(&id)
@@ -206,6 +327,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
                 serde_json::to_string_pretty(&serde_json::json!({
                     "exception": e,
                     "revocation": r,
+                    "approval": reg.approval(&id),
                     "state": reg.state(&id, Utc::now()).map(|s| s.to_string()),
                 }))?
             );
@@ -217,8 +339,9 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            Registry::revoke(
+            Registry::revoke_at(
                 &file.registry,
+                &file.state(),
                 &keys,
                 Revocation {
                     id: id.clone(),
@@ -234,7 +357,7 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             file,
         } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.read(&keys)?;
             let mut lines = Vec::new();
             for log in &audit_logs {
                 lines.extend(crate::audit::read_verified(log, &keys)?);
@@ -253,12 +376,18 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
         }
         ExceptionAction::Verify { file } => {
             let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = Registry::load(&file.registry, &keys)?;
+            let reg = file.load(&keys)?;
             println!(
                 "{}: {} records, chain and authentication intact",
                 file.registry.display(),
                 reg.len()
             );
+            if let Some((seq, hash)) = reg.head() {
+                println!(
+                    "verified up to line {seq} (SHA-256 {hash}), recorded in {}",
+                    file.state().display()
+                );
+            }
         }
     }
     Ok(())

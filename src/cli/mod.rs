@@ -127,11 +127,25 @@ enum ConfigAction {
 
 #[derive(Debug, Subcommand)]
 enum AuditAction {
-    /// Verify every line of an audit log.
+    /// Verify every line of an audit log, and optionally that it (and the
+    /// exception registry) still holds every head anchored off the host.
     Verify {
         /// The audit log file.
         #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
         audit_log: PathBuf,
+        /// Anchors kept off the host: a directory of files (or one file) of
+        /// `chain_head` / `registry_verified` records, one JSON object per
+        /// line, as the webhook sent them (docs/INCIDENTS.md §Anchors).
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+        /// Also check the exception registry against every
+        /// `registry_verified` record in the log and the anchors.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// With `--anchors s3://BUCKET/PREFIX`: the configuration whose
+        /// `[upstream]` reaches the provider holding the anchors.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         dir: KeysDir,
     },
@@ -164,7 +178,14 @@ fn dispatch(cli: Cli) -> CliResult {
             action: ConfigAction::Check { config },
         } => config_check(config),
         Command::Audit {
-            action: AuditAction::Verify { audit_log, dir },
+            action:
+                AuditAction::Verify {
+                    audit_log,
+                    anchors,
+                    registry,
+                    config,
+                    dir,
+                },
         } => {
             let keys = KeyStore::load(&dir.keys_dir)?;
             let (n, _) = crate::audit::verify(&audit_log, &keys)?;
@@ -172,13 +193,133 @@ fn dispatch(cli: Cli) -> CliResult {
                 "{}: {n} records, chain and authentication intact",
                 audit_log.display()
             );
-            Ok(())
+            // Anchors in a bucket are fetched to a temporary directory first.
+            let fetched = match anchors.as_deref().and_then(|a| a.to_str()) {
+                Some(url) if url.starts_with("s3://") => {
+                    Some(fetch_anchors(url, config.as_deref())?)
+                }
+                _ => None,
+            };
+            let anchors = match &fetched {
+                Some(dir) => Some(dir.path().to_owned()),
+                None => anchors,
+            };
+            audit_anchors(&audit_log, anchors.as_deref(), registry.as_deref(), &keys)
         }
         Command::Serve(a) => serve::serve(a),
         Command::Encrypt(a) => objects::encrypt(a),
         Command::Decrypt(a) => objects::decrypt(a),
         Command::Inspect(a) => objects::inspect(a),
     }
+}
+
+/// Downloads every object under `s3://BUCKET/PREFIX` (the write-once
+/// anchors) through the provider that `config` names.
+fn fetch_anchors(
+    url: &str,
+    config: Option<&std::path::Path>,
+) -> Result<tempfile::TempDir, Box<dyn std::error::Error>> {
+    let rest = url.strip_prefix("s3://").unwrap_or(url);
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = config.ok_or(
+        "--anchors s3://… needs --config FILE (its [upstream] reaches the provider holding the anchors)",
+    )?;
+    let mut cfg = crate::config::Config::load(path)?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    let dir = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let up = crate::upstream::Upstream::connect(&cfg.upstream, None).await?;
+        let sdk = |e: String| format!("{url}: {e}");
+        let mut token = None;
+        let mut n = 0usize;
+        loop {
+            let page = up
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                let got = up
+                    .client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
+                let bytes = got.body.collect().await.map_err(|e| sdk(e.to_string()))?;
+                n += 1;
+                std::fs::write(
+                    dir.path().join(format!("{n:08}-{}", key.replace('/', "_"))),
+                    bytes.into_bytes(),
+                )?;
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        println!("fetched {n} anchor object(s) from {url}");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(dir)
+}
+
+/// `audit verify --anchors / --registry`: the log (already verified) and
+/// the registry against the heads anchored off the host.
+fn audit_anchors(
+    log: &std::path::Path,
+    anchors: Option<&std::path::Path>,
+    registry: Option<&std::path::Path>,
+    keys: &KeyStore,
+) -> CliResult {
+    use crate::audit::anchor;
+    let (heads, mut reg_heads) = match anchors {
+        Some(dir) => anchor::read(dir)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    if let Some(dir) = anchors {
+        anchor::check("audit log", log, &anchor::line_hashes(log)?, &heads)?;
+        let top = heads.iter().map(|a| a.seq).max().unwrap_or(0);
+        println!(
+            "{}: holds all {} anchored heads from {} (latest anchored line {top})",
+            log.display(),
+            heads.len(),
+            dir.display()
+        );
+    }
+    let Some(reg) = registry else { return Ok(()) };
+    // The registry heads the (verified, anchored) log recorded.
+    for (i, v) in crate::audit::read_verified(log, keys)?.iter().enumerate() {
+        let e = &v["event"];
+        if e["event"] != anchor::REGISTRY_VERIFIED {
+            continue;
+        }
+        if let (Some(seq), Some(hash)) = (e["seq"].as_u64(), e["hash"].as_str()) {
+            reg_heads.push(anchor::Anchor {
+                seq,
+                hash: hash.to_owned(),
+                from: format!("{} line {}", log.display(), i + 1),
+            });
+        }
+    }
+    let text = std::fs::read(reg).unwrap_or_default();
+    crate::policy::registry::Registry::parse(&text, reg, keys)?;
+    anchor::check("registry", reg, &anchor::line_hashes(reg)?, &reg_heads)?;
+    println!(
+        "{}: holds every verified head recorded ({} records)",
+        reg.display(),
+        reg_heads.len()
+    );
+    Ok(())
 }
 
 fn config_check(path: Option<PathBuf>) -> CliResult {

@@ -43,6 +43,32 @@ pub struct ServeArgs {
     /// (one file per instance; `sealgate audit verify` checks it).
     #[arg(long = "audit-log", env = "SEALGATE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Every --anchor-every-secs, write the audit log's chain head once
+    /// (If-None-Match: *) to this bucket at the provider; give it Object
+    /// Lock there (docs/INCIDENTS.md §Anchors).
+    #[arg(
+        long = "anchor-bucket",
+        env = "SEALGATE_ANCHOR_BUCKET",
+        requires = "audit_log"
+    )]
+    anchor_bucket: Option<String>,
+    /// Key prefix of the anchors (one prefix per audit log).
+    #[arg(
+        long = "anchor-prefix",
+        env = "SEALGATE_ANCHOR_PREFIX",
+        default_value = "sealgate-anchors/"
+    )]
+    anchor_prefix: String,
+    /// Seconds between anchors (only when the head moved).
+    #[arg(
+        long = "anchor-every-secs",
+        env = "SEALGATE_ANCHOR_EVERY_SECS",
+        default_value_t = 300
+    )]
+    anchor_every_secs: u64,
+    /// Also lock each anchor (Object Lock, COMPLIANCE) for this many days.
+    #[arg(long = "anchor-retain-days", env = "SEALGATE_ANCHOR_RETAIN_DAYS")]
+    anchor_retain_days: Option<u32>,
     /// POST security incidents as JSON to this http:// URL (docs/INCIDENTS.md).
     #[arg(long = "incident-webhook", env = "SEALGATE_INCIDENT_WEBHOOK")]
     incident_webhook: Option<String>,
@@ -148,6 +174,24 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
                 }
             })
         };
+        // Write-once anchors of the audit head at the provider.
+        let anchors = a.anchor_bucket.clone().map(|bucket| {
+            let (layer, client) = (audit.clone(), running.provider.client.clone());
+            let (prefix, every, retain) = (a.anchor_prefix.clone(), a.anchor_every_secs.max(1), a.anchor_retain_days);
+            tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    if let Some((path, seq, hash)) = layer.head().filter(|h| h.1 > 0 && last != Some(h.1)) {
+                        let record = crate::audit::anchor::chain_head(&path, seq, &hash);
+                        match crate::audit::anchor::put_once(&client, &bucket, &prefix, &record, retain).await {
+                            Ok(_) => last = Some(seq),
+                            Err(why) => tracing::warn!(target: "sealgate::security", event = "anchor_failed", bucket = %bucket, reason = %why, "the audit chain head could not be anchored at the provider; retrying next period"),
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+                }
+            })
+        });
         // Records the moment an exception in force expires or is revoked
         // (writes are refused from then on whether or not this runs).
         let watch = {
@@ -171,6 +215,9 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
             })
         };
         wait_for_signal().await;
+        if let Some(t) = anchors {
+            t.abort();
+        }
         watch.abort();
         reload.abort();
         tracing::info!("shutting down: no new connections; finishing in-flight requests");

@@ -198,6 +198,26 @@ pub struct PolicyConfig {
     /// provider may be outside the allowed jurisdictions.
     #[serde(default)]
     pub data_location_exception: Option<String>,
+    /// Where the registry's verified state is kept (default
+    /// `<registry>.verified`; docs/EXCEPTIONS.md §Verified state).
+    #[serde(default)]
+    pub registry_state: Option<PathBuf>,
+    /// Approver public keys (`ed25519:<hex>`, or files holding one) whose
+    /// signatures on exceptions are trusted.
+    #[serde(default)]
+    pub approver_keys: Vec<String>,
+    /// Exceptions are in force only when signed by one of `approver_keys`.
+    #[serde(default)]
+    pub require_approver_signature: bool,
+}
+
+impl PolicyConfig {
+    /// The registry's verified-state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.registry_state
+            .clone()
+            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+    }
 }
 
 impl Default for PolicyConfig {
@@ -208,6 +228,9 @@ impl Default for PolicyConfig {
             legacy_reads: Vec::new(),
             allowed_jurisdictions: Vec::new(),
             data_location_exception: None,
+            registry_state: None,
+            approver_keys: Vec::new(),
+            require_approver_signature: false,
         }
     }
 }
@@ -388,6 +411,10 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_REGISTRY") {
             self.policy.registry = PathBuf::from(v);
+        }
+        if let Some(v) = env("SEALGATE_REGISTRY_STATE") {
+            self.policy.registry_state =
+                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
         }
         if let Some(v) = env("SEALGATE_ALGORITHM") {
             self.algorithm = v;

@@ -5,8 +5,10 @@
 //! registered, unexpired, unrevoked exception, kept in an append-only,
 //! hash-chained, authenticated registry (docs/EXCEPTIONS.md).
 
+pub mod approval;
 pub mod registry;
 pub mod report;
+pub mod verified;
 
 use crate::config::PolicyConfig;
 use crate::keys::KeyStore;
@@ -48,6 +50,10 @@ pub struct Rule {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     registry: PathBuf,
+    /// The registry's verified-state file (docs/EXCEPTIONS.md §Verified state).
+    state: PathBuf,
+    /// The registry's last line as verified at load: (seq, SHA-256 hex).
+    head: Option<(u64, String)>,
     rules: Vec<Rule>,
     /// Buckets where legacy (not sealgate-format) objects may be read, and
     /// the exception each relies on.
@@ -58,15 +64,73 @@ pub struct Policy {
     in_force: Vec<(Rule, Exception)>,
     /// The exception allowing a provider outside the allowed jurisdictions.
     data_location: Option<Exception>,
+    /// Whose signatures an exception needs (docs/EXCEPTIONS.md §Approver signatures).
+    approvers: Approvers,
+}
+
+/// The approver keys a policy trusts, and whether exceptions need one's
+/// signature to be in force.
+#[derive(Debug, Clone, Default)]
+struct Approvers {
+    keys: Vec<ed25519_dalek::VerifyingKey>,
+    required: bool,
+}
+
+impl Approvers {
+    fn from_config(cfg: &PolicyConfig) -> Result<Approvers, String> {
+        let keys = approval::parse_trusted(&cfg.approver_keys)
+            .map_err(|e| format!("policy.approver_keys: {e}"))?;
+        if cfg.require_approver_signature && keys.is_empty() {
+            return Err(
+                "policy.require_approver_signature is set but policy.approver_keys lists no key"
+                    .into(),
+            );
+        }
+        Ok(Approvers {
+            keys,
+            required: cfg.require_approver_signature,
+        })
+    }
+
+    /// Why exception `id` is not in force under this requirement, if so.
+    /// The signature itself was verified when the registry was read.
+    fn refuse(&self, reg: &Registry, id: &str) -> Option<String> {
+        if !self.required {
+            return None;
+        }
+        let Some(a) = reg.approval(id) else {
+            return Some(format!(
+                "exception {id} is not signed by an approver (policy.require_approver_signature)"
+            ));
+        };
+        match approval::parse_public(&a.key) {
+            Ok(k) if self.keys.contains(&k) => None,
+            _ => Some(format!(
+                "exception {id} is signed by {}, which is not among policy.approver_keys",
+                a.key
+            )),
+        }
+    }
 }
 
 /// Why `exception` does not allow unencrypted writes to `bucket` at `now`.
-fn refuse(reg: &Registry, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
-    refuse_for(reg, rule, now, Allowance::UnencryptedWrites)
+fn refuse(
+    reg: &Registry,
+    rule: &Rule,
+    approvers: &Approvers,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    refuse_for(reg, rule, approvers, now, Allowance::UnencryptedWrites)
 }
 
 /// Why the rule's exception does not allow `what` in its bucket at `now`.
-fn refuse_for(reg: &Registry, rule: &Rule, now: DateTime<Utc>, what: Allowance) -> Option<String> {
+fn refuse_for(
+    reg: &Registry,
+    rule: &Rule,
+    approvers: &Approvers,
+    now: DateTime<Utc>,
+    what: Allowance,
+) -> Option<String> {
     let id = &rule.exception;
     let Some((e, _)) = reg.exceptions.get(id) else {
         return Some(format!(
@@ -74,6 +138,9 @@ fn refuse_for(reg: &Registry, rule: &Rule, now: DateTime<Utc>, what: Allowance) 
             rule.bucket
         ));
     };
+    if let Some(why) = approvers.refuse(reg, id) {
+        return Some(format!("bucket {:?}: {why}", rule.bucket));
+    }
     match reg.state(id, now) {
         Some(State::Active) => {}
         Some(s) => {
@@ -145,23 +212,27 @@ impl Policy {
                 .allowed_jurisdictions
                 .iter()
                 .any(|j| j.eq_ignore_ascii_case(jurisdiction));
+        let state = cfg.state_path();
+        let approvers = Approvers::from_config(cfg)?;
         if rules.is_empty() && legacy.is_empty() && !outside {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
+                state,
+                approvers,
                 ..Policy::default()
             });
         }
-        let reg = Registry::load(&cfg.registry, keys).map_err(|e| e.to_string())?;
+        let reg = Registry::load_at(&cfg.registry, &state, keys).map_err(|e| e.to_string())?;
         let mut in_force = Vec::new();
         for rule in &rules {
-            if let Some(why) = refuse(&reg, rule, now) {
+            if let Some(why) = refuse(&reg, rule, &approvers, now) {
                 return Err(why);
             }
             in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
         let mut legacy_in_force = Vec::new();
         for rule in &legacy {
-            if let Some(why) = refuse_for(&reg, rule, now, Allowance::LegacyReads) {
+            if let Some(why) = refuse_for(&reg, rule, &approvers, now, Allowance::LegacyReads) {
                 return Err(format!("legacy_reads: {why}"));
             }
             legacy_in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
@@ -178,6 +249,9 @@ impl Policy {
                     "data_location_exception {id} is not in the registry"
                 ));
             };
+            if let Some(why) = approvers.refuse(&reg, id) {
+                return Err(format!("data_location_exception: {why}"));
+            }
             match reg.state(id, now) {
                 Some(State::Active) => {}
                 Some(s) => return Err(format!("data_location_exception {id} is {s}")),
@@ -197,11 +271,14 @@ impl Policy {
         };
         Ok(Policy {
             registry: cfg.registry.clone(),
+            state,
+            head: reg.head(),
             rules,
             legacy,
             legacy_in_force,
             in_force,
             data_location,
+            approvers,
         })
     }
 
@@ -227,6 +304,16 @@ impl Policy {
     /// the tracing log, hence the audit log): call once the audit log is
     /// attached, at start and at each reload.
     pub fn announce(&self) {
+        if let Some((seq, hash)) = &self.head {
+            tracing::info!(
+                target: "sealgate::security",
+                event = "registry_verified",
+                registry = %self.registry.display(),
+                seq = *seq,
+                hash = %hash,
+                "exception registry verified up to this line at load"
+            );
+        }
         if let Some(e) = &self.data_location {
             tracing::warn!(
                 target: "sealgate::security",
@@ -288,7 +375,7 @@ impl Policy {
     /// Whether the exception registry still reads and verifies (for
     /// readiness): a damaged registry is an incident, not a quiet state.
     pub fn registry_ok(&self, keys: &KeyStore) -> Result<(), String> {
-        Registry::load(&self.registry, keys)
+        Registry::load_at(&self.registry, &self.state, keys)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -321,12 +408,13 @@ impl Policy {
                 "bucket {bucket} is not named under [[policy.legacy_reads]] in the configuration"
             ));
         };
-        let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
+        let reg =
+            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
         let probe = Rule {
             bucket: bucket.to_owned(),
             exception: rule.exception.clone(),
         };
-        if let Some(why) = refuse_for(&reg, &probe, now, Allowance::LegacyReads) {
+        if let Some(why) = refuse_for(&reg, &probe, &self.approvers, now, Allowance::LegacyReads) {
             return Err(why);
         }
         Ok(reg.exceptions[&rule.exception].0.clone())
@@ -341,8 +429,9 @@ impl Policy {
         keys: &KeyStore,
         now: DateTime<Utc>,
     ) -> Result<Exception, String> {
-        let reg = Registry::load(&self.registry, keys).map_err(|e| e.to_string())?;
-        if let Some(why) = refuse(&reg, rule, now) {
+        let reg =
+            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
+        if let Some(why) = refuse(&reg, rule, &self.approvers, now) {
             return Err(why);
         }
         Ok(reg.exceptions[&rule.exception].0.clone())
@@ -386,6 +475,7 @@ mod tests {
             legacy_reads: vec![],
             allowed_jurisdictions: vec!["EU".into()],
             data_location_exception: None,
+            ..PolicyConfig::default()
         };
         (dir, cfg, keys)
     }

@@ -3,6 +3,8 @@
 //! authenticated with an HMAC under a key derived from a local KEK, so an
 //! edited, reordered or deleted line is detected (docs/EXCEPTIONS.md).
 
+use super::approval::{self, Approval};
+use super::verified::{self, StateError, Verified};
 use crate::format::{KekLookup, KeyId, kdf};
 use crate::keys::KeyStore;
 use chrono::{DateTime, Utc};
@@ -99,6 +101,11 @@ struct Body {
     /// The KEK the MAC key derives from.
     key: String,
     entry: Entry,
+    /// The approver's signature over a registered exception (absent on
+    /// unsigned exceptions and on every line written before signatures
+    /// existed, whose bytes are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<Approval>,
 }
 
 /// A line as stored.
@@ -135,6 +142,29 @@ pub enum RegistryError {
     /// A new entry is refused; the registry is unchanged.
     #[error("{0}; the registry is unchanged")]
     Invalid(String),
+    /// The registry is shorter than, or forked from, what sealgate last
+    /// verified (its verified-state file): lines were removed (e.g. a
+    /// revocation) or the file was replaced by another chain.
+    #[error(
+        "{path}: {why}, but sealgate verified line {seq} (SHA-256 {hash}) on {time} (recorded in {state}): the registry was cut back or replaced, which could revive a revoked exception. Refused: restore the registry from its backup (docs/EXCEPTIONS.md §Verified state)"
+    )]
+    RolledBack {
+        /// File.
+        path: PathBuf,
+        /// The verified-state file.
+        state: PathBuf,
+        /// What the registry has instead.
+        why: String,
+        /// The line verified last.
+        seq: u64,
+        /// Its SHA-256 (hex).
+        hash: String,
+        /// When it was verified.
+        time: DateTime<Utc>,
+    },
+    /// The verified-state file cannot be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// An exception's state at a given time.
@@ -168,11 +198,142 @@ pub struct Registry {
     pub exceptions: BTreeMap<String, (Exception, Option<Revocation>)>,
     lines: usize,
     last_hash: [u8; 32],
+    /// SHA-256 of every line, in order (to find the verified head).
+    hashes: Vec<[u8; 32]>,
+    /// Approver signatures by exception id, each verified at load.
+    approvals: BTreeMap<String, Approval>,
 }
 
 impl Registry {
-    /// Reads and verifies the whole file; a missing file is an empty registry.
+    /// Reads and verifies the whole file (a missing file is an empty
+    /// registry), refuses it when it does not contain the line its
+    /// verified-state file (`<registry>.verified`) names, and moves that
+    /// state forward to the registry's last line.
     pub fn load(path: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
+        Registry::load_at(path, &verified::default_path(path), keys)
+    }
+
+    /// [`Registry::load`] with the verified state kept in `state`.
+    pub fn load_at(path: &Path, state: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
+        let reg = Registry::read_checked(path, state, keys)?;
+        reg.advance(path, state, None)?;
+        Ok(reg)
+    }
+
+    /// Verifies the file and checks it against the verified state, without
+    /// writing anything (for read-only uses: listings, reports).
+    pub fn read_checked(
+        path: &Path,
+        state: &Path,
+        keys: &KeyStore,
+    ) -> Result<Registry, RegistryError> {
+        let reg = Registry::read(path, keys)?;
+        if let Some(v) = verified::read(state)? {
+            reg.check(path, state, &v)?;
+        }
+        Ok(reg)
+    }
+
+    /// Refuses a registry that lacks the verified line `v`.
+    fn check(&self, path: &Path, state: &Path, v: &Verified) -> Result<(), RegistryError> {
+        let why = match self.hashes.get(v.seq as usize - 1) {
+            None => format!("the registry has {} line(s)", self.lines),
+            Some(h) if hex::encode(h) != v.hash => format!(
+                "line {} has SHA-256 {} (another chain)",
+                v.seq,
+                hex::encode(h)
+            ),
+            Some(_) => return Ok(()),
+        };
+        Err(RegistryError::RolledBack {
+            path: path.to_owned(),
+            state: state.to_owned(),
+            why,
+            seq: v.seq,
+            hash: v.hash.clone(),
+            time: v.time,
+        })
+    }
+
+    /// Moves the verified state forward to this registry's last line, under
+    /// the registry's lock (`held`: the caller's locked handle), and records
+    /// it (`registry_verified`). A state already at or past it is left.
+    fn advance(
+        &self,
+        path: &Path,
+        state: &Path,
+        held: Option<&std::fs::File>,
+    ) -> Result<(), RegistryError> {
+        if self.lines == 0 {
+            return Ok(());
+        }
+        let io = |source| RegistryError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let seq = self.lines as u64;
+        let current = verified::read(state)?;
+        if current.as_ref().is_some_and(|v| v.seq >= seq) {
+            return Ok(());
+        }
+        let _lock = match held {
+            Some(_) => None,
+            None => {
+                let f = std::fs::File::open(path).map_err(io)?;
+                f.lock().map_err(io)?;
+                Some(f)
+            }
+        };
+        // Re-read under the lock: another writer may have moved it on.
+        let current = verified::read(state)?;
+        if let Some(v) = &current {
+            if v.seq >= seq {
+                return Ok(());
+            }
+            self.check(path, state, v)?;
+        }
+        let hash = hex::encode(self.last_hash);
+        verified::write(
+            state,
+            &Verified {
+                seq,
+                hash: hash.clone(),
+                time: Utc::now(),
+            },
+        )?;
+        if current.is_none() && held.is_none() {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "registry_state_missing",
+                registry = %path.display(),
+                state = %state.display(),
+                seq,
+                "the exception registry had no verified-state file: starting one at its current last line (first use, or the file was removed)"
+            );
+        }
+        tracing::info!(
+            target: "sealgate::security",
+            event = "registry_verified",
+            registry = %path.display(),
+            seq,
+            hash = %hash,
+            "exception registry verified up to this line; a shorter or forked registry is refused from now on"
+        );
+        Ok(())
+    }
+
+    /// The approver signature of exception `id`, verified at load.
+    pub fn approval(&self, id: &str) -> Option<&Approval> {
+        self.approvals.get(id)
+    }
+
+    /// The last line verified: (sequence, SHA-256 hex), `None` when empty.
+    pub fn head(&self) -> Option<(u64, String)> {
+        (self.lines > 0).then(|| (self.lines as u64, hex::encode(self.last_hash)))
+    }
+
+    /// Reads and verifies the file alone; a missing file is empty.
+    fn read(path: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
@@ -247,8 +408,16 @@ impl Registry {
             if !kdf::ct_eq(&want, &got) {
                 return Err(damaged(n, "authentication failed".into()));
             }
+            if let Some(a) = &line.body.approval {
+                let Entry::Register(e) = &line.body.entry else {
+                    return Err(damaged(n, "an approver signature on a revocation".into()));
+                };
+                approval::verify(a, e).map_err(|why| damaged(n, why.to_string()))?;
+                reg.approvals.insert(e.id.clone(), a.clone());
+            }
             reg.apply(line.body.entry).map_err(|why| damaged(n, why))?;
             reg.last_hash = Sha256::digest(raw).into();
+            reg.hashes.push(reg.last_hash);
             reg.lines = n;
         }
         Ok(reg)
@@ -274,6 +443,22 @@ impl Registry {
     /// Checks a new exception, then appends it (chained, authenticated with
     /// the active key). Nothing is written when a check fails.
     pub fn register(path: &Path, keys: &KeyStore, e: Exception) -> Result<(), RegistryError> {
+        Registry::register_at(path, &verified::default_path(path), keys, e, None)
+    }
+
+    /// [`Registry::register`] with the verified state kept in `state` and,
+    /// optionally, the approver's signature (refused unless it verifies
+    /// over exactly this exception).
+    pub fn register_at(
+        path: &Path,
+        state: &Path,
+        keys: &KeyStore,
+        e: Exception,
+        signed: Option<Approval>,
+    ) -> Result<(), RegistryError> {
+        if let Some(a) = &signed {
+            approval::verify(a, &e).map_err(|why| RegistryError::Invalid(why.to_string()))?;
+        }
         let bad = |m: String| Err(RegistryError::Invalid(m));
         for (what, v) in [
             ("id", &e.id),
@@ -304,7 +489,7 @@ impl Registry {
         if e.allows.is_empty() {
             return bad("the exception allows nothing".into());
         }
-        Self::append(path, keys, |reg| {
+        Self::append(path, state, keys, signed, |reg| {
             if reg.exceptions.contains_key(&e.id) {
                 return Err(format!("exception {} already exists", e.id));
             }
@@ -314,23 +499,39 @@ impl Registry {
 
     /// Appends a revocation of a registered, unrevoked exception.
     pub fn revoke(path: &Path, keys: &KeyStore, r: Revocation) -> Result<(), RegistryError> {
+        Registry::revoke_at(path, &verified::default_path(path), keys, r)
+    }
+
+    /// [`Registry::revoke`] with the verified state kept in `state`.
+    pub fn revoke_at(
+        path: &Path,
+        state: &Path,
+        keys: &KeyStore,
+        r: Revocation,
+    ) -> Result<(), RegistryError> {
         if r.by.trim().is_empty() || r.reason.trim().is_empty() {
             return Err(RegistryError::Invalid(
                 "a revocation needs who (--by) and why (--reason)".into(),
             ));
         }
-        Self::append(path, keys, |reg| match reg.exceptions.get(&r.id) {
-            None => Err(format!("no exception {}", r.id)),
-            Some((_, Some(_))) => Err(format!("exception {} is already revoked", r.id)),
-            Some(_) => Ok(Entry::Revoke(r)),
+        Self::append(path, state, keys, None, |reg| {
+            match reg.exceptions.get(&r.id) {
+                None => Err(format!("no exception {}", r.id)),
+                Some((_, Some(_))) => Err(format!("exception {} is already revoked", r.id)),
+                Some(_) => Ok(Entry::Revoke(r)),
+            }
         })
     }
 
     /// Verifies the file under an exclusive lock, lets `make` build the next
-    /// entry from the verified state, and appends it with one write + fsync.
+    /// entry from the verified state, appends it with one write + fsync, and
+    /// then moves the verified state to the new line. A registry shorter
+    /// than or forked from the verified state is refused, not extended.
     fn append(
         path: &Path,
+        state: &Path,
         keys: &KeyStore,
+        approval: Option<Approval>,
         make: impl FnOnce(&Registry) -> Result<Entry, String>,
     ) -> Result<(), RegistryError> {
         let io = |source| RegistryError::Io {
@@ -343,7 +544,7 @@ impl Registry {
             .open(path)
             .map_err(io)?;
         file.lock().map_err(io)?;
-        let reg = Registry::load(path, keys)?;
+        let mut reg = Registry::read_checked(path, state, keys)?;
         let entry = make(&reg).map_err(RegistryError::Invalid)?;
         let kek = keys.active();
         let body = Body {
@@ -352,15 +553,20 @@ impl Registry {
             prev: hex::encode(reg.last_hash),
             key: kek.id().to_string(),
             entry,
+            approval,
         };
         let mac = hex::encode(kdf::registry_mac(
             kek.secret(),
             &serde_json::to_vec(&body).expect("serializable"),
         ));
         let mut line = serde_json::to_vec(&Line { body, mac }).expect("serializable");
+        reg.last_hash = Sha256::digest(&line).into();
+        reg.hashes.push(reg.last_hash);
+        reg.lines += 1;
         line.push(b'\n');
         file.write_all(&line).map_err(io)?;
         file.sync_all().map_err(io)?;
+        reg.advance(path, state, Some(&file))?;
         Ok(())
     }
 

@@ -109,6 +109,8 @@ pub struct Running {
     pub keys: Arc<crate::keys::KeyCell>,
     /// The TLS certificate and key in use (reload them on SIGHUP).
     pub tls_files: Option<Arc<tls::TlsFiles>>,
+    /// The provider client (for write-once audit anchors).
+    pub provider: Upstream,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     /// The admin listener, stopped once the S3 endpoint has drained (so
@@ -293,6 +295,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         }
         None => None,
     };
+    let provider = upstream.clone();
     let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone())
         .with_audit(audit.recorder());
 
@@ -360,6 +363,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         upstream: upstream_info,
         tls_files,
         keys: key_cell,
+        provider,
         shutdown,
         task,
         admin_task,

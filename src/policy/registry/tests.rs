@@ -155,3 +155,56 @@ fn patterns() {
     assert!(valid_pattern("cdn-*") && valid_pattern("www-assets"));
     assert!(!valid_pattern("ab") && !valid_pattern("UPPER") && !valid_pattern(""));
 }
+
+#[test]
+fn an_approver_signature_that_does_not_verify_is_refused_at_load() {
+    use crate::policy::approval;
+    let (_d, path, keys) = setup();
+    let approver = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let signed = approval::sign(&approver, &exception("EX-1"));
+    let state = verified::default_path(&path);
+    Registry::register_at(
+        &path,
+        &state,
+        &keys,
+        exception("EX-1"),
+        Some(signed.clone()),
+    )
+    .unwrap();
+    let reg = Registry::load(&path, &keys).unwrap();
+    assert_eq!(reg.approval("EX-1"), Some(&signed));
+    // Registration refuses a signature made over other fields.
+    let mut other = exception("EX-2");
+    let err = Registry::register_at(&path, &state, &keys, other.clone(), Some(signed.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not verify"), "{err}");
+    // Someone holding the key store writes a line whose approval was made
+    // for another exception (re-authenticated, so only the signature fails).
+    other.buckets = vec!["*".into()];
+    let text = std::fs::read(&path).unwrap();
+    let reg = Registry::parse(&text, &path, &keys).unwrap();
+    let kek = keys.active();
+    let body = Body {
+        seq: 2,
+        time: Utc::now(),
+        prev: hex::encode(reg.last_hash),
+        key: kek.id().to_string(),
+        entry: Entry::Register(other),
+        approval: Some(signed),
+    };
+    let mac = hex::encode(kdf::registry_mac(
+        kek.secret(),
+        &serde_json::to_vec(&body).unwrap(),
+    ));
+    let mut forged = text.clone();
+    forged.extend(serde_json::to_vec(&Line { body, mac }).unwrap());
+    forged.push(b'\n');
+    let err = Registry::parse(&forged, &path, &keys)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 2") && err.contains("does not verify"),
+        "{err}"
+    );
+}
