@@ -264,6 +264,71 @@ fn upload_error(e: UpstreamError) -> S3Error {
     upstream_object(e)
 }
 
+/// One part as the provider lists it.
+struct ProviderPart {
+    number: i32,
+    etag: String,
+    /// Stored (ciphertext) size.
+    size: u64,
+    last_modified: Option<Timestamp>,
+}
+
+/// One page of the provider's ListParts.
+struct PartsPage {
+    parts: Vec<ProviderPart>,
+    truncated: bool,
+    next_marker: Option<String>,
+    max_parts: Option<i32>,
+}
+
+/// One page of the provider's ListParts, read by the SDK, or leniently
+/// when the provider's answer is a 2xx the SDK refuses (moto names the root
+/// element ListPartsResponse).
+async fn list_parts_page(
+    gw: &Gateway,
+    (bucket, key, upload): (&str, &str, &str),
+    marker: Option<String>,
+    max_parts: Option<i32>,
+) -> S3Result<PartsPage> {
+    let page = gw
+        .upstream
+        .client
+        .list_parts()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload)
+        .set_part_number_marker(marker)
+        .set_max_parts(max_parts)
+        .send()
+        .await;
+    match page {
+        Ok(p) => Ok(PartsPage {
+            parts: p
+                .parts()
+                .iter()
+                .filter_map(|part| {
+                    Some(ProviderPart {
+                        number: part.part_number()?,
+                        etag: part.e_tag().unwrap_or_default().to_owned(),
+                        size: u64::try_from(part.size().unwrap_or(0)).unwrap_or(0),
+                        last_modified: part.last_modified().and_then(timestamp),
+                    })
+                })
+                .collect(),
+            truncated: p.is_truncated() == Some(true),
+            next_marker: p.next_part_number_marker().map(str::to_owned),
+            max_parts: p.max_parts(),
+        }),
+        Err(e) => match lenient_list_parts(&e) {
+            Some(doc) => {
+                tracing::debug!(%bucket, %key, "provider's ListParts read leniently");
+                Ok(doc)
+            }
+            None => Err(upload_error(UpstreamError::from_sdk(e))),
+        },
+    }
+}
+
 /// Every part the provider holds for an upload: number → (ETag, stored
 /// size).
 async fn provider_parts(
@@ -275,51 +340,15 @@ async fn provider_parts(
     let mut parts = BTreeMap::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = gw
-            .upstream
-            .client
-            .list_parts()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload)
-            .set_part_number_marker(marker.clone())
-            .send()
-            .await;
-        let (listed, truncated, next) = match page {
-            Ok(p) => (
-                p.parts()
-                    .iter()
-                    .filter_map(|p| {
-                        let size = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
-                        let etag = p.e_tag().unwrap_or_default().to_owned();
-                        p.part_number().map(|n| (n, (etag, size)))
-                    })
-                    .collect::<Vec<_>>(),
-                p.is_truncated() == Some(true),
-                p.next_part_number_marker().map(str::to_owned),
-            ),
-            Err(e) => match lenient_list_parts(&e) {
-                // A 2xx the SDK cannot read: moto names the root element
-                // ListPartsResponse. The parts are still needed (sizes for
-                // the 5 MiB rule and the completion record), so the same
-                // answer is read by element names alone.
-                Some(doc) => {
-                    tracing::debug!(%bucket, %key, "provider's ListParts read leniently");
-                    doc
-                }
-                None => return Err(upload_error(UpstreamError::from_sdk(e))),
-            },
-        };
-        parts.extend(listed);
-        match (truncated, next) {
+        let page = list_parts_page(gw, (bucket, key, upload), marker.clone(), None).await?;
+        parts.extend(page.parts.into_iter().map(|p| (p.number, (p.etag, p.size))));
+        match (page.truncated, page.next_marker) {
             (true, Some(m)) if marker.as_deref() != Some(m.as_str()) => marker = Some(m),
             _ => break,
         }
     }
     Ok(parts)
 }
-
-type PartsPage = (Vec<(i32, (String, u64))>, bool, Option<String>);
 
 /// A ListParts answer with a 2xx status that the SDK refused, read with
 /// quick-xml by element names (the root element's name is not checked).
@@ -335,6 +364,8 @@ fn lenient_list_parts<E>(
         is_truncated: Option<bool>,
         #[serde(default)]
         next_part_number_marker: Option<String>,
+        #[serde(default)]
+        max_parts: Option<i32>,
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -343,6 +374,8 @@ fn lenient_list_parts<E>(
         #[serde(default, rename = "ETag")]
         etag: String,
         size: u64,
+        #[serde(default)]
+        last_modified: Option<String>,
     }
     let raw = e.raw_response()?;
     if !raw.status().is_success() {
@@ -350,14 +383,23 @@ fn lenient_list_parts<E>(
     }
     let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
     let doc: Doc = quick_xml::de::from_str(text).ok()?;
-    Some((
-        doc.parts
+    Some(PartsPage {
+        parts: doc
+            .parts
             .into_iter()
-            .map(|p| (p.part_number, (p.etag, p.size)))
+            .map(|p| ProviderPart {
+                number: p.part_number,
+                etag: p.etag,
+                size: p.size,
+                last_modified: p
+                    .last_modified
+                    .and_then(|t| Timestamp::parse(TimestampFormat::DateTime, &t).ok()),
+            })
             .collect(),
-        doc.is_truncated.unwrap_or(false),
-        doc.next_part_number_marker,
-    ))
+        truncated: doc.is_truncated.unwrap_or(false),
+        next_marker: doc.next_part_number_marker,
+        max_parts: doc.max_parts,
+    })
 }
 
 pub async fn complete_multipart_upload(
@@ -627,38 +669,31 @@ pub async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let i = req.input;
     let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
-    let page = gw
-        .upstream
-        .client
-        .list_parts()
-        .bucket(&i.bucket)
-        .key(&i.key)
-        .upload_id(upload)
-        .set_max_parts(i.max_parts)
-        .set_part_number_marker(i.part_number_marker.map(|m| m.to_string()))
-        .send()
-        .await
-        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
-    let mut parts = Vec::new();
-    let mut listed: Vec<_> = page.parts().iter().collect();
+    let page = list_parts_page(
+        gw,
+        (&i.bucket, &i.key, &upload),
+        i.part_number_marker.map(|m| m.to_string()),
+        i.max_parts,
+    )
+    .await?;
+    let mut listed = page.parts;
     // S3 lists parts in ascending order; not every provider does (s3s-fs).
-    listed.sort_by_key(|p| p.part_number());
+    listed.sort_by_key(|p| p.number);
+    let mut parts = Vec::new();
     for p in listed {
-        let stored = u64::try_from(p.size().unwrap_or(0)).unwrap_or(0);
-        if stored == HEADER_LEN as u64 {
+        if p.size == HEADER_LEN as u64 {
             // A completion record left by a failed completion: not the
             // client's part (a data part is at least 228 bytes).
             continue;
         }
         let plain =
-            size::part_plaintext_len(stored).map_err(|e| format_err(e, &i.bucket, &i.key))?;
+            size::part_plaintext_len(p.size).map_err(|e| format_err(e, &i.bucket, &i.key))?;
         parts.push(Part {
-            part_number: p.part_number(),
-            e_tag: p
-                .e_tag()
-                .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
+            part_number: Some(p.number),
+            e_tag: Some(ETag::Strong(p.etag.trim_matches('"').to_owned()))
+                .filter(|_| !p.etag.is_empty()),
             size: Some(plain as i64),
-            last_modified: p.last_modified().and_then(timestamp),
+            last_modified: p.last_modified,
             ..Default::default()
         });
     }
@@ -667,10 +702,10 @@ pub async fn list_parts(
         key: Some(i.key.clone()),
         upload_id: Some(i.upload_id.clone()),
         parts: Some(parts),
-        is_truncated: page.is_truncated(),
-        max_parts: page.max_parts(),
-        part_number_marker: page.part_number_marker().and_then(|m| m.parse().ok()),
-        next_part_number_marker: page.next_part_number_marker().and_then(|m| m.parse().ok()),
+        is_truncated: Some(page.truncated),
+        max_parts: page.max_parts,
+        part_number_marker: i.part_number_marker,
+        next_part_number_marker: page.next_marker.and_then(|m| m.parse().ok()),
         ..Default::default()
     }))
 }
