@@ -453,7 +453,7 @@ impl AuditLayer {
                     let webhook = self.webhook.clone();
                     Box::new(move |path: &Path, head: &Head| {
                         if let Some(w) = webhook.get() {
-                            w.offer(&anchor::chain_head(path, head.seq, &head.hash));
+                            w.offer(&anchor::chain_head(path, head.seq, &head.hash), None);
                         }
                     })
                 }));
@@ -555,18 +555,18 @@ where
             let exception = f.0.get("exception").and_then(|v| v.as_str());
             self.metrics.event(name, exception);
         }
+        let client = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .from_root()
+                .find_map(|s| s.extensions().get::<Client>().map(|c| c.0.clone()))
+        });
         if let Some(w) = self.webhook.get() {
-            w.offer(&f.0);
+            w.offer(&f.0, client.as_deref());
         }
         if RECORDED.with(Cell::get) {
             return;
         }
         if let Some(w) = self.recorder.writer.get() {
-            let client = ctx.event_scope(event).and_then(|scope| {
-                scope
-                    .from_root()
-                    .find_map(|s| s.extensions().get::<Client>().map(|c| c.0.clone()))
-            });
             w.offer(f.0, client);
         }
     }

@@ -118,6 +118,10 @@ pub fn decode_upstream(
 /// it: only for a ListMultipartUploads marker, which selects where a
 /// listing resumes and grants nothing.
 pub fn upstream_part(id: &str) -> Option<String> {
+    if let Some(s) = id.strip_prefix(BARE_PREFIX) {
+        // A marker from a listing made before version 3.
+        return Some(s.to_owned());
+    }
     if let Some(s) = id.strip_prefix(LISTED_PREFIX) {
         let b = B64URL.decode(s).ok()?;
         return (b.len() > 48)

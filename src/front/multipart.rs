@@ -530,6 +530,22 @@ async fn complete_checked(
                 .build()
         })
         .collect();
+    super::put::refuse_if_none_match_etag(input.if_none_match.as_ref())?;
+    if let Some(size) = input.mpu_object_size
+        && u64::try_from(size).ok() != Some(total)
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The provided 'x-amz-mp-object-size' header value {size} does not match what was computed: {total}"
+        ));
+    }
+    // If-Match: compare with the ETag clients see, then pin the provider's
+    // version so a concurrent write still fails (as PutObject does). Both
+    // conditions are settled before a completion record is sealed.
+    let pinned = match &input.if_match {
+        Some(cond) => Some(if_match_holds(gw, &bucket, &key, cond).await?),
+        None => None,
+    };
     let create_only = input.if_none_match.as_ref().is_some_and(|c| c.is_any());
     if id.envelope.version != FORMAT_V1 && part_kind(&id.envelope, last_len) == PartKind::Data {
         // A record outlives a completion the provider then refuses (and a
@@ -554,6 +570,9 @@ async fn complete_checked(
                 .set_parts(Some(parts))
                 .build(),
         );
+    if let Some(etag) = pinned {
+        request = request.if_match(etag);
+    }
     if create_only {
         request = request.if_none_match("*");
     }
@@ -570,6 +589,35 @@ async fn complete_checked(
         location: out.location().map(str::to_owned),
         ..Default::default()
     }))
+}
+
+/// Checks an If-Match against the object clients see at `key`; returns
+/// the provider's ETag to pin the write to.
+async fn if_match_holds(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    cond: &ETagCondition,
+) -> S3Result<String> {
+    let current = gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
+    let holds = match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value().trim_matches('"') == super::client_etag(&upstream_etag),
+    };
+    if holds {
+        Ok(upstream_etag)
+    } else {
+        Err(super::error::precondition_failed())
+    }
 }
 
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of

@@ -88,6 +88,7 @@ pub(crate) async fn put_object(
         return Err(s3_error!(EntityTooLarge));
     }
     let check = client_checks!(input, &headers)?;
+    super::put::refuse_if_none_match_etag(input.if_none_match.as_ref())?;
     let sse = input
         .server_side_encryption
         .as_ref()
@@ -135,6 +136,10 @@ pub(crate) async fn put_object(
         .set_content_disposition(input.content_disposition.clone())
         .set_cache_control(input.cache_control.clone())
         .set_metadata(input.metadata.clone())
+        // Conditional writes as the client asked: the provider's ETag is the
+        // client's here (nothing is converted).
+        .set_if_match(input.if_match.as_ref().map(etag_condition))
+        .set_if_none_match(input.if_none_match.as_ref().map(etag_condition))
         // SSE-S3 / SSE-KMS as the client asked (front/unsupported.rs lets
         // only these through); the provider must confirm them below.
         .set_server_side_encryption(sse.as_deref().map(Into::into))
@@ -454,4 +459,12 @@ pub(crate) async fn head_plain(
         accept_ranges: Some("bytes".into()),
         ..Default::default()
     }))
+}
+
+/// A client's ETag condition as the header value to forward.
+fn etag_condition(c: &ETagCondition) -> String {
+    match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => format!("\"{}\"", e.value().trim_matches('"')),
+    }
 }

@@ -101,6 +101,7 @@ pub async fn put_object(
         .content_length(size::part_ciphertext_len(len) as i64)
         .content_type("application/octet-stream")
         .set_metadata(Some(upstream_meta));
+    refuse_if_none_match_etag(input.if_none_match.as_ref())?;
     if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
         request = request.if_none_match("*");
     }
@@ -490,5 +491,17 @@ impl Checks {
             }
         }
         Ok(())
+    }
+}
+
+/// S3 takes only `If-None-Match: *` on a write (create if absent); any
+/// other value is NotImplemented there, and must not be dropped here.
+pub(super) fn refuse_if_none_match_etag(c: Option<&ETagCondition>) -> S3Result<()> {
+    match c {
+        Some(c) if !c.is_any() => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on a write takes only *"
+        )),
+        _ => Ok(()),
     }
 }

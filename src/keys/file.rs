@@ -74,21 +74,13 @@ pub(super) fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), KeyErr
     }
 }
 
-/// Whether `path` is on a file system mounted read-only (a Kubernetes
-/// secret volume, a `:ro` bind mount): nobody can write there, whatever
-/// the mode bits say.
-fn read_only_fs(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
-        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-}
-
 /// Refuses a non-secret file of the store (ACTIVE, revocation records)
 /// that another user owns or that group or others can write.
 pub(super) fn check_control_file(path: &Path) -> Result<(), KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
     check_owner(path, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 && !read_only_fs(path) {
+    if mode & 0o022 != 0 {
         return Err(KeyError::WritableFile {
             path: path.to_owned(),
             mode,
@@ -98,13 +90,14 @@ pub(super) fn check_control_file(path: &Path) -> Result<(), KeyError> {
 }
 
 /// The store directory must be ours (or root's) and writable by its owner
-/// only (or on a read-only mount): whoever else can write it can plant a
-/// key or replace ACTIVE.
+/// only: whoever else can write it can plant a key or replace ACTIVE. A
+/// read-only mount does not waive this: it may be a read-only view of a
+/// directory that is writable through another path (a bind mount).
 fn check_dir(dir: &Path) -> Result<(), KeyError> {
     let meta = fs::metadata(dir).map_err(io(dir))?;
     check_owner(dir, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 && !read_only_fs(dir) {
+    if mode & 0o022 != 0 {
         return Err(KeyError::InsecureDir {
             dir: dir.to_owned(),
             mode,

@@ -47,6 +47,14 @@ pub(crate) fn refusal<B>(req: &http::Request<B>) -> Option<S3Error> {
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
         ));
     }
+    if signed_twice(req) {
+        // s3s verifies the query and ignores the header; the header would
+        // then name the client in logs and rate limits (S3 refuses these).
+        return Some(s3_error!(
+            InvalidArgument,
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"
+        ));
+    }
     if presigned_too_long(req) {
         return Some(s3_error!(
             AuthorizationQueryParametersError,
@@ -102,6 +110,15 @@ fn uses_signature_v2<B>(req: &http::Request<B>) -> bool {
         || query(req)
             .iter()
             .any(|(k, _)| k == "Signature" || k == "AWSAccessKeyId")
+}
+
+/// A request authenticated twice: presigned query parameters and an
+/// `Authorization` header.
+fn signed_twice<B>(req: &http::Request<B>) -> bool {
+    req.headers().contains_key(http::header::AUTHORIZATION)
+        && query(req).iter().any(|(k, _)| {
+            k == "X-Amz-Signature" || k == "X-Amz-Credential" || k == "X-Amz-Algorithm"
+        })
 }
 
 /// A presigned SigV4 URL claiming more than [`MAX_PRESIGNED_SECS`] (a
@@ -162,6 +179,23 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_request_signed_in_the_query_and_the_header_is_refused() {
+        let auth = (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=victim/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+        );
+        let r = req(
+            "GET",
+            "/b/k?X-Amz-Signature=00&X-Amz-Credential=ak",
+            &[auth],
+        );
+        let e = refusal(&r).expect("refused");
+        assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument);
+        assert!(refusal(&req("GET", "/b/k?X-Amz-Signature=00", &[])).is_none());
+        assert!(refusal(&req("GET", "/b/k", &[auth])).is_none());
     }
 
     #[test]
