@@ -456,6 +456,18 @@ async fn a_refused_completion_leaves_no_completion_record() {
         .to_owned();
     let e1 = put_part(&c, "mpu", "taken", &id, 1, &data[..part]).await;
     let e2 = put_part(&c, "mpu", "taken", &id, 2, &data[part..2 * part]).await;
+    // A declared object size that is not the parts' total is refused.
+    let wrong_size = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("taken")
+        .upload_id(&id)
+        .mpu_object_size(2 * part as i64 + 1)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect_err("x-amz-mp-object-size differs from the parts");
+    assert_eq!(wrong_size.code(), Some("InvalidRequest"));
     let refused = c
         .complete_multipart_upload()
         .bucket("mpu")
