@@ -710,7 +710,11 @@ async fn passthrough_put_keeps_its_write_conditions() {
     setup(d);
     let gw = serve(d, &config(d, up, "127.0.0.1:0", ""), &[]).unwrap();
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
-    c.create_bucket().bucket("public-site").send().await.unwrap();
+    c.create_bucket()
+        .bucket("public-site")
+        .send()
+        .await
+        .unwrap();
     c.put_object()
         .bucket("public-site")
         .key("index.html")
