@@ -543,7 +543,7 @@ async fn complete_checked(
     // version so a concurrent write still fails (as PutObject does). Both
     // conditions are settled before a completion record is sealed.
     let pinned = match &input.if_match {
-        Some(cond) => Some(if_match_holds(gw, &bucket, &key, cond).await?),
+        Some(cond) => Some(super::put::if_match_holds(gw, &bucket, &key, cond).await?),
         None => None,
     };
     let create_only = input.if_none_match.as_ref().is_some_and(|c| c.is_any());
@@ -589,35 +589,6 @@ async fn complete_checked(
         location: out.location().map(str::to_owned),
         ..Default::default()
     }))
-}
-
-/// Checks an If-Match against the object clients see at `key`; returns
-/// the provider's ETag to pin the write to.
-async fn if_match_holds(
-    gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    cond: &ETagCondition,
-) -> S3Result<String> {
-    let current = gw
-        .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
-    let holds = match cond {
-        ETagCondition::Any => true,
-        ETagCondition::ETag(e) => e.value().trim_matches('"') == super::client_etag(&upstream_etag),
-    };
-    if holds {
-        Ok(upstream_etag)
-    } else {
-        Err(super::error::precondition_failed())
-    }
 }
 
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of

@@ -108,24 +108,7 @@ pub async fn put_object(
     if let Some(cond) = &input.if_match {
         // Conditional write: compare with the ETag clients see, then pin
         // the provider's version so a concurrent write still fails.
-        let current = gw
-            .upstream
-            .client
-            .head_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
-        let holds = match cond {
-            ETagCondition::Any => true,
-            ETagCondition::ETag(e) => e.value().trim_matches('"') == client_etag(&upstream_etag),
-        };
-        if !holds {
-            return Err(super::error::precondition_failed());
-        }
-        request = request.if_match(upstream_etag);
+        request = request.if_match(if_match_holds(gw, &bucket, &key, cond).await?);
     }
     let out = stream_part(
         body,
@@ -503,5 +486,35 @@ pub(super) fn refuse_if_none_match_etag(c: Option<&ETagCondition>) -> S3Result<(
             "If-None-Match on a write takes only *"
         )),
         _ => Ok(()),
+    }
+}
+
+/// Checks an If-Match against the object clients see at `key`; returns
+/// the provider's ETag to pin the write to (PutObject and
+/// CompleteMultipartUpload).
+pub(super) async fn if_match_holds(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    cond: &ETagCondition,
+) -> S3Result<String> {
+    let current = gw
+        .upstream
+        .client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+    let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
+    let holds = match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value().trim_matches('"') == client_etag(&upstream_etag),
+    };
+    if holds {
+        Ok(upstream_etag)
+    } else {
+        Err(super::error::precondition_failed())
     }
 }
