@@ -65,7 +65,8 @@ async fn route(
 
 /// What `/health/ready` checks: the key store (loaded before listening, so
 /// it must still be there), the exception registry (re-verified, so a
-/// damaged file shows), and the provider (a ListBuckets within 3 s).
+/// damaged file shows), and the provider (a ListBuckets within 3 s, and
+/// the state bucket when one is configured).
 pub(crate) struct Readiness {
     pub(crate) upstream: crate::upstream::Upstream,
     pub(crate) policy: std::sync::Arc<crate::policy::PolicyCell>,
@@ -87,9 +88,23 @@ impl Readiness {
             .map_err(|e| format!("exception registry: {e}"))?;
         let probe = self.upstream.client.list_buckets().send();
         match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(crate::upstream::UpstreamError::from_sdk(e).to_string()),
-            Err(_) => Err("the provider did not answer within 3 s".into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(crate::upstream::UpstreamError::from_sdk(e).to_string()),
+            Err(_) => return Err("the provider did not answer within 3 s".into()),
         }
+        if let Some(state) = self.upstream.state_bucket() {
+            let probe = self.upstream.client.head_bucket().bucket(state).send();
+            match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "upstream.state_bucket {state:?}: {} (create it at the provider for sealgate alone)",
+                        crate::upstream::UpstreamError::from_sdk(e)
+                    ));
+                }
+                Err(_) => return Err("the provider did not answer within 3 s".into()),
+            }
+        }
+        Ok(())
     }
 }

@@ -36,6 +36,9 @@ impl std::fmt::Debug for Client {
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
     clients: HashMap<String, Client>,
+    /// Provider buckets only sealgate uses (the state bucket): no grant,
+    /// not even `*`, reaches them.
+    reserved: Vec<String>,
 }
 
 impl Grants {
@@ -44,11 +47,18 @@ impl Grants {
         self.clients.insert(access_key, Client { secret, buckets });
     }
 
+    /// Keeps `bucket` from every client: sealgate's own state lives there.
+    pub fn reserve(&mut self, bucket: String) {
+        self.reserved.push(bucket);
+    }
+
     /// Whether `access_key` may use `bucket`.
     pub fn allows(&self, access_key: &str, bucket: &str) -> bool {
-        self.clients
-            .get(access_key)
-            .is_some_and(|c| c.buckets.iter().any(|b| b == "*" || b == bucket))
+        !self.reserved.iter().any(|r| r == bucket)
+            && self
+                .clients
+                .get(access_key)
+                .is_some_and(|c| c.buckets.iter().any(|b| b == "*" || b == bucket))
     }
 
     /// Whether `access_key` may use every bucket.
@@ -61,8 +71,17 @@ impl Grants {
     /// The buckets `access_key` sees in ListBuckets.
     pub fn visible(&self, access_key: &str) -> VisibleBuckets {
         match self.clients.get(access_key) {
-            Some(c) if c.buckets.iter().any(|b| b == "*") => VisibleBuckets::All,
-            Some(c) => VisibleBuckets::Only(c.buckets.clone()),
+            Some(c) if c.buckets.iter().any(|b| b == "*") => match self.reserved.is_empty() {
+                true => VisibleBuckets::All,
+                false => VisibleBuckets::AllBut(self.reserved.clone()),
+            },
+            Some(c) => VisibleBuckets::Only(
+                c.buckets
+                    .iter()
+                    .filter(|b| !self.reserved.contains(b))
+                    .cloned()
+                    .collect(),
+            ),
             None => VisibleBuckets::Only(Vec::new()),
         }
     }
@@ -120,6 +139,8 @@ pub fn check_key(key: &str) -> S3Result<()> {
 pub enum VisibleBuckets {
     /// Every bucket (a `*` grant).
     All,
+    /// Every bucket but these (a `*` grant, with sealgate's own buckets).
+    AllBut(Vec<String>),
     /// Only these.
     Only(Vec<String>),
 }
@@ -129,6 +150,7 @@ impl VisibleBuckets {
     pub fn shows(&self, bucket: &str) -> bool {
         match self {
             VisibleBuckets::All => true,
+            VisibleBuckets::AllBut(hidden) => !hidden.iter().any(|b| b == bucket),
             VisibleBuckets::Only(b) => b.iter().any(|b| b == bucket),
         }
     }
@@ -270,5 +292,18 @@ mod tests {
         g.add("b".into(), "s".into(), vec!["*".into()]);
         assert!(g.allows("a", "one") && !g.allows("a", "two") && !g.allows("nobody", "one"));
         assert!(g.allows("b", "two") && g.allows_all("b") && !g.allows_all("a"));
+    }
+
+    #[test]
+    fn no_grant_reaches_the_state_bucket() {
+        let mut g = Grants::default();
+        g.add("a".into(), "s".into(), vec!["one".into(), "state".into()]);
+        g.add("b".into(), "s".into(), vec!["*".into()]);
+        g.reserve("state".into());
+        for ak in ["a", "b"] {
+            assert!(!g.allows(ak, "state"), "{ak} reaches the state bucket");
+            assert!(!g.visible(ak).shows("state"), "{ak} lists the state bucket");
+            assert!(g.allows(ak, "one") && g.visible(ak).shows("one"));
+        }
     }
 }

@@ -291,6 +291,12 @@ pub struct UpstreamConfig {
     /// (reads are retried) instead of holding it forever.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// A provider bucket that only sealgate uses, for the small records
+    /// that let ListMultipartUploads list the very upload ids clients were
+    /// given (docs/FORMAT.md §Upload ids). No client can reach it, whatever
+    /// its grants. Unset: listed uploads carry the `sgl.` form instead.
+    #[serde(default)]
+    pub state_bucket: Option<String>,
 }
 
 /// The gateway's own TLS certificate.
@@ -508,6 +514,9 @@ impl Config {
         }
         if let Some(v) = env("SEALGATE_UPSTREAM_CA_FILE") {
             u.ca_file = path(v);
+        }
+        if let Some(v) = env("SEALGATE_UPSTREAM_STATE_BUCKET") {
+            u.state_bucket = Some(v).filter(|v| !v.is_empty());
         }
         self.algorithm()?;
         Ok(())

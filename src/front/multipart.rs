@@ -141,12 +141,35 @@ pub async fn create_multipart_upload(
     let provider_id = out
         .upload_id()
         .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
+    let id = upload_id::encode(&env, &dek, name, provider_id);
+    // The record lets ListMultipartUploads list this very id. It grants
+    // nothing (the id authenticates itself), so an upload goes ahead
+    // without it: that upload is then listed in the `sgl.` form.
+    if let Err(e) = gw
+        .upstream
+        .put_upload_record(&bucket, &key, provider_id, &id)
+        .await
+    {
+        tracing::warn!(%bucket, %key, cause = %e, "upload record not stored in the state bucket; ListMultipartUploads will list this upload in the sgl. form");
+    }
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(bucket.clone()),
         key: Some(key.clone()),
-        upload_id: Some(upload_id::encode(&env, &dek, name, provider_id)),
+        upload_id: Some(id),
         ..Default::default()
     }))
+}
+
+/// Removes the upload record of a finished upload; a record left behind
+/// only costs a few hundred bytes in the state bucket.
+async fn forget_upload(gw: &Gateway, bucket: &str, key: &str, upstream_id: &str) {
+    if let Err(e) = gw
+        .upstream
+        .delete_upload_record(bucket, key, upstream_id)
+        .await
+    {
+        tracing::warn!(%bucket, %key, cause = %e, "upload record not removed from the state bucket");
+    }
 }
 
 pub async fn upload_part(
@@ -414,7 +437,7 @@ pub async fn complete_multipart_upload(
     };
     let id = authenticate(gw, &input.upload_id, name)?;
     let result = complete_checked(gw, &bucket, &key, &id, input).await;
-    match result {
+    let result = match result {
         Err(e)
             if matches!(
                 e.code(),
@@ -441,7 +464,11 @@ pub async fn complete_multipart_upload(
             }
         }
         other => other,
+    };
+    if result.is_ok() {
+        forget_upload(gw, &bucket, &key, &id.upstream).await;
     }
+    result
 }
 
 /// Checks the client's part list against the provider's parts and
@@ -675,10 +702,11 @@ pub async fn abort_multipart_upload(
         .abort_multipart_upload()
         .bucket(&i.bucket)
         .key(&i.key)
-        .upload_id(upload)
+        .upload_id(&upload)
         .send()
         .await
         .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    forget_upload(gw, &i.bucket, &i.key, &upload).await;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -751,17 +779,23 @@ pub async fn list_multipart_uploads(
         .send()
         .await
         .map_err(|e| super::error::upstream_bucket(UpstreamError::from_sdk(e)))?;
-    // The provider's listing has no envelopes, so ids listed here are the
-    // listed form, authenticated for their bucket and key under the active
-    // KEK: enough to list parts of or abort an upload (cleanup tools), not
-    // to upload more parts.
+    // The provider's listing has no envelopes: the id each client was
+    // given comes from its upload record (checked for its bucket, key and
+    // provider id before it is listed). An upload without a valid record
+    // is listed in the `sgl.` form, authenticated under the active KEK:
+    // enough to list its parts or abort it, not to upload more parts.
+    let ids = listed_ids(gw, &i.bucket, page.uploads()).await;
     let keys = gw.keys.get();
     let listed = |key: Option<&str>, u: &str| {
-        let name = ObjectName {
-            bucket: &i.bucket,
-            key: key.unwrap_or_default(),
-        };
-        upload_id::encode_listed(keys.active(), name, u)
+        ids.get(&(key.unwrap_or_default().to_owned(), u.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| {
+                let name = ObjectName {
+                    bucket: &i.bucket,
+                    key: key.unwrap_or_default(),
+                };
+                upload_id::encode_listed(keys.active(), name, u)
+            })
     };
     let uploads = page
         .uploads()
@@ -884,4 +918,57 @@ pub(crate) fn parse_copy_range(r: &str) -> S3Result<Range> {
         first,
         last: Some(last),
     })
+}
+
+/// How many upload records a listing reads at once.
+const RECORD_READS: usize = 16;
+
+/// The client ids of a listing page's uploads, by (key, provider id), from
+/// their upload records; an upload whose record is missing, unreadable or
+/// not valid for it is left out (and listed in the `sgl.` form).
+async fn listed_ids(
+    gw: &Gateway,
+    bucket: &str,
+    uploads: &[aws_sdk_s3::types::MultipartUpload],
+) -> HashMap<(String, String), String> {
+    use futures::StreamExt;
+    if gw.upstream.state_bucket().is_none() {
+        return HashMap::new();
+    }
+    let wanted: Vec<(String, String)> = uploads
+        .iter()
+        .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned())))
+        .collect();
+    futures::stream::iter(wanted)
+        .map(|(key, upstream)| listed_id(gw, bucket, key, upstream))
+        .buffer_unordered(RECORD_READS)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}
+
+/// One upload's client id from its record, if the record is valid for it.
+async fn listed_id(
+    gw: &Gateway,
+    bucket: &str,
+    key: String,
+    upstream: String,
+) -> Option<((String, String), String)> {
+    let record = match gw.upstream.upload_record(bucket, &key, &upstream).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(%bucket, %key, cause = %e, "upload record unreadable; listing the sgl. form");
+            return None;
+        }
+    };
+    let keys = gw.keys.get();
+    let name = ObjectName { bucket, key: &key };
+    match upload_id::decode(&record, name, keys.as_ref()) {
+        Ok(id) if id.upstream == upstream => Some(((key, upstream), record)),
+        _ => {
+            tracing::warn!(target: "sealgate::security", event = "bad_upload_record", %bucket, %key, "upload record altered or not this upload's; listing the sgl. form");
+            None
+        }
+    }
 }

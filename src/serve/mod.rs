@@ -210,6 +210,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
                     jurisdiction: Some("LOCAL".into()),
                     connect_timeout_secs: 10,
                     read_timeout_secs: 60,
+                    state_bucket: None,
                 },
                 credentials: vec![],
                 policy: Default::default(),
@@ -253,6 +254,9 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         shown_client = Some((ak, sk));
     }
 
+    if let Some(state) = &cfg.upstream.state_bucket {
+        grants.reserve(state.clone());
+    }
     let keys_dir = opts.keys_dir.clone().unwrap_or(cfg.keys_dir.clone());
     if data_dir.is_some() && !has_keys(&keys_dir) {
         generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());

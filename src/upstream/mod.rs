@@ -8,6 +8,9 @@
 //! encrypted bucket; the front end builds every body from `format` output.
 
 mod metrics;
+mod state;
+
+pub use state::record_key;
 
 use crate::config::{ConfigError, UpstreamConfig, secret};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -27,6 +30,8 @@ pub struct Upstream {
     pub client: aws_sdk_s3::Client,
     /// How long a download may go without a byte while sealgate waits.
     read_timeout: Duration,
+    /// The provider bucket holding sealgate's upload records, if any.
+    state_bucket: Option<String>,
 }
 
 /// An upstream call failed.
@@ -154,6 +159,7 @@ impl Upstream {
         Ok(Upstream {
             client: aws_sdk_s3::Client::from_conf(conf),
             read_timeout,
+            state_bucket: cfg.state_bucket.clone(),
         })
     }
 

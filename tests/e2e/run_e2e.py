@@ -44,6 +44,18 @@ def _resolve_test_domain(host, *a, **kw):
 socket.getaddrinfo = _resolve_test_domain
 AK, SK = "e2e-client", "e2e-client-secret-0123456789"
 UAK, USK = "e2e-upstream", "e2e-upstream-secret-0123456789"
+# The provider bucket every gateway keeps its upload records in
+# (upstream.state_bucket): no client reaches it.
+STATE = "sealgate-state"
+
+
+def record_key(bucket, key, upload):
+    """The state bucket's name for an upload's record (src/upstream/state.rs)."""
+    h = hashlib.sha256()
+    for part in (bucket, key, upload):
+        b = part.encode()
+        h.update(len(b).to_bytes(4, "big") + b)
+    return "uploads/" + h.hexdigest()
 
 results = []
 
@@ -157,6 +169,12 @@ class Upstream:
             self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log)
         wait_port(self.port, self.proc, 60)
         self.endpoint = f"{'https' if self.ca else 'http'}://localhost:{self.port}"
+        self.direct().create_bucket(Bucket=STATE)
+
+    def direct(self):
+        """A client of the provider itself (what the provider sees)."""
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK,
+                            region_name="us-east-1", verify=self.ca)
 
     def stored_blobs(self):
         """Every stored object's bytes, straight from the provider."""
@@ -200,6 +218,7 @@ domain = "{DOMAIN}"
 endpoint = "{upstream.endpoint}"
 access_key = "{UAK}"
 secret_key = "{USK}"
+state_bucket = "{STATE}"
 ''')
             if upstream.ca:
                 f.write(f'ca_file = "{upstream.ca}"\n')
@@ -670,19 +689,56 @@ def multipart(name, gws_all, up, work):
                 assert e.response["Error"]["Code"] == "InvalidPart", e.response
             listed = [u for u in c.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", []) if u["Key"] == "bad"]
             assert len(listed) == 1, listed
-            # A listed id ("sgl.") is authenticated for its bucket and key:
-            # it lists the upload's parts and aborts it (cleanup tools), and
-            # is refused for another key (docs/FORMAT.md §Upload ids).
+            # The listing lists the id the client was given (from the upload
+            # record in the state bucket): it lists the upload's parts and
+            # aborts it (cleanup tools), and is refused for another key
+            # (docs/FORMAT.md §Upload ids).
             lid = listed[0]["UploadId"]
-            assert lid.startswith("sgl."), lid
+            assert lid == uid, (lid, uid)
             assert len(c.list_parts(Bucket="mp-bucket", Key="bad", UploadId=lid).get("Parts", [])) == 1
             try:
                 c.abort_multipart_upload(Bucket="mp-bucket", Key="other", UploadId=lid)
                 raise AssertionError("a listed upload id worked for another key")
             except c.exceptions.ClientError as e:
                 assert e.response["Error"]["Code"] == "NoSuchUpload", e.response
+            # A record the provider altered (here: another upload's id put in
+            # its place) is not listed: that upload lists in the "sgl." form,
+            # which still lists its parts and aborts it.
+            d = up.direct()
+            other = c.create_multipart_upload(Bucket="mp-bucket", Key="bad2")["UploadId"]
+            provider_ids = {u["Key"]: u["UploadId"] for u in d.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", [])}
+            rk = record_key("mp-bucket", "bad2", provider_ids["bad2"])
+            assert d.get_object(Bucket=STATE, Key=rk)["Body"].read().decode() == other
+            d.put_object(Bucket=STATE, Key=rk, Body=uid.encode())
+            swapped = [u["UploadId"] for u in c.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", []) if u["Key"] == "bad2"]
+            assert len(swapped) == 1 and swapped[0].startswith("sgl."), swapped
+            c.abort_multipart_upload(Bucket="mp-bucket", Key="bad2", UploadId=swapped[0])
+            # Clients cannot reach the state bucket, whatever their grants.
+            assert STATE not in [b["Name"] for b in c.list_buckets()["Buckets"]]
+            for call in (lambda: c.list_objects_v2(Bucket=STATE), lambda: c.get_object(Bucket=STATE, Key=rk),
+                         lambda: c.put_object(Bucket=STATE, Key=rk, Body=b"x")):
+                try:
+                    call()
+                    raise AssertionError("a client reached the state bucket")
+                except c.exceptions.ClientError as e:
+                    assert e.response["Error"]["Code"] == "AccessDenied", e.response
+            rk_bad = record_key("mp-bucket", "bad", provider_ids["bad"])
+            assert d.get_object(Bucket=STATE, Key=rk_bad)["Body"].read().decode() == uid
             c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=lid)
+            # Abort removes the record.
+            left = [o["Key"] for o in d.list_objects_v2(Bucket=STATE).get("Contents", [])]
+            assert rk_bad not in left, left
+            # Completions remove theirs too: one record per upload in flight.
+            pending = sum(len(d.list_multipart_uploads(Bucket=b["Name"]).get("Uploads", []))
+                          for b in d.list_buckets()["Buckets"] if b["Name"] != STATE)
+            assert len(left) == pending, (left, pending)
         else:
+            # The provider lacks ListMultipartUploads: a clear error, not 500.
+            try:
+                c.list_multipart_uploads(Bucket="mp-bucket")
+                raise AssertionError("s3s-fs listed uploads")
+            except c.exceptions.ClientError as e:
+                assert e.response["Error"]["Code"] == "NotImplemented", e.response
             c.abort_multipart_upload(Bucket="mp-bucket", Key="bad", UploadId=uid)
         try:
             c.head_object(Bucket="mp-bucket", Key="bad")
