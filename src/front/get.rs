@@ -888,6 +888,9 @@ pub(super) async fn get_object(
     };
     if ranged {
         out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
+    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
+        // S3 returns a full-object checksum only with the whole object.
+        super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
     let _ = &obj.envelope;
@@ -1043,6 +1046,8 @@ pub async fn head_object(
             .resolve(obj.plaintext_len)
             .map_err(|e| format_err(e, &i.bucket, &i.key))?;
         out.content_length = Some((e - s) as i64);
+    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
+        super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
     Ok(S3Response::new(out))

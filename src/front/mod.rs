@@ -7,6 +7,7 @@
 
 mod acl;
 mod bucket;
+mod checksums;
 mod conditions;
 mod copy;
 mod delete;
