@@ -71,6 +71,8 @@ pub(super) struct Located {
     pub(super) plaintext_len: u64,
     pub(super) upstream_etag: String,
     pub(super) last_modified: Option<Timestamp>,
+    /// The provider's storage class, when its HEAD names one.
+    pub(super) storage_class: Option<String>,
     pub(super) meta: ObjectMetadata,
 }
 
@@ -198,6 +200,7 @@ async fn locate_from(
         plaintext_len,
         upstream_etag,
         last_modified: head.last_modified().and_then(timestamp),
+        storage_class: head.storage_class().map(|c| c.as_str().to_owned()),
         meta,
     })
 }
