@@ -47,7 +47,11 @@ pub async fn get_object_attributes(
         ObjectAttributes::OBJECT_SIZE,
         ObjectAttributes::STORAGE_CLASS,
     ];
-    if let Some(a) = i.object_attributes.iter().find(|a| !KNOWN.contains(&a.as_str())) {
+    if let Some(a) = i
+        .object_attributes
+        .iter()
+        .find(|a| !KNOWN.contains(&a.as_str()))
+    {
         return Err(s3_error!(
             InvalidArgument,
             "Invalid attribute name specified: {}",
@@ -166,7 +170,9 @@ async fn provider_attributes(
         checksum_crc64nvme: c.checksum_crc64_nvme().map(str::to_owned),
         checksum_sha1: c.checksum_sha1().map(str::to_owned),
         checksum_sha256: c.checksum_sha256().map(str::to_owned),
-        checksum_type: c.checksum_type().map(|t| ChecksumType::from(t.as_str().to_owned())),
+        checksum_type: c
+            .checksum_type()
+            .map(|t| ChecksumType::from(t.as_str().to_owned())),
     });
     let object_parts = r.object_parts().map(|p| GetObjectAttributesParts {
         total_parts_count: p.total_parts_count(),
@@ -195,7 +201,9 @@ async fn provider_attributes(
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
         last_modified: r.last_modified().and_then(super::timestamp),
         object_size: r.object_size(),
-        storage_class: r.storage_class().map(|c| StorageClass::from(c.as_str().to_owned())),
+        storage_class: r
+            .storage_class()
+            .map(|c| StorageClass::from(c.as_str().to_owned())),
         checksum,
         object_parts,
         ..Default::default()

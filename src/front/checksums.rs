@@ -86,7 +86,8 @@ pub(crate) fn with_placeholders(
     let mut m = m.clone();
     for (name, len) in ALGORITHMS {
         if pending.contains(name) {
-            m.entry((*name).to_owned()).or_insert_with(|| "A".repeat(*len));
+            m.entry((*name).to_owned())
+                .or_insert_with(|| "A".repeat(*len));
         }
     }
     m
@@ -141,7 +142,9 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(
             "x-amz-trailer",
-            "X-Amz-Checksum-CRC64NVME, x-amz-checksum-sha1".parse().unwrap(),
+            "X-Amz-Checksum-CRC64NVME, x-amz-checksum-sha1"
+                .parse()
+                .unwrap(),
         );
         assert_eq!(announced_in_trailer(&h), vec!["crc64nvme", "sha1"]);
         let m = with_placeholders(&BTreeMap::new(), &["sha1"]);
