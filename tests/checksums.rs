@@ -568,3 +568,58 @@ fn assert_integrity_failure<E: ProvideErrorMetadata + std::fmt::Debug>(e: &E, ca
         "{case}: {e:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clients_metadata_comes_before_its_checksums_in_the_budget() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket(B).send().await.unwrap();
+    let want = expected(b"x");
+    let put = |key: &str, meta: String, sha256: Option<&str>| {
+        c.put_object()
+            .bucket(B)
+            .key(key)
+            .metadata("m", meta)
+            .set_checksum_sha256(sha256.map(str::to_owned))
+            .body(ByteStream::from_static(b"x"))
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Config::builder().request_checksum_calculation(
+                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+                ),
+            )
+            .send()
+    };
+    // The largest metadata that fits without a checksum (FORMAT.md §Limits).
+    let mut len = 1300;
+    loop {
+        match put("probe", "v".repeat(len), None).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(e.code(), Some("MetadataTooLarge"), "{e:?}");
+                len -= 1;
+            }
+        }
+    }
+    assert!(len >= 1100, "budget shrank to {len}");
+    // With a checksum on top: stored, the metadata whole, no checksum kept.
+    put("full", "v".repeat(len), Some(&want["sha256"]))
+        .await
+        .unwrap();
+    let h = c
+        .head_object()
+        .bucket(B)
+        .key("full")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.metadata().unwrap()["m"].len(), len);
+    assert_eq!(h.checksum_sha256(), None);
+    // With room for it, it is kept.
+    put("room", "v".repeat(len - 100), Some(&want["sha256"]))
+        .await
+        .unwrap();
+    let (sums, _) = head_sums(&c, "room").await;
+    assert_eq!(sums.get("sha256"), Some(&want["sha256"]));
+}

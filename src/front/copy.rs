@@ -92,19 +92,28 @@ pub async fn copy_object(
         let a = a.as_str().to_ascii_lowercase();
         meta.checksums.retain(|name, _| *name == a);
     }
-    let sealed =
-        metadata::seal(&src.envelope, &src.dek, dest, &meta, &mut OsRandom).map_err(ferr)?;
-    let mut upstream_meta = HashMap::from([
-        (META_BINDING.to_owned(), hex::encode(tag)),
-        (META_SEALED.to_owned(), sealed),
-    ]);
-    match &src.header {
-        Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
-        None => upstream_meta.insert(
-            META_ENVELOPE.to_owned(),
-            B64.encode(src.envelope.to_bytes()),
-        ),
+    let stored_meta = |meta: &metadata::ObjectMetadata| {
+        let sealed =
+            metadata::seal(&src.envelope, &src.dek, dest, meta, &mut OsRandom).map_err(ferr)?;
+        let mut upstream_meta = HashMap::from([
+            (META_BINDING.to_owned(), hex::encode(tag)),
+            (META_SEALED.to_owned(), sealed),
+        ]);
+        match &src.header {
+            Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
+            None => upstream_meta.insert(
+                META_ENVELOPE.to_owned(),
+                B64.encode(src.envelope.to_bytes()),
+            ),
+        };
+        Ok::<_, s3s::S3Error>(upstream_meta)
     };
+    let mut upstream_meta = stored_meta(&meta)?;
+    if check_metadata_size(&upstream_meta).is_err() && !meta.checksums.is_empty() {
+        // The client's metadata comes first (as in PutObject).
+        meta.checksums.clear();
+        upstream_meta = stored_meta(&meta)?;
+    }
     check_metadata_size(&upstream_meta)?;
     let source = copy_source(src_bucket, src_key);
 

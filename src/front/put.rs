@@ -87,7 +87,6 @@ pub async fn put_object(
         .into_iter()
         .filter(|a| !meta.checksums.contains_key(*a))
         .collect();
-    let sealed = metadata::seal(&env, &dek, name, &meta, &mut OsRandom).map_err(ferr)?;
     let stored_meta = |sealed: String| {
         HashMap::from([
             (META_HEADER.to_owned(), B64.encode(header)),
@@ -95,14 +94,18 @@ pub async fn put_object(
             (META_SEALED.to_owned(), sealed),
         ])
     };
+    // The client's metadata comes first: when the checksums (with room
+    // for the trailer's) would not fit in the budget, none is kept.
+    let mut probe = meta.clone();
+    probe.checksums = checksums::with_placeholders(&meta.checksums, &pending);
+    let probe = metadata::seal(&env, &dek, name, &probe, &mut OsRandom).map_err(ferr)?;
+    let keep_checksums = check_metadata_size(&stored_meta(probe)).is_ok();
+    if !keep_checksums {
+        meta.checksums.clear();
+    }
+    let sealed = metadata::seal(&env, &dek, name, &meta, &mut OsRandom).map_err(ferr)?;
     let upstream_meta = stored_meta(sealed);
     check_metadata_size(&upstream_meta)?;
-    if !pending.is_empty() {
-        let mut probe = meta.clone();
-        probe.checksums = checksums::with_placeholders(&meta.checksums, &pending);
-        let probe = metadata::seal(&env, &dek, name, &probe, &mut OsRandom).map_err(ferr)?;
-        check_metadata_size(&stored_meta(probe))?;
-    }
 
     let mut request = gw
         .upstream
@@ -142,7 +145,8 @@ pub async fn put_object(
     .await?;
     let mut etag = out.e_tag().map(str::to_owned);
     let verified = checksums::to_map(&verified);
-    if verified.keys().any(|a| !meta.checksums.contains_key(a))
+    if keep_checksums
+        && verified.keys().any(|a| !meta.checksums.contains_key(a))
         && let Some(e) = &etag
     {
         // Checksums that came in the trailer: re-seal the metadata with
