@@ -34,7 +34,16 @@ pub async fn get_object_attributes(
             "sealgate does not apply SSE-C: objects are encrypted by the gateway"
         ));
     }
-    if i.object_attributes.is_empty() {
+    // One header may carry several names ("ETag,ObjectSize": botocore),
+    // or several headers one each (the Rust SDK).
+    let asked: Vec<String> = i
+        .object_attributes
+        .iter()
+        .flat_map(|a| a.as_str().split(','))
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if asked.is_empty() {
         return Err(s3_error!(
             InvalidArgument,
             "x-amz-object-attributes must name at least one attribute"
@@ -47,15 +56,10 @@ pub async fn get_object_attributes(
         ObjectAttributes::OBJECT_SIZE,
         ObjectAttributes::STORAGE_CLASS,
     ];
-    if let Some(a) = i
-        .object_attributes
-        .iter()
-        .find(|a| !KNOWN.contains(&a.as_str()))
-    {
+    if let Some(a) = asked.iter().find(|a| !KNOWN.contains(&a.as_str())) {
         return Err(s3_error!(
             InvalidArgument,
-            "Invalid attribute name specified: {}",
-            a.as_str()
+            "Invalid attribute name specified: {a}"
         ));
     }
     let max_parts = i.max_parts.unwrap_or(MAX_PARTS);
@@ -67,7 +71,7 @@ pub async fn get_object_attributes(
         ));
     }
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
-        return provider_attributes(gw, i).await;
+        return provider_attributes(gw, i, &asked).await;
     }
     let obj = match locate(gw, &i.bucket, &i.key).await {
         Ok(o) => o,
@@ -80,11 +84,11 @@ pub async fn get_object_attributes(
                 access_key.as_deref(),
             )
             .await?;
-            return provider_attributes(gw, i).await;
+            return provider_attributes(gw, i, &asked).await;
         }
         Err(e) => return Err(e),
     };
-    let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str() == a);
+    let wants = |a: &str| asked.iter().any(|x| x == a);
     let mut out = GetObjectAttributesOutput {
         last_modified: obj.last_modified.clone(),
         ..Default::default()
@@ -146,9 +150,9 @@ pub async fn get_object_attributes(
 async fn provider_attributes(
     gw: &Gateway,
     i: GetObjectAttributesInput,
+    asked: &[String],
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-    let attributes = i
-        .object_attributes
+    let attributes = asked
         .iter()
         .map(|a| aws_sdk_s3::types::ObjectAttributes::from(a.as_str()))
         .collect();
