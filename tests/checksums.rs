@@ -409,7 +409,9 @@ async fn copies_keep_the_checksum_and_multipart_objects_have_none() {
         .unwrap()
         .to_owned();
     let mut parts = Vec::new();
+    let mut part_sums = vec![want["sha256"].clone()];
     for (n, p) in [(1, &p1), (2, &p2)] {
+        part_sums.push(expected(p)["crc32"].clone());
         let e = c
             .upload_part()
             .bucket(B)
@@ -451,7 +453,7 @@ async fn copies_keep_the_checksum_and_multipart_objects_have_none() {
         .await
         .unwrap();
     assert_eq!(g.body.collect().await.unwrap().to_vec(), [p1, p2].concat());
-    assert_not_at_provider(&env, &[want["sha256"].clone()]);
+    assert_not_at_provider(&env, &part_sums);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -684,4 +686,56 @@ async fn the_clients_metadata_comes_before_its_checksums_in_the_budget() {
         .unwrap();
     let (sums, _) = head_sums(&c, "room").await;
     assert_eq!(sums.get("sha256"), Some(&want["sha256"]));
+}
+
+/// A trailer checksum is added after the upload (a CopyObject of the
+/// object onto itself); when the provider refuses that copy, the PUT is
+/// still done and the object, intact, has no checksum.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trailer_checksum_the_provider_will_not_take_leaves_the_put_done() {
+    use gw_common::fault_proxy::{self, Fault, Faults, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let (uak, usk) = ("sums-up", "sums-up-secret-0123456789");
+    let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let faults = Arc::new(Faults::default());
+    let via = fault_proxy::start(up, faults.clone()).await;
+    let cfg = gw_common::gateway_config_with(dir.path(), via, (uak, usk), "", "");
+    let gw = sealgate::serve::start(sealgate::serve::Options {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = gw_common::client_for(format!("http://{}", gw.addr), gw_common::AK, gw_common::SK);
+    c.create_bucket().bucket(B).send().await.unwrap();
+    let data = body(100_000, 5);
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, &data).unwrap();
+    // The upload passes; the copy that follows it (a PUT too) is refused.
+    faults.arm(Rule {
+        method: "PUT",
+        contains: format!("/{B}/trailer"),
+        skip: 1,
+        times: 1,
+        fault: Fault::Status(403, "AccessDenied"),
+    });
+    let out = c
+        .put_object()
+        .bucket(B)
+        .key("trailer")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from_path(&file).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(faults.all_fired(), "the copy was not attempted");
+    assert_eq!(
+        out.checksum_sha256(),
+        Some(expected(&data)["sha256"].as_str())
+    );
+    let (sums, _) = head_sums(&c, "trailer").await;
+    assert!(sums.is_empty(), "{sums:?}");
+    assert_eq!(gw_common::get_bytes(&c, B, "trailer").await, data);
 }
