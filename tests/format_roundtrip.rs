@@ -282,3 +282,36 @@ fn copied_object_opens_with_metadata_binding_only() {
         Err(FormatError::BindingMismatch)
     );
 }
+
+#[test]
+fn sealed_checksums_are_an_optional_member_older_readers_ignore() {
+    use sealgate::format::metadata::{self, ObjectMetadata};
+    // What a reader before the member knew (FORMAT.md §Sealed metadata:
+    // readers ignore unknown members).
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Before {
+        user: std::collections::BTreeMap<String, String>,
+        headers: std::collections::BTreeMap<String, String>,
+    }
+    let mut m = ObjectMetadata::default();
+    m.headers.insert("content-type".into(), "text/plain".into());
+    // No checksums: no member, so such blobs (and the committed vectors)
+    // keep their exact bytes.
+    let json = serde_json::to_value(&m).unwrap();
+    assert!(json.get("checksums").is_none(), "{json}");
+    // With one: sealed, opened back, and readable by an older reader.
+    m.checksums.insert(
+        "sha256".into(),
+        "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
+    );
+    let json = serde_json::to_vec(&m).unwrap();
+    let old: Before = serde_json::from_slice(&json).unwrap();
+    assert_eq!(old.headers, m.headers);
+    let back: ObjectMetadata = serde_json::from_slice(br#"{"user":{},"headers":{}}"#).unwrap();
+    assert!(back.checksums.is_empty());
+    let k = kek(11);
+    let (env, dek) = Envelope::create(&k, Algorithm::Aes256Gcm, &mut OsRandom).unwrap();
+    let text = metadata::seal(&env, &dek, NAME, &m, &mut OsRandom).unwrap();
+    assert!(!text.contains("n4bQ"), "checksums must not be readable");
+    assert_eq!(metadata::open(&env, &dek, NAME, &text).unwrap(), m);
+}

@@ -496,3 +496,61 @@ async fn sighup_reloads_the_bucket_policy() {
         "{audit}"
     );
 }
+
+/// GetObjectAttributes of a plaintext object in a passthrough bucket is
+/// the provider's to answer (sealgate forwards it); of a sealed object it
+/// is sealgate's, and the provider is never asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn object_attributes_of_passthrough_objects_come_from_the_provider() {
+    use gw_common::fault_proxy::{self, Fault, Faults};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let faults = Arc::new(Faults::default());
+    let proxy = fault_proxy::start(up, faults.clone()).await;
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    register(d, "EX-A", "public-*", "2099-01-01");
+    let (mut child, addr) = serve(d, &config(d, proxy, &[("public-site", "EX-A")])).unwrap();
+    let c = client_for(format!("http://{addr}"), AK, SK);
+    for b in ["public-site", "private-site"] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+        c.put_object()
+            .bucket(b)
+            .key("page")
+            .body(ByteStream::from_static(b"twelve bytes"))
+            .send()
+            .await
+            .unwrap();
+    }
+    faults.take_log();
+    let attrs = |b: &str| {
+        c.get_object_attributes()
+            .bucket(b)
+            .key("page")
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+            .send()
+    };
+    // The provider's own answer comes back (s3s-fs has no
+    // GetObjectAttributes: here an error the proxy injects stands for it).
+    faults.next(
+        "GET",
+        "/public-site/page?attributes",
+        1,
+        Fault::Status(400, "InvalidArgument"),
+    );
+    let err = attrs("public-site").await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidArgument"), "{err:?}");
+    assert!(faults.all_fired(), "not forwarded to the provider");
+    // A sealed object: sealgate answers, and never forwards the request.
+    let a = attrs("private-site").await.unwrap();
+    assert_eq!(a.object_size(), Some(12));
+    let log = faults.take_log();
+    assert!(
+        !log.iter()
+            .any(|s| s.target.contains("private-site/page?attributes")),
+        "{log:?}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}

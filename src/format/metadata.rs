@@ -28,6 +28,14 @@ pub struct ObjectMetadata {
     /// Content headers such as `content-type`, lower-case names.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Full-object checksums of the plaintext that sealgate verified when
+    /// the object was written: algorithm (`crc32`, `crc32c`, `crc64nvme`,
+    /// `sha1`, `sha256`) → the base64 value S3 returns. Returned only to a
+    /// client that asks (ChecksumMode, GetObjectAttributes). Omitted when
+    /// empty, so blobs without checksums keep their bytes; readers that
+    /// predate it ignore the member (FORMAT.md §Sealed metadata).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// Encrypts `meta` for the object described by `envelope`, stored under

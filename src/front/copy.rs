@@ -78,30 +78,44 @@ pub async fn copy_object(
         key: &i.key,
     };
     let tag = src.envelope.binding_tag(&src.dek, dest);
-    let meta = if replace {
+    let mut meta = if replace {
         object_metadata(i.metadata.as_ref(), &headers)
     } else {
         src.meta.clone()
     };
-    let sealed =
-        metadata::seal(&src.envelope, &src.dek, dest, &meta, &mut OsRandom).map_err(ferr)?;
-    let mut upstream_meta = HashMap::from([
-        (META_BINDING.to_owned(), hex::encode(tag)),
-        (META_SEALED.to_owned(), sealed),
-    ]);
-    match &src.header {
-        Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
-        None => upstream_meta.insert(
-            META_ENVELOPE.to_owned(),
-            B64.encode(src.envelope.to_bytes()),
-        ),
+    // The checksums describe the plaintext, which a copy keeps, with
+    // either directive (as S3 does). A copy asking for another algorithm
+    // would need the plaintext read back to compute it: it gets none
+    // (docs/COMPATIBILITY.md).
+    meta.checksums = src.meta.checksums.clone();
+    if let Some(a) = &i.checksum_algorithm {
+        let a = a.as_str().to_ascii_lowercase();
+        meta.checksums.retain(|name, _| *name == a);
+    }
+    let stored_meta = |meta: &metadata::ObjectMetadata| {
+        let sealed =
+            metadata::seal(&src.envelope, &src.dek, dest, meta, &mut OsRandom).map_err(ferr)?;
+        let mut upstream_meta = HashMap::from([
+            (META_BINDING.to_owned(), hex::encode(tag)),
+            (META_SEALED.to_owned(), sealed),
+        ]);
+        match &src.header {
+            Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
+            None => upstream_meta.insert(
+                META_ENVELOPE.to_owned(),
+                B64.encode(src.envelope.to_bytes()),
+            ),
+        };
+        Ok::<_, s3s::S3Error>(upstream_meta)
     };
+    let mut upstream_meta = stored_meta(&meta)?;
+    if check_metadata_size(&upstream_meta).is_err() && !meta.checksums.is_empty() {
+        // The client's metadata comes first (as in PutObject).
+        meta.checksums.clear();
+        upstream_meta = stored_meta(&meta)?;
+    }
     check_metadata_size(&upstream_meta)?;
-    let source = format!(
-        "{}/{}",
-        utf8_percent_encode(src_bucket, COPY_SOURCE),
-        utf8_percent_encode(src_key, COPY_SOURCE)
-    );
+    let source = copy_source(src_bucket, src_key);
 
     let (etag, last_modified) = if src.header.is_some() {
         let out = gw
@@ -137,6 +151,48 @@ pub async fn copy_object(
         }),
         ..Default::default()
     }))
+}
+
+/// x-amz-copy-source for `bucket`/`key`.
+fn copy_source(bucket: &str, key: &str) -> String {
+    format!(
+        "{}/{}",
+        utf8_percent_encode(bucket, COPY_SOURCE),
+        utf8_percent_encode(key, COPY_SOURCE)
+    )
+}
+
+/// Replaces the S3 metadata of the single-part object at `bucket`/`key`
+/// with `upstream_meta`, in place (a CopyObject onto itself), only while
+/// it is still the version whose provider ETag is `etag`; returns the new
+/// provider ETag. Used to add checksums that arrived in a trailer after
+/// the object was written.
+pub(super) async fn replace_metadata(
+    gw: &Gateway,
+    (bucket, key): (&str, &str),
+    etag: &str,
+    upstream_meta: HashMap<String, String>,
+) -> Result<Option<String>, UpstreamError> {
+    let out = gw
+        .upstream
+        .client
+        .copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(copy_source(bucket, key))
+        .copy_source_if_match(etag)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("application/octet-stream")
+        .set_metadata(Some(upstream_meta))
+        .customize()
+        .config_override(crate::upstream::long_running())
+        .send()
+        .await
+        .map_err(UpstreamError::from_sdk)?;
+    Ok(out
+        .copy_object_result()
+        .and_then(|r| r.e_tag())
+        .map(str::to_owned))
 }
 
 /// Copies a multipart source part by part into a new upload at the

@@ -71,6 +71,8 @@ pub(super) struct Located {
     pub(super) plaintext_len: u64,
     pub(super) upstream_etag: String,
     pub(super) last_modified: Option<Timestamp>,
+    /// The provider's storage class, when its HEAD names one.
+    pub(super) storage_class: Option<String>,
     pub(super) meta: ObjectMetadata,
 }
 
@@ -198,6 +200,7 @@ async fn locate_from(
         plaintext_len,
         upstream_etag,
         last_modified: head.last_modified().and_then(timestamp),
+        storage_class: head.storage_class().map(|c| c.as_str().to_owned()),
         meta,
     })
 }
@@ -888,6 +891,9 @@ pub(super) async fn get_object(
     };
     if ranged {
         out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
+    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
+        // S3 returns a full-object checksum only with the whole object.
+        super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
     let _ = &obj.envelope;
@@ -1043,6 +1049,8 @@ pub async fn head_object(
             .resolve(obj.plaintext_len)
             .map_err(|e| format_err(e, &i.bucket, &i.key))?;
         out.content_length = Some((e - s) as i64);
+    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
+        super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
     Ok(S3Response::new(out))

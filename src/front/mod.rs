@@ -6,7 +6,9 @@
 //! 501 NotImplemented, and are never forwarded: an allowlist, not a denylist.
 
 mod acl;
+mod attributes;
 mod bucket;
+mod checksums;
 mod conditions;
 mod copy;
 mod delete;
@@ -170,6 +172,12 @@ impl S3 for Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         get::head_object(self, req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
     }
     async fn delete_object(
         &self,

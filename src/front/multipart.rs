@@ -259,7 +259,8 @@ async fn seal_part(
                 .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
         },
     )
-    .await?;
+    .await?
+    .0;
     Ok(out
         .e_tag()
         .map(|e| ETag::Strong(e.trim_matches('"').to_owned())))

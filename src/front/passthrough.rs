@@ -164,6 +164,7 @@ pub(crate) async fn put_object(
         },
     )
     .await
+    .map(|(out, _)| out)
     .inspect_err(|e| {
         tracing::warn!(
             target: "sealgate::security",

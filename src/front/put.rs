@@ -9,7 +9,7 @@
 //! replaces nothing. Memory: a few chunks, whatever the object size.
 
 use super::error::{format as format_err, upstream_object};
-use super::{Gateway, client_etag};
+use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
 use crate::format::metadata::{self, META_BINDING, META_HEADER, META_SEALED, ObjectMetadata};
 use crate::format::stream::PartSealer;
@@ -76,22 +76,37 @@ pub async fn put_object(
     let (sealer, header) =
         PartSealer::start(&env, &dek, tag, (1, PartKind::Last), len, &mut OsRandom)
             .map_err(ferr)?;
-    let sealed = metadata::seal(
-        &env,
-        &dek,
-        name,
-        &object_metadata(input.metadata.as_ref(), &headers),
-        &mut OsRandom,
-    )
-    .map_err(ferr)?;
-    let upstream_meta = HashMap::from([
-        (META_HEADER.to_owned(), B64.encode(header)),
-        (META_BINDING.to_owned(), hex::encode(tag)),
-        (META_SEALED.to_owned(), sealed),
-    ]);
+    let mut meta = object_metadata(input.metadata.as_ref(), &headers);
+    let check = client_checks!(input, &headers)?;
+    // Checksums sent as headers are sealed now: they are verified before
+    // the last byte goes upstream, and a mismatch aborts the upload, so
+    // the object exists only if they hold. Trailer values come after the
+    // body (see below); the budget is checked with room for them.
+    meta.checksums = checksums::to_map(&header_checksums(&input));
+    let pending: Vec<_> = checksums::announced_in_trailer(&headers)
+        .into_iter()
+        .filter(|a| !meta.checksums.contains_key(*a))
+        .collect();
+    let stored_meta = |sealed: String| {
+        HashMap::from([
+            (META_HEADER.to_owned(), B64.encode(header)),
+            (META_BINDING.to_owned(), hex::encode(tag)),
+            (META_SEALED.to_owned(), sealed),
+        ])
+    };
+    // The client's metadata comes first: when the checksums (with room
+    // for the trailer's) would not fit in the budget, none is kept.
+    let mut probe = meta.clone();
+    probe.checksums = checksums::with_placeholders(&meta.checksums, &pending);
+    let probe = metadata::seal(&env, &dek, name, &probe, &mut OsRandom).map_err(ferr)?;
+    let keep_checksums = check_metadata_size(&stored_meta(probe)).is_ok();
+    if !keep_checksums {
+        meta.checksums.clear();
+    }
+    let sealed = metadata::seal(&env, &dek, name, &meta, &mut OsRandom).map_err(ferr)?;
+    let upstream_meta = stored_meta(sealed);
     check_metadata_size(&upstream_meta)?;
 
-    let check = client_checks!(input, &headers)?;
     let mut request = gw
         .upstream
         .client
@@ -110,7 +125,7 @@ pub async fn put_object(
         // the provider's version so a concurrent write still fails.
         request = request.if_match(if_match_holds(gw, &bucket, &key, cond).await?);
     }
-    let out = stream_part(
+    let (out, verified) = stream_part(
         body,
         &header,
         Some(sealer),
@@ -128,10 +143,41 @@ pub async fn put_object(
         },
     )
     .await?;
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: out.e_tag().map(|e| ETag::Strong(client_etag(e))),
+    let mut etag = out.e_tag().map(str::to_owned);
+    let verified = checksums::to_map(&verified);
+    if keep_checksums
+        && verified.keys().any(|a| !meta.checksums.contains_key(a))
+        && let Some(e) = &etag
+    {
+        // Checksums that came in the trailer: re-seal the metadata with
+        // them, in place, pinned to the object just written.
+        meta.checksums = verified.clone();
+        let sealed = metadata::seal(&env, &dek, name, &meta, &mut OsRandom).map_err(ferr)?;
+        match super::copy::replace_metadata(gw, (&bucket, &key), e, stored_meta(sealed)).await {
+            Ok(new_etag) => etag = new_etag.or(etag),
+            Err(cause) => {
+                tracing::warn!(%bucket, %key, %cause, "the object was stored, but its trailing checksums could not be added to its sealed metadata");
+            }
+        }
+    }
+    let mut output = PutObjectOutput {
+        e_tag: etag.as_deref().map(|e| ETag::Strong(client_etag(e))),
         ..Default::default()
-    }))
+    };
+    checksums::apply_checksums!(output, &verified);
+    Ok(S3Response::new(output))
+}
+
+/// The checksum values a PutObject carries in its headers.
+fn header_checksums(input: &PutObjectInput) -> Checksum {
+    Checksum {
+        checksum_crc32: input.checksum_crc32.clone(),
+        checksum_crc32c: input.checksum_crc32c.clone(),
+        checksum_sha1: input.checksum_sha1.clone(),
+        checksum_sha256: input.checksum_sha256.clone(),
+        checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+        ..Default::default()
+    }
 }
 
 /// Seals `body` as one part stream (after `header`) and sends it upstream
@@ -157,7 +203,7 @@ pub(crate) async fn stream_part<T, F>(
     trailers: Option<s3s::TrailingHeaders>,
     (bucket, key, plain_len, answer_within): (&str, &str, Option<u64>, std::time::Duration),
     send: impl FnOnce(aws_sdk_s3::primitives::ByteStream) -> F,
-) -> S3Result<T>
+) -> S3Result<(T, Checksum)>
 where
     F: std::future::Future<Output = S3Result<T>> + Send + 'static,
     T: Send + 'static,
@@ -207,7 +253,7 @@ where
             }
             None => {}
         }
-        check.finish(trailers)?;
+        let verified = check.finish(trailers)?;
         // Everything verified: release the final segment.
         let last = match held {
             Some(h) if out.is_empty() => h,
@@ -215,22 +261,25 @@ where
             None => Bytes::from(out),
         };
         send_chunk(&tx, last).await?;
-        Ok::<(), S3Error>(())
+        Ok::<Checksum, S3Error>(verified)
     }
     .await;
 
-    if let Err(e) = pumped {
-        // Abort the upstream request before its last byte.
-        let _ = tx
-            .send(Err(std::io::Error::other("upload aborted by sealgate")))
-            .await;
-        drop(tx);
-        let _ = upload.await;
-        return Err(e);
-    }
+    let verified = match pumped {
+        Ok(v) => v,
+        Err(e) => {
+            // Abort the upstream request before its last byte.
+            let _ = tx
+                .send(Err(std::io::Error::other("upload aborted by sealgate")))
+                .await;
+            drop(tx);
+            let _ = upload.await;
+            return Err(e);
+        }
+    };
     drop(tx);
     let mut upload = upload;
-    tokio::select! {
+    let answer = tokio::select! {
         r = &mut upload => r.map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?,
         () = tokio::time::sleep(answer_within) => {
             // Dropping the request closes its connection: an answer that
@@ -242,7 +291,8 @@ where
                 "the storage provider did not answer the upload in time"
             ))
         }
-    }
+    };
+    answer.map(|a| (a, verified))
 }
 
 /// The S3 error for a client body that failed while streaming: a wrong
@@ -432,8 +482,10 @@ impl Checks {
     }
 
     /// Compares with the header values, or with the trailer values for
-    /// unsigned/streaming uploads that send checksums after the body.
-    fn finish(self, trailers: Option<s3s::TrailingHeaders>) -> S3Result<()> {
+    /// unsigned/streaming uploads that send checksums after the body;
+    /// returns the values that were compared and matched (the checksums
+    /// sealgate verified on the plaintext).
+    fn finish(self, trailers: Option<s3s::TrailingHeaders>) -> S3Result<Checksum> {
         if let Some((h, want)) = self.md5
             && h.finalize().as_slice() != want.as_slice()
         {
@@ -462,18 +514,20 @@ impl Checks {
                 &expected.checksum_crc64nvme,
             ),
         ];
+        let mut verified = Checksum::default();
         for (name, got, want) in pairs {
-            if let (Some(g), Some(w)) = (got, want)
-                && g != w
-            {
-                return Err(s3_error!(
-                    BadDigest,
-                    "x-amz-checksum-{} does not match the body",
-                    name.to_ascii_lowercase()
-                ));
+            if let (Some(g), Some(w)) = (got, want) {
+                if g != w {
+                    return Err(s3_error!(
+                        BadDigest,
+                        "x-amz-checksum-{} does not match the body",
+                        name.to_ascii_lowercase()
+                    ));
+                }
+                *checksums::field(&mut verified, name) = Some(w.clone());
             }
         }
-        Ok(())
+        Ok(verified)
     }
 }
 
