@@ -200,11 +200,22 @@ class Rgw:
             return False
         code = self.procs["radosgw"].returncode
         self.restarts += 1
-        self.log(f"     Ceph RGW: radosgw died (exit {code}); restarting it (restart #{self.restarts}); "
-                 f"last log lines:\n{self.tail('radosgw', 8)}")
+        self.log(f"     Ceph RGW: radosgw died (exit {code}); restarting it (restart #{self.restarts}): "
+                 f"{self.death_cause()}")
         self._start_rgw(60)
         self._wait_authenticated(60)
         return True
+
+    def death_cause(self):
+        """The lines of radosgw's output that say why it died."""
+        try:
+            lines = open(os.path.join(self.dir, "radosgw.out"), errors="replace").read().splitlines()
+        except OSError:
+            return "no output"
+        for i, line in enumerate(lines):
+            if "FAILED ceph_assert" in line or "Caught signal" in line or "terminate called" in line:
+                return " / ".join(l.strip() for l in lines[i:i + 3])
+        return " / ".join(l.strip() for l in lines[-3:])
 
     def rss_mib(self):
         out = {}

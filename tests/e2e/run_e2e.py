@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end suite: real S3 clients -> sealgate (its own process) -> a real upstream.
 
-For each upstream (s3s-fs as its own process: checks signatures and checksums;
-moto server: broadest S3 semantics, no auth), start sealgate with a config
+For each upstream in PROVIDERS (s3s-fs as its own process: checks signatures
+and checksums; moto server: broad S3 semantics, no auth; Ceph RGW, a
+throwaway single-node cluster from tests/e2e/rgw.py: real SigV4, ETags in
+listings, atomic writes), start sealgate with a config
 file pointing at it, drive it with the aws CLI, boto3, s5cmd and rclone, check
 every byte read back, and then scan what the upstream stores for a marker
 string that every uploaded file contains: it must never appear.
@@ -240,10 +242,29 @@ class RgwUpstream:
         print(f"     {rgw.version()} (1 mon, 1 memstore OSD, radosgw) started in {time.time() - t:.1f}s on {self.endpoint}", flush=True)
 
     def ensure_running(self):
-        self.rgw.ensure_running()
+        return self.rgw.ensure_running()
 
     def bucket_quota(self, bucket, max_objects):
         self.rgw.bucket_quota(bucket, max_objects)
+
+    def crash(self):
+        """Kills radosgw the way RGW's own bug does (docs/TESTING.md): a
+        direct UploadPartCopy whose source key holds a '%'. Returns whether
+        radosgw died."""
+        d = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK,
+                         region_name="us-east-1", config=Config(retries={"total_max_attempts": 1}, read_timeout=20))
+        d.create_bucket(Bucket="rgw-crash")
+        d.put_object(Bucket="rgw-crash", Key="a%b.bin", Body=b"c" * 1000)
+        uid = d.create_multipart_upload(Bucket="rgw-crash", Key="copy")["UploadId"]
+        try:
+            d.upload_part_copy(Bucket="rgw-crash", Key="copy", UploadId=uid, PartNumber=1,
+                               CopySource={"Bucket": "rgw-crash", "Key": "a%b.bin"}, CopySourceRange="bytes=0-999")
+        except Exception:
+            pass
+        end = time.time() + 10
+        while self.rgw.alive() and time.time() < end:
+            time.sleep(0.1)
+        return not self.rgw.alive()
 
     def stored_blobs(self):
         n, hits = self.rgw.raw_scan(MARKER)
@@ -759,6 +780,29 @@ def refusals(name, gw, up):
     run_refusals()
 
 
+def provider_down(name, gw, up):
+    """The provider's S3 endpoint dies mid-run (radosgw aborting on its own
+    bug): sealgate answers 503 ServiceUnavailable meanwhile — never 500 or
+    a partial body — and serves the same bytes once it is back."""
+    @check(f"{name}: provider dies (radosgw abort on a '%' UploadPartCopy, directly): 503 meanwhile, same bytes after its restart")
+    def run_down():
+        c = boto(gw.endpoint, retries={"total_max_attempts": 1})
+        c.create_bucket(Bucket="down-bucket")
+        body = payload(300_000, 77)
+        c.put_object(Bucket="down-bucket", Key="k", Body=body)
+        assert up.crash(), "radosgw survived the UploadPartCopy that kills 16.2.15 (docs/TESTING.md needs an update)"
+        for call in (lambda: c.get_object(Bucket="down-bucket", Key="k")["Body"].read(),
+                     lambda: c.put_object(Bucket="down-bucket", Key="k2", Body=b"x" * 1000)):
+            try:
+                call()
+                raise AssertionError("answered while the provider was down")
+            except c.exceptions.ClientError as e:
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+        assert up.ensure_running() is True, "the harness did not restart radosgw"
+        assert c.get_object(Bucket="down-bucket", Key="k")["Body"].read() == body
+    run_down()
+
+
 def multipart(name, gws_all, up, work):
     """Multipart uploads from every client, parts spread over several
     gateway instances. Listing sizes need the provider's `-N` ETag; s3s-fs
@@ -1138,6 +1182,8 @@ def main():
             refusals(kind, gw, up)
             multipart(kind, [gw, gws, gw3], up, work)
             metrics(kind, gw)
+            if hasattr(up, "crash"):
+                provider_down(kind, gw, up)
             if up.large and args.large_gib > 0:
                 large(kind, gw, work, args.large_gib)
             scan(kind, up)
