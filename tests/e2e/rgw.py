@@ -180,10 +180,13 @@ class Rgw:
                 p.wait(10)
         if self.dir:
             if keep_logs:
-                shutil.copytree(os.path.join(self.dir, "log"), keep_logs, dirs_exist_ok=True)
-                for name in ("mon", "osd", "radosgw"):
-                    if os.path.exists(os.path.join(self.dir, f"{name}.out")):
-                        shutil.copy(os.path.join(self.dir, f"{name}.out"), keep_logs)
+                try:
+                    shutil.copytree(os.path.join(self.dir, "log"), keep_logs, dirs_exist_ok=True)
+                    for name in ("mon", "osd", "radosgw"):
+                        if os.path.exists(os.path.join(self.dir, f"{name}.out")):
+                            shutil.copy(os.path.join(self.dir, f"{name}.out"), keep_logs)
+                except OSError as e:
+                    self.log(f"Ceph RGW: logs not kept: {e}")
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
