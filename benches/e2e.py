@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: the provider directly, sealgate in front of it, and
 a peer gateway (rclone `serve s3` over an rclone crypt remote over the same
-provider), measured in one run.
+provider), measured in one run; and a second provider, Ceph RGW (a
+throwaway single-node cluster, tests/e2e/rgw.py), directly and through
+sealgate, in the same run.
 
     python3 benches/e2e.py                # full run (docs/BENCHMARKS.md)
     python3 benches/e2e.py --smoke        # seconds, tiny sizes: the harness works
 
 It builds what it needs (release; --debug for CI's smoke run), starts a
 local s3s-fs as the provider unless --upstream-endpoint names another, and
+Ceph RGW as the second provider unless --no-rgw, and
 for every measurement alternates the systems (round-robin, the starting
 system rotating each round) so drift hits all alike. It samples each
 process's CPU time from /proc (the gateway's, the provider's, and the load
@@ -32,6 +35,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 UAK, USK = "bench-upstream", "bench-upstream-secret-0123456789"
 AK, SK = "bench-client", "bench-client-secret-0123456789"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -122,9 +126,15 @@ def delta(before, after, prefix):
 
 
 class System:
-    def __init__(self, name, endpoint, ak, sk, pid=None, admin=None, proc=None, restart=None):
+    """One endpoint measured. `base` is the direct system of its provider
+    (ratios are against it); `upstream_pids` are the provider's processes
+    (their CPU time is the provider's cost)."""
+
+    def __init__(self, name, endpoint, ak, sk, pid=None, admin=None, proc=None, restart=None, base="direct",
+                 upstream_pids=()):
         self.name, self.endpoint, self.ak, self.sk = name, endpoint, ak, sk
         self.pid, self.admin, self.proc, self.restart = pid, admin, proc, restart
+        self.base, self.upstream_pids = base, list(upstream_pids)
         self.restarts = 0
 
 
@@ -137,9 +147,9 @@ def build(debug):
     return os.path.join(d, "sealgate"), os.path.join(d, "examples", "s3bench"), os.path.join(d, "examples", "s3s_fs_server")
 
 
-def start_systems(args, work, bins):
+def start_systems(args, work, bins, procs):
     sealgate, _, s3s_fs = bins
-    procs, systems = [], []
+    systems = []
     upstream_pid = None
     if args.upstream_endpoint:
         up_endpoint, uak, usk = args.upstream_endpoint, args.upstream_access_key, args.upstream_secret_key
@@ -153,22 +163,11 @@ def start_systems(args, work, bins):
         procs.append(p)
         upstream_pid = p.pid
         up_endpoint, uak, usk = f"http://127.0.0.1:{port}", UAK, USK
-    systems.append(System("direct", up_endpoint, uak, usk))
-
+    up_pids = [upstream_pid] if upstream_pid else []
+    systems.append(System("direct", up_endpoint, uak, usk, upstream_pids=up_pids))
     keys = os.path.join(work, "keys")
     subprocess.run([sealgate, "keys", "generate", "--keys-dir", keys], check=True, capture_output=True)
-    port, admin = free_port(), free_port()
-    cfg = os.path.join(work, "sealgate.toml")
-    with open(cfg, "w") as f:
-        f.write(f'listen = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\nkeys_dir = "{keys}"\n'
-                f'[upstream]\nendpoint = "{up_endpoint}"\naccess_key = "{uak}"\nsecret_key = "{usk}"\n'
-                f'[[credentials]]\naccess_key = "{AK}"\nsecret_key = "{SK}"\n')
-    env = dict(os.environ, SEALGATE_LOG="warn")
-    p = subprocess.Popen([sealgate, "serve", "--config", cfg], env=env, stdout=subprocess.DEVNULL,
-                         stderr=open(os.path.join(work, "sealgate.log"), "w"))
-    wait_port(port, p)
-    procs.append(p)
-    systems.append(System("sealgate", f"http://127.0.0.1:{port}", AK, SK, pid=p.pid, admin=f"127.0.0.1:{admin}"))
+    systems.append(start_sealgate(sealgate, work, "sealgate", keys, up_endpoint, uak, usk, procs, up_pids, "direct"))
 
     rclone = shutil.which("rclone")
     if rclone and not args.no_peer:
@@ -193,7 +192,7 @@ def start_systems(args, work, bins):
             return p
 
         p = launch()
-        peer = System("rclone-crypt", f"http://127.0.0.1:{port}", AK, SK, pid=p.pid, proc=p)
+        peer = System("rclone-crypt", f"http://127.0.0.1:{port}", AK, SK, pid=p.pid, proc=p, upstream_pids=up_pids)
 
         def restart():
             # The peer stops answering after some failures (seen: hangs on
@@ -210,10 +209,44 @@ def start_systems(args, work, bins):
 
         peer.restart = restart
         systems.append(peer)
-    return systems, procs, upstream_pid
+
+    rgw = None
+    if not args.no_rgw:
+        import rgw as rgw_mod
+        if rgw_mod.missing_commands():
+            sys.exit(f"Ceph RGW: {', '.join(rgw_mod.missing_commands())} missing (apt-get install --no-install-recommends "
+                     f"{' '.join(rgw_mod.PACKAGES)}; or --no-rgw)")
+        t = time.time()
+        # memstore keeps the data in RAM: room for what the phases store on
+        # both RGW systems (overwritten data waits for RGW's garbage
+        # collector), capped by --rgw-memstore-gib.
+        rgw = rgw_mod.Rgw(UAK, USK, memstore_bytes=args.rgw_memstore_gib << 30,
+                          log=lambda m: print(m, file=sys.stderr, flush=True)).start()
+        print(f"{rgw_mod.version()}: single-node cluster up in {time.time() - t:.1f}s", file=sys.stderr, flush=True)
+        rgw_pids = list(rgw.pids().values())
+        systems.append(System("rgw-direct", rgw.endpoint, UAK, USK, base="rgw-direct", upstream_pids=rgw_pids))
+        systems.append(start_sealgate(sealgate, work, "rgw-sealgate", keys, rgw.endpoint, UAK, USK, procs, rgw_pids,
+                                      "rgw-direct"))
+    return systems, procs, rgw
 
 
-def measure(s3bench, system, bucket, mode, upstream_pid, **kw):
+def start_sealgate(sealgate, work, name, keys, up_endpoint, uak, usk, procs, up_pids, base):
+    port, admin = free_port(), free_port()
+    cfg = os.path.join(work, f"{name}.toml")
+    with open(cfg, "w") as f:
+        f.write(f'listen = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\nkeys_dir = "{keys}"\n'
+                f'[upstream]\nendpoint = "{up_endpoint}"\naccess_key = "{uak}"\nsecret_key = "{usk}"\n'
+                f'[[credentials]]\naccess_key = "{AK}"\nsecret_key = "{SK}"\n')
+    env = dict(os.environ, SEALGATE_LOG="warn")
+    p = subprocess.Popen([sealgate, "serve", "--config", cfg], env=env, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, f"{name}.log"), "w"))
+    wait_port(port, p)
+    procs.append(p)
+    return System(name, f"http://127.0.0.1:{port}", AK, SK, pid=p.pid, admin=f"127.0.0.1:{admin}", base=base,
+                  upstream_pids=up_pids)
+
+
+def measure(s3bench, system, bucket, mode, **kw):
     if system.name == "rclone-crypt" and mode == "put-large":
         # rclone serve s3 answers CreateMultipartUpload with a root element
         # the AWS SDK rejects (InitiateMultipartUpload): single streamed PUT.
@@ -221,7 +254,8 @@ def measure(s3bench, system, bucket, mode, upstream_pid, **kw):
     timeout = 600 if mode.endswith("-large") else (10 if SMOKE else 30)
     cmd = [s3bench, system.endpoint, system.ak, system.sk, bucket, mode, f"timeout={timeout}"] + [f"{k}={v}" for k, v in kw.items()]
     m0 = metrics(system.admin)
-    g0, u0 = cpu_seconds(system.pid) if system.pid else 0, cpu_seconds(upstream_pid) if upstream_pid else 0
+    upstream_cpu = lambda: sum(cpu_seconds(p) for p in system.upstream_pids)  # noqa: E731
+    g0, u0 = cpu_seconds(system.pid) if system.pid else 0, upstream_cpu()
     with RssSampler(system.pid) as rss:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(p.pid, 0)
@@ -239,23 +273,31 @@ def measure(s3bench, system, bucket, mode, upstream_pid, **kw):
     m1 = metrics(system.admin)
     r.update(system=system.name,
              gateway_cpu_s=(cpu_seconds(system.pid) - g0) if system.pid else None,
-             upstream_cpu_s=(cpu_seconds(upstream_pid) - u0) if upstream_pid else None,
+             upstream_cpu_s=(upstream_cpu() - u0) if system.upstream_pids else None,
              client_cpu_s=usage.ru_utime + usage.ru_stime,
              gateway_peak_rss_mib=rss.peak if system.pid else None,
              args=kw)
     if system.admin:
         r["upstream_requests"] = delta(m0, m1, "sealgate_upstream_requests_total")
         r["upstream_list_requests"] = delta(m0, m1, 'sealgate_upstream_requests_total{operation="ListObjectsV2"')
+        r["upstream_head_requests"] = delta(m0, m1, 'sealgate_upstream_requests_total{operation="HeadObject"')
         r["upstream_bytes"] = delta(m0, m1, "sealgate_upstream_received_bytes_total")
     return r
 
 
+# The multipart objects of "LIST multipart": two parts, 5 MiB and 1 byte,
+# large enough that sealgate HEADs each one on a provider whose listings
+# carry no ETag (s3s-fs, src/front/list.rs) and lists RGW's as they come.
+MP_OBJECT = dict(size=5 * MIB + 1, part=5 * MIB)
+
+
 def plan(args):
-    """(phase name, mode, options, setup) in run order."""
+    """(phase name, mode, options) in run order, the number of small and of
+    multipart objects listed, and the rounds."""
     if args.smoke:
-        big, count, part, ops, nlist, rounds = 8 * MIB, 2, 5 * MIB, 20, 300, 1
+        big, count, part, ops, nlist, nmp, rounds = 8 * MIB, 2, 5 * MIB, 20, 300, 16, 1
     else:
-        big, count, part, ops, nlist, rounds = args.large_size, 8, 16 * MIB, args.small_ops, 10_000, args.rounds
+        big, count, part, ops, nlist, nmp, rounds = args.large_size, 8, 16 * MIB, args.small_ops, 10_000, 64, args.rounds
     phases = [
         ("PUT 1 stream", "put-large", dict(size=big, count=1, concurrency=1, part=part)),
         ("GET 1 stream", "get-large", dict(size=big, count=1, concurrency=1)),
@@ -270,7 +312,17 @@ def plan(args):
     phases.append(("GET range 1MiB", "ranged", dict(key="large/0", size=big, range=MIB, ops=ops, concurrency=4)))
     phases.append(("GET range 100B", "ranged", dict(key="large/0", size=big, range=100, ops=ops, concurrency=4)))
     phases.append(("LIST", "list", dict(prefix="list/")))
-    return phases, nlist, rounds
+    phases.append(("LIST multipart", "list", dict(prefix="listmp/")))
+    return phases, nlist, nmp, rounds
+
+
+def for_system(system, mode, kw, args):
+    """RGW's memstore keeps data in RAM: its large objects are capped at
+    --rgw-large-size (the ratios compare like with like: RGW directly and
+    sealgate over RGW use the same size)."""
+    if system.base == "rgw-direct" and "size" in kw and mode in ("put-large", "get-large", "ranged"):
+        kw = dict(kw, size=min(kw["size"], args.rgw_large_size))
+    return kw
 
 
 def aead_cpu_per_gib():
@@ -314,6 +366,8 @@ def summarize(results, systems):
                 "upstream_bytes_per_byte": (mid["upstream_bytes"] / moved) if mid.get("upstream_bytes") is not None and moved else None,
                 "upstream_requests_per_page": (mid["upstream_list_requests"] / mid["pages"]) if "pages" in mid and mid.get("upstream_list_requests") is not None else None,
                 "upstream_requests": mid.get("upstream_requests"),
+                "upstream_list_requests": mid.get("upstream_list_requests"),
+                "upstream_head_requests": mid.get("upstream_head_requests"),
                 "pages": mid.get("pages"), "keys": mid.get("keys"),
             }
         rows.append(row)
@@ -324,9 +378,10 @@ def fmt(v, spec=".2f"):
     return "–" if v is None else format(v, spec)
 
 
-def table(rows, systems, aead):
-    peers = [s for s in systems if s != "direct"]
-    head = ["phase", "direct"] + [f"{s}" for s in peers] + [f"{s}/direct" for s in peers]
+def table(rows, systems, aead, bases=None):
+    bases = bases or {s: "direct" for s in systems}
+    peers = [s for s in systems if bases[s] != s]
+    head = ["phase"] + list(systems) + [f"{s}/{bases[s]}" for s in peers]
     head += ["sealgate/peer", "sealgate CPU-s/GiB", "provider CPU-s/GiB", "client CPU-s/GiB", "sealgate peak RSS MiB", "p50 / p99 ms (direct, sealgate)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
@@ -338,8 +393,8 @@ def table(rows, systems, aead):
         unit = "MiB/s" if row.get("direct", {}).get("mib_s") and not row["phase"].startswith(("PUT 4KiB", "GET 4KiB", "PUT 256KiB", "GET 256KiB", "GET range 100B")) else "op/s"
         if unit == "op/s":
             rate = (lambda s: row[s]["ops_s"] if row.get(s) else None)  # noqa: E731
-        cells = [row["phase"] + f" ({unit})", fmt(rate("direct"), ".1f")] + [fmt(rate(s), ".1f") for s in peers]
-        cells += [fmt(rate(s) / rate("direct") if rate(s) and rate("direct") else None) for s in peers]
+        cells = [row["phase"] + f" ({unit})"] + [fmt(rate(s), ".1f") for s in systems]
+        cells += [fmt(rate(s) / rate(bases[s]) if rate(s) and rate(bases[s]) else None) for s in peers]
         sg, peer = rate("sealgate"), rate("rclone-crypt")
         cells.append(fmt(sg / peer if sg and peer else None))
         g = row.get("sealgate", {})
@@ -358,8 +413,21 @@ def table(rows, systems, aead):
         g = row.get("sealgate", {})
         if g.get("upstream_bytes_per_byte") is not None and row["phase"].startswith("GET range"):
             extra.append(f"- {row['phase']}: sealgate fetched {g['upstream_bytes_per_byte']:.2f} bytes from the provider per byte returned")
-        if g.get("upstream_requests_per_page") is not None:
-            extra.append(f"- LIST: {g['keys']} keys in {g['pages']} pages; sealgate made {g['upstream_requests_per_page']:.2f} provider ListObjectsV2 requests per page and {g['upstream_requests']:.0f} provider requests in all")
+        for s in peers:
+            g = row.get(s, {})
+            if g.get("upstream_requests_per_page") is not None:
+                extra.append(f"- {row['phase']} ({s}): {g['keys']} keys in {g['pages']} pages; {s} made {g['upstream_requests_per_page']:.2f} provider ListObjectsV2 requests per page and {g['upstream_requests']:.0f} provider requests in all")
+        if row["phase"] == "LIST multipart":
+            # What listing multipart objects costs where the provider lists
+            # no ETags (s3s-fs: a HEAD per entry of 5 MiB or more, 16 at a
+            # time) against a provider that lists them (RGW).
+            for s in peers:
+                g, d = row.get(s, {}), row.get(bases[s], {})
+                if g.get("seconds") and d.get("seconds") and g.get("upstream_requests") is not None:
+                    extra.append(f"- LIST multipart ({g['keys']} objects of 5 MiB + 1 byte in 2 parts): {s} takes "
+                                 f"{g['seconds'] / d['seconds']:.2f}x the time of {bases[s]} ({g['seconds'] * 1000:.0f} ms vs "
+                                 f"{d['seconds'] * 1000:.0f} ms), with {g['upstream_list_requests']:.0f} provider "
+                                 f"ListObjectsV2 and {g['upstream_head_requests']:.0f} HeadObject requests")
     if aead is not None:
         extra.append(f"- raw AES-256-GCM (criterion, in place, one core): {aead:.2f} CPU-s/GiB")
     return "\n".join(lines + [""] + extra) + "\n"
@@ -426,27 +494,43 @@ def main():
     ap.add_argument("--upstream-access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
     ap.add_argument("--upstream-secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     ap.add_argument("--no-peer", action="store_true", help="skip the rclone crypt peer")
+    ap.add_argument("--no-rgw", action="store_true", help="skip the second provider (Ceph RGW)")
+    ap.add_argument("--rgw-large-size", type=int, default=128 * MIB,
+                    help="bytes per large object on RGW (its memstore holds data in RAM; default 128 MiB)")
+    ap.add_argument("--rgw-memstore-gib", type=int, default=None,
+                    help="RAM the RGW cluster may store (default 1 for --smoke, else 4)")
     args = ap.parse_args()
     global SMOKE
     SMOKE = args.smoke
+    if args.rgw_memstore_gib is None:
+        args.rgw_memstore_gib = 1 if args.smoke else 4
 
     bins = build(args.debug)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="sealgate-bench-")
-    systems, procs, upstream_pid = start_systems(args, work, bins)
+    systems, procs, rgw = [], [], None
+    try:
+        systems, procs, rgw = start_systems(args, work, bins, procs)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
     names = [s.name for s in systems]
-    phases, nlist, rounds = plan(args)
+    bases = {s.name: s.base for s in systems}
+    rgw_version = __import__("rgw").version() if rgw else None
+    phases, nlist, nmp, rounds = plan(args)
     results = []
     bucket_of = {s.name: f"bench-{s.name.replace('-', '')}-{random.randrange(1 << 30):x}" for s in systems}
     started = time.time()
     try:
-        for s in systems:  # LIST needs its objects in place first (not measured)
-            measure(bins[1], s, bucket_of[s.name], "fill", upstream_pid, prefix="list/", count=nlist, concurrency=32)
+        for s in systems:  # the LIST phases need their objects in place first (not measured)
+            measure(bins[1], s, bucket_of[s.name], "fill", prefix="list/", count=nlist, concurrency=32)
+            measure(bins[1], s, bucket_of[s.name], "put-large", prefix="listmp/", count=nmp, concurrency=4, **MP_OBJECT)
         for phase, mode, kw in phases:
             for rnd in range(rounds):
                 order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
                 for s in order:
-                    r = measure(bins[1], s, bucket_of[s.name], mode, upstream_pid, **kw)
+                    r = measure(bins[1], s, bucket_of[s.name], mode, **for_system(s, mode, kw, args))
                     r.update(phase=phase, round=rnd)
                     results.append(r)
                     print(f"{phase:>18} {s.name:>13} round {rnd}: {r['seconds']:.2f}s{' FAILED' if 'error' in r else ''}",
@@ -459,6 +543,10 @@ def main():
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if rgw:
+            rgw_restarts = rgw.restarts
+            rgw_rss = rgw.rss_mib()
+            rgw.stop()
         # Stored data never outlives the run (a full run stores gigabytes);
         # the logs stay when something failed.
         shutil.rmtree(os.path.join(work, "upstream"), ignore_errors=True)
@@ -468,13 +556,17 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     rows = summarize(results, names)
     aead = aead_cpu_per_gib()
-    text = table(rows, names, aead)
+    text = table(rows, names, aead, bases)
+    if rgw:
+        text += (f"- Ceph RGW ({rgw_version}): large objects of {args.rgw_large_size // MIB} MiB on RGW; cluster RSS at the "
+                 f"end (MiB) {', '.join(f'{k} {v:.0f}' for k, v in rgw_rss.items())}; radosgw restarts: {rgw_restarts}\n")
     restarts = sum(s.restarts for s in systems)
     if restarts:
         text += f"- the peer was restarted {restarts} times after failing (see results.json for each failure)\n"
     pics = plots(rows, names, args.out)
     report = {"machine": machine(), "smoke": args.smoke, "rounds": rounds, "seconds": time.time() - started,
               "upstream": args.upstream_endpoint or "s3s-fs 0.14.1 (local, this build)", "systems": names,
+              "bases": bases, "second_provider": rgw_version if rgw else None,
               "aead_cpu_s_per_gib": aead, "summary": rows, "measurements": results, "plots": pics,
               "peer_restarts": sum(s.restarts for s in systems)}
     with open(os.path.join(args.out, "results.json"), "w") as f:

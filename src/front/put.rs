@@ -268,12 +268,20 @@ where
     let verified = match pumped {
         Ok(v) => v,
         Err(e) => {
+            // The provider stopped taking the body: it answered before the
+            // last byte (a refusal such as 403 QuotaExceeded, sent as soon as
+            // it saw the headers). Its answer, not the closed stream, is what
+            // the client would have got directly.
+            let provider_answered = tx.is_closed();
             // Abort the upstream request before its last byte.
             let _ = tx
                 .send(Err(std::io::Error::other("upload aborted by sealgate")))
                 .await;
             drop(tx);
-            let _ = upload.await;
+            let answer = upload.await;
+            if provider_answered && let Ok(Err(refused)) = answer {
+                return Err(refused);
+            }
             return Err(e);
         }
     };

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end suite: real S3 clients -> sealgate (its own process) -> a real upstream.
 
-For each upstream (s3s-fs as its own process: checks signatures and checksums;
-moto server: broadest S3 semantics, no auth), start sealgate with a config
+For each upstream in PROVIDERS (s3s-fs as its own process: checks signatures
+and checksums; moto server: broad S3 semantics, no auth; Ceph RGW, a
+throwaway single-node cluster from tests/e2e/rgw.py: real SigV4, ETags in
+listings, atomic writes), start sealgate with a config
 file pointing at it, drive it with the aws CLI, boto3, s5cmd and rclone, check
 every byte read back, and then scan what the upstream stores for a marker
 string that every uploaded file contains: it must never appear.
@@ -58,6 +60,7 @@ def record_key(bucket, key, upload):
     return "uploads/" + h.hexdigest()
 
 results = []
+UP = None  # the provider under test (main sets it): checked after each check
 
 
 def check(name):
@@ -72,6 +75,8 @@ def check(name):
                 results.append((name, False))
                 print(f"FAIL {name}", flush=True)
                 traceback.print_exc()
+            if UP is not None:
+                UP.ensure_running()  # says so when it had to restart the provider
         return run
     return wrap
 
@@ -151,19 +156,49 @@ def make_pki(work):
     return paths
 
 
+# Refusals a provider answers unlike S3 (docs/TESTING.md): the answer
+# sealgate must give instead (S3's where sealgate can know it), and the
+# provider's bug. The refusals check compares every other case with the
+# provider's own answer.
+DEVIATIONS = {
+    "s3s-fs": {
+        "CompleteMultipartUpload of an aborted upload": (
+            ("InvalidPart", 400), "s3s-fs 0.14.1 answers 403 AccessDenied (S3: 404 NoSuchUpload) and lists an aborted "
+                                  "upload's parts as none, so sealgate sees the part missing"),
+    },
+    "moto": {
+        "UploadPart to an aborted upload": (
+            ("InternalError", 500), "moto 5.2.5 answers 500 (S3: 404 NoSuchUpload); sealgate passes the provider's 500 on"),
+        "CompleteMultipartUpload of an aborted upload": (("NoSuchUpload", 404), "moto 5.2.5 answers 500"),
+    },
+    "rgw": {
+        "CompleteMultipartUpload of an aborted upload": (
+            ("NoSuchUpload", 404), "RGW 16.2.15 answers 500 InternalError 'This multipart completion is already in progress'"),
+        "ListParts of an aborted upload": (("NoSuchUpload", 404), "RGW 16.2.15 answers 404 NoSuchKey"),
+    },
+}
+
+
 class Upstream:
     """s3s-fs runs over HTTPS with a private CA (the gateway trusts it through
-    upstream.ca_file); moto runs over plain HTTP."""
+    upstream.ca_file); moto runs over plain HTTP. Each provider says what it
+    can do, and the suites read that rather than the provider's name."""
+    lists_etags = True  # listings carry ETags (s3s-fs's do not)
+    large = False  # room for the multi-GiB streaming check
+    passthrough = False  # the passthrough check runs here (after the scan)
 
-    def __init__(self, kind, work, s3s_fs_bin, pki):
+    def __init__(self, kind, work, args, pki):
         self.kind, self.work = kind, work
         self.ca = pki["ca"] if kind == "s3s-fs" else None
+        self.lists_etags = kind != "s3s-fs"
+        self.large = self.passthrough = kind == "s3s-fs"
+        self.DEVIATIONS = DEVIATIONS.get(kind, {})
         self.port = free_port()
         self.root = os.path.join(work, "upstream-data")
         os.makedirs(self.root, exist_ok=True)
         log = open(os.path.join(work, f"{kind}.log"), "w")
         if kind == "s3s-fs":
-            self.proc = subprocess.Popen([s3s_fs_bin, self.root, f"127.0.0.1:{self.port}", UAK, USK, pki["cert"], pki["key"]],
+            self.proc = subprocess.Popen([args.s3s_fs, self.root, f"127.0.0.1:{self.port}", UAK, USK, pki["cert"], pki["key"]],
                                          stdout=log, stderr=log)
         else:
             self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log)
@@ -176,6 +211,9 @@ class Upstream:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK,
                             region_name="us-east-1", verify=self.ca)
 
+    def ensure_running(self):
+        pass
+
     def stored_blobs(self):
         """Every stored object's bytes, straight from the provider."""
         if self.kind == "s3s-fs":
@@ -184,18 +222,90 @@ class Upstream:
                     with open(os.path.join(d, f), "rb") as fh:
                         yield os.path.join(d, f), fh.read()
         else:
-            c = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK, region_name="us-east-1",
-                             verify=self.ca)
-            for b in c.list_buckets()["Buckets"]:
-                for page in c.get_paginator("list_objects_v2").paginate(Bucket=b["Name"]):
-                    for o in page.get("Contents", []):
-                        obj = c.get_object(Bucket=b["Name"], Key=o["Key"])
-                        meta = repr(obj.get("Metadata", {})).encode()
-                        yield f"{b['Name']}/{o['Key']}", obj["Body"].read() + meta
+            yield from api_blobs(self)
 
     def stop(self):
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def api_blobs(up):
+    """Every object's bytes and user metadata through the provider's S3 API."""
+    c = boto3.client("s3", endpoint_url=up.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK, region_name="us-east-1",
+                     verify=up.ca)
+    for b in c.list_buckets()["Buckets"]:
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=b["Name"]):
+            for o in page.get("Contents", []):
+                obj = c.get_object(Bucket=b["Name"], Key=o["Key"])
+                meta = repr(obj.get("Metadata", {})).encode()
+                yield f"{b['Name']}/{o['Key']}", obj["Body"].read() + meta
+
+
+class RgwUpstream:
+    """Ceph RGW (Pacific, Debian's packages): a throwaway single-node cluster
+    started by tests/e2e/rgw.py, radosgw over plain HTTP with real SigV4.
+    The scan reads what the OSD stores (every RADOS object's data, xattrs
+    and omap), below the S3 API, as well as every object through it."""
+    lists_etags = True
+    large = False  # memstore holds data in RAM (capped at 2 GiB)
+    passthrough = True
+
+    def __init__(self, kind, work, args, pki):
+        import rgw
+        self.DEVIATIONS = DEVIATIONS.get(kind, {})
+        self.kind, self.work, self.ca = kind, work, None
+        t = time.time()
+        self.rgw = rgw.Rgw(UAK, USK).start()
+        self.endpoint = self.rgw.endpoint
+        self.direct().create_bucket(Bucket=STATE)
+        print(f"     {rgw.version()} (1 mon, 1 memstore OSD, radosgw) started in {time.time() - t:.1f}s on {self.endpoint}", flush=True)
+
+    def direct(self):
+        """A client of the provider itself (what the provider sees)."""
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK,
+                            region_name="us-east-1")
+
+    def ensure_running(self):
+        return self.rgw.ensure_running()
+
+    def bucket_quota(self, bucket, max_objects):
+        self.rgw.bucket_quota(bucket, max_objects)
+
+    def crash(self):
+        """Kills radosgw the way RGW's own bug does (docs/TESTING.md): a
+        direct UploadPartCopy whose source key holds a '%'. Returns whether
+        radosgw died."""
+        d = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK,
+                         region_name="us-east-1", config=Config(retries={"total_max_attempts": 1}, read_timeout=20))
+        d.create_bucket(Bucket="rgw-crash")
+        d.put_object(Bucket="rgw-crash", Key="a%b.bin", Body=b"c" * 1000)
+        uid = d.create_multipart_upload(Bucket="rgw-crash", Key="copy")["UploadId"]
+        try:
+            d.upload_part_copy(Bucket="rgw-crash", Key="copy", UploadId=uid, PartNumber=1,
+                               CopySource={"Bucket": "rgw-crash", "Key": "a%b.bin"}, CopySourceRange="bytes=0-999")
+        except Exception:
+            pass
+        end = time.time() + 10
+        while self.rgw.alive() and time.time() < end:
+            time.sleep(0.1)
+        return not self.rgw.alive()
+
+    def stored_blobs(self):
+        n, hits = self.rgw.raw_scan(MARKER)
+        assert n > 0, "no RADOS objects found"
+        for line in hits:
+            yield line, MARKER
+        yield from api_blobs(self)
+
+    def stop(self):
+        rss = {k: round(v) for k, v in self.rgw.rss_mib().items()}
+        if rss:
+            print(f"     Ceph RGW RSS at the end (MiB): {rss}; radosgw restarts: {self.rgw.restarts}", flush=True)
+        self.rgw.stop(keep_logs=os.path.join(self.work, "rgw-logs"))
+
+
+# (name, provider class): the suites run once per provider, in this order.
+PROVIDERS = [("s3s-fs", Upstream), ("moto", Upstream), ("rgw", RgwUpstream)]
 
 
 class Gateway:
@@ -611,6 +721,126 @@ def hostile(name, gw, up):
     bad_trailer()
 
 
+def refusals(name, gw, up):
+    """What the provider refuses reaches the client as the S3 error it gives
+    directly: each case runs against the provider (the gateway's provider
+    credentials) and through sealgate, and a refusal must come back with the
+    same code and HTTP status; nothing answers 500 and nothing refused is
+    stored. A case the provider accepts is reported, not compared. Where the
+    provider itself answers wrongly (`up.DEVIATIONS`, its bug named there
+    and in docs/TESTING.md), sealgate's answer must be the S3 one."""
+    once = Config(retries={"total_max_attempts": 1})
+    g = boto(gw.endpoint, retries={"total_max_attempts": 1})
+    d = boto3.client("s3", endpoint_url=up.endpoint, aws_access_key_id=UAK, aws_secret_access_key=USK, verify=up.ca,
+                     region_name="us-east-1", config=once)
+
+    def outcome(call):
+        try:
+            r = call()
+            return ("ok", r.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(r, dict) else 200)
+        except g.exceptions.ClientError as e:
+            return (e.response["Error"].get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"])
+
+    def aborted(c, b):
+        uid = c.create_multipart_upload(Bucket=b, Key="gone")["UploadId"]
+        etag = c.upload_part(Bucket=b, Key="gone", UploadId=uid, PartNumber=1, Body=b"p" * 1000)["ETag"]
+        c.abort_multipart_upload(Bucket=b, Key="gone", UploadId=uid)
+        return uid, etag
+
+    def too_small(c, b):
+        uid = c.create_multipart_upload(Bucket=b, Key="small-parts")["UploadId"]
+        parts = [{"PartNumber": n, "ETag": c.upload_part(Bucket=b, Key="small-parts", UploadId=uid, PartNumber=n,
+                                                          Body=b"s" * 1000)["ETag"]} for n in (1, 2)]
+        return c.complete_multipart_upload(Bucket=b, Key="small-parts", UploadId=uid, MultipartUpload={"Parts": parts})
+
+    def complete_aborted(c, b):
+        uid, etag = aborted(c, b)
+        return c.complete_multipart_upload(Bucket=b, Key="gone", UploadId=uid,
+                                           MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+
+    cases = [
+        ("GetObject in a missing bucket", lambda c, b: c.get_object(Bucket=b + "-missing", Key="k")),
+        ("GetObject of a missing key", lambda c, b: c.get_object(Bucket=b, Key="missing")),
+        ("CopyObject from a missing source", lambda c, b: c.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "missing"})),
+        ("CompleteMultipartUpload with parts under 5 MiB", too_small),
+        ("UploadPart to an aborted upload", lambda c, b: c.upload_part(Bucket=b, Key="gone", UploadId=aborted(c, b)[0], PartNumber=2, Body=b"x")),
+        ("AbortMultipartUpload of an aborted upload", lambda c, b: c.abort_multipart_upload(Bucket=b, Key="gone", UploadId=aborted(c, b)[0])),
+        ("ListParts of an aborted upload", lambda c, b: c.list_parts(Bucket=b, Key="gone", UploadId=aborted(c, b)[0])),
+        ("CompleteMultipartUpload of an aborted upload", complete_aborted),
+        # Last: s3s-fs deletes a bucket with objects in it.
+        ("DeleteBucket of a bucket with objects", lambda c, b: c.delete_bucket(Bucket=b)),
+    ]
+    quota = getattr(up, "bucket_quota", None)
+    if quota:
+        cases[-1:-1] = [
+            ("PutObject (100 B) over a bucket quota", lambda c, b: c.put_object(Bucket=b + "-q", Key="q-small", Body=b"q" * 100)),
+            ("PutObject (3 MiB) over a bucket quota", lambda c, b: c.put_object(Bucket=b + "-q", Key="q-large", Body=b"q" * (3 << 20))),
+            ("UploadPart (5 MiB) over a bucket quota", lambda c, b: c.upload_part(
+                Bucket=b + "-q", Key="q-mp", UploadId=c.create_multipart_upload(Bucket=b + "-q", Key="q-mp")["UploadId"],
+                PartNumber=1, Body=b"q" * (5 << 20))),
+            ("CopyObject into a bucket over its quota", lambda c, b: c.copy_object(Bucket=b + "-q", Key="q-copy", CopySource={"Bucket": b, "Key": "k"})),
+        ]
+
+    @check(f"{name}: provider refusals reach the client with the provider's code and status, never 500; nothing refused is stored")
+    def run_refusals():
+        for c, b in ((d, "refuse-direct"), (g, "refuse-sg")):
+            c.create_bucket(Bucket=b)
+            c.put_object(Bucket=b, Key="k", Body=b"refusals")
+            if quota:
+                c.create_bucket(Bucket=b + "-q")
+                c.put_object(Bucket=b + "-q", Key="first", Body=b"first")
+                quota(b + "-q", 1)
+        wrong, notes = [], []
+        for label, fn in cases:
+            want = outcome(lambda: fn(d, "refuse-direct"))
+            got = outcome(lambda: fn(g, "refuse-sg"))
+            up.ensure_running()
+            deviation = up.DEVIATIONS.get(label)
+            if deviation:
+                if got != deviation[0]:
+                    wrong.append(f"{label}: through sealgate {got}, want {deviation[0]} (the provider answers {want}: {deviation[1]})")
+                else:
+                    notes.append(f"{label}: directly {want[1]} {want[0]} ({deviation[1]}); through sealgate {got[1]} {got[0]}")
+            elif got[1] == 500:
+                wrong.append(f"{label}: 500 through sealgate ({got[0]}), directly {want}")
+            elif want[0] == "ok":
+                notes.append(f"{label}: the provider accepts it; through sealgate {got[1]} {got[0]}")
+            elif got != want:
+                wrong.append(f"{label}: through sealgate {got[1]} {got[0]}, directly {want[1]} {want[0]}")
+        for n in notes:
+            print(f"     {n}", flush=True)
+        assert not wrong, "\n".join(wrong)
+        for key in ("copy", "small-parts", "gone"):
+            assert outcome(lambda: g.head_object(Bucket="refuse-sg", Key=key))[0] in ("404", "NoSuchKey", "NoSuchBucket"), key
+        if quota:
+            for key in ("q-small", "q-large", "q-mp", "q-copy"):
+                assert outcome(lambda: g.head_object(Bucket="refuse-sg-q", Key=key))[1] == 404, key
+    run_refusals()
+
+
+def provider_down(name, gw, up):
+    """The provider's S3 endpoint dies mid-run (radosgw aborting on its own
+    bug): sealgate answers 503 ServiceUnavailable meanwhile — never 500 or
+    a partial body — and serves the same bytes once it is back."""
+    @check(f"{name}: provider dies (radosgw abort on a '%' UploadPartCopy, directly): 503 meanwhile, same bytes after its restart")
+    def run_down():
+        c = boto(gw.endpoint, retries={"total_max_attempts": 1})
+        c.create_bucket(Bucket="down-bucket")
+        body = payload(300_000, 77)
+        c.put_object(Bucket="down-bucket", Key="k", Body=body)
+        assert up.crash(), "radosgw survived the UploadPartCopy that kills 16.2.15 (docs/TESTING.md needs an update)"
+        for call in (lambda: c.get_object(Bucket="down-bucket", Key="k")["Body"].read(),
+                     lambda: c.put_object(Bucket="down-bucket", Key="k2", Body=b"x" * 1000)):
+            try:
+                call()
+                raise AssertionError("answered while the provider was down")
+            except c.exceptions.ClientError as e:
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+        assert up.ensure_running() is True, "the harness did not restart radosgw"
+        assert c.get_object(Bucket="down-bucket", Key="k")["Body"].read() == body
+    run_down()
+
+
 def multipart(name, gws_all, up, work):
     """Multipart uploads from every client, parts spread over several
     gateway instances. Listing sizes need the provider's `-N` ETag; s3s-fs
@@ -619,7 +849,7 @@ def multipart(name, gws_all, up, work):
     ETags either, so the wrong-ETag completion check runs on moto only."""
     gw = gws_all[0]
     ep = gw.endpoint
-    lists_etags = up.kind != "s3s-fs"
+    lists_etags = up.lists_etags
     files = os.path.join(work, "mp-files")
     os.makedirs(files, exist_ok=True)
     data = {}
@@ -741,10 +971,12 @@ def multipart(name, gws_all, up, work):
             # Abort removes the record.
             left = [o["Key"] for o in d.list_objects_v2(Bucket=STATE).get("Contents", [])]
             assert rk_bad not in left, left
-            # Completions remove theirs too: one record per upload in flight.
-            pending = sum(len(d.list_multipart_uploads(Bucket=b["Name"]).get("Uploads", []))
-                          for b in d.list_buckets()["Buckets"] if b["Name"] != STATE)
-            assert len(left) == pending, (left, pending)
+            # Completions remove theirs too: every record left belongs to an
+            # upload still in flight.
+            in_flight = {record_key(b["Name"], u["Key"], u["UploadId"])
+                         for b in d.list_buckets()["Buckets"] if b["Name"] != STATE
+                         for u in d.list_multipart_uploads(Bucket=b["Name"]).get("Uploads", [])}
+            assert set(left) <= in_flight, (set(left) - in_flight)
         else:
             # The provider lacks ListMultipartUploads: a clear error, not 500.
             try:
@@ -838,8 +1070,33 @@ def multipart(name, gws_all, up, work):
                 got = e.response["ResponseMetadata"]["HTTPStatusCode"]
             assert got == status, (kw, got)
 
+    @check(f"{name}: keys with '%', '+', spaces and non-ASCII: PUT, list, GET, CopyObject and UploadPartCopy from them")
+    def odd_keys():
+        # Directly, radosgw 16.2.15 aborts on an UploadPartCopy whose source
+        # key holds a '%' (docs/TESTING.md); sealgate copies by reading and
+        # re-sealing, so through it the copy works on every provider.
+        body = data["mp-b.bin"][:(6 << 20) + 17]
+        keys = ["odd/100% sure.bin", "odd/a+b=c&d.bin", "odd/ünï cödé ✓.bin"]
+        for k in keys:
+            c.put_object(Bucket="mp-bucket", Key=k, Body=body)
+        listed = {o["Key"]: o["Size"] for o in c.list_objects_v2(Bucket="mp-bucket", Prefix="odd/")["Contents"]}
+        assert listed == {k: len(body) for k in keys}, listed
+        for i, k in enumerate(keys):
+            assert c.get_object(Bucket="mp-bucket", Key=k)["Body"].read() == body, k
+            c.copy_object(Bucket="mp-bucket", Key=f"odd-copy/{i}", CopySource={"Bucket": "mp-bucket", "Key": k})
+            uid = c.create_multipart_upload(Bucket="mp-bucket", Key=f"odd-upc/{i}")["UploadId"]
+            parts = []
+            for n, (a, b) in enumerate([(0, (5 << 20) - 1), (5 << 20, len(body) - 1)], 1):
+                r = c.upload_part_copy(Bucket="mp-bucket", Key=f"odd-upc/{i}", UploadId=uid, PartNumber=n,
+                                       CopySource={"Bucket": "mp-bucket", "Key": k}, CopySourceRange=f"bytes={a}-{b}")
+                parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
+            c.complete_multipart_upload(Bucket="mp-bucket", Key=f"odd-upc/{i}", UploadId=uid, MultipartUpload={"Parts": parts})
+            for dst in (f"odd-copy/{i}", f"odd-upc/{i}"):
+                assert c.get_object(Bucket="mp-bucket", Key=dst)["Body"].read() == body, (k, dst)
+
     aws_multipart()
     copies()
+    odd_keys()
     boto_unaligned()
     boto_bad()
     s5_multipart()
@@ -981,27 +1238,33 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sealgate", required=True)
     ap.add_argument("--s3s-fs", required=True)
-    ap.add_argument("--upstream", action="append", choices=["s3s-fs", "moto"])
+    ap.add_argument("--upstream", action="append", choices=[k for k, _ in PROVIDERS])
     ap.add_argument("--large-gib", type=int, default=int(os.environ.get("SEALGATE_E2E_LARGE_GIB", "5")),
                     help="size of the large-object check on s3s-fs (0 to skip)")
     args = ap.parse_args()
-    for kind in args.upstream or ["s3s-fs", "moto"]:
+    global UP
+    for kind, provider in PROVIDERS:
+        if args.upstream and kind not in args.upstream:
+            continue
         work = tempfile.mkdtemp(prefix=f"sealgate-e2e-{kind}-")
         up = gw = gws = gw3 = None
         try:
             pki = make_pki(work)
-            up = Upstream(kind, work, args.s3s_fs, pki)
+            up = UP = provider(kind, work, args, pki)
             gw = Gateway(args.sealgate, up, work, admin=True)
             gws = Gateway(args.sealgate, up, work, name="gw-tls", tls=pki)
             gw3 = Gateway(args.sealgate, up, work, name="gw3")
             suite(kind, gw, gws, work)
             hostile(kind, gw, up)
+            refusals(kind, gw, up)
             multipart(kind, [gw, gws, gw3], up, work)
             metrics(kind, gw)
-            if kind == "s3s-fs" and args.large_gib > 0:
+            if hasattr(up, "crash"):
+                provider_down(kind, gw, up)
+            if up.large and args.large_gib > 0:
                 large(kind, gw, work, args.large_gib)
             scan(kind, up)
-            if kind == "s3s-fs":
+            if up.passthrough:
                 # After the scan: this bucket holds plaintext by decision.
                 passthrough(kind, args.sealgate, up, work)
         except Exception:
