@@ -638,19 +638,61 @@ async fn complete_checked(
     if create_only {
         request = request.if_none_match("*");
     }
-    let out = request
+    let (e_tag, location) = match request
         .customize()
         .config_override(crate::upstream::long_running())
         .send()
         .await
-        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    {
+        Ok(out) => (
+            out.e_tag().map(str::to_owned),
+            out.location().map(str::to_owned),
+        ),
+        Err(e) => match lenient_completion(&e) {
+            Some(done) => {
+                tracing::debug!(%bucket, %key, "provider's CompleteMultipartUpload answer read leniently");
+                done
+            }
+            None => return Err(upload_error(UpstreamError::from_sdk(e))),
+        },
+    };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket.clone()),
         key: Some(key.clone()),
-        e_tag: super::etag(out.e_tag()),
-        location: out.location().map(str::to_owned),
+        e_tag: super::etag(e_tag.as_deref()),
+        location,
         ..Default::default()
     }))
+}
+
+/// A CompleteMultipartUpload answer with a 2xx status that the SDK refused
+/// (moto names the root element CompleteMultipartUploadResponse): the
+/// upload is complete if the document carries the object's ETag and no
+/// error code (S3 may answer 200 with an `<Error>` document, which is a
+/// failure). Returns (ETag, Location).
+fn lenient_completion<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<(Option<String>, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Doc {
+        #[serde(rename = "ETag")]
+        etag: String,
+        #[serde(default)]
+        location: Option<String>,
+        #[serde(default)]
+        code: Option<String>,
+    }
+    let raw = e.raw_response()?;
+    if !raw.status().is_success() {
+        return None;
+    }
+    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let doc: Doc = quick_xml::de::from_str(text).ok()?;
+    if doc.code.is_some() || doc.etag.is_empty() {
+        return None;
+    }
+    Some((Some(doc.etag), doc.location))
 }
 
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of
