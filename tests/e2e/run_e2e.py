@@ -1012,6 +1012,15 @@ def scan(name, upstream):
     no_plaintext()
 
 
+def client_matrix(matrix, kind, up, gw, work):
+    """The client matrix (tests/e2e/clients.py) on this provider, directly and
+    through the gateway. After scan(): its direct cells store plaintext at
+    the provider (it scans what went through sealgate itself)."""
+    direct = clients.Target("direct", up.endpoint, UAK, USK, up.ca)
+    through = clients.Target("sealgate", gw.endpoint, AK, SK, gw.ca)
+    results.extend(matrix.run(kind, direct, through, work, getattr(up, "stored_blobs", None)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sealgate", required=True)
@@ -1031,19 +1040,18 @@ def main():
             gw = Gateway(args.sealgate, up, work, admin=True)
             gws = Gateway(args.sealgate, up, work, name="gw-tls", tls=pki)
             gw3 = Gateway(args.sealgate, up, work, name="gw3")
-            if not args.matrix_only:
-                suite(kind, gw, gws, work)
-                hostile(kind, gw, up)
-                multipart(kind, [gw, gws, gw3], up, work)
-                metrics(kind, gw)
-                if kind == "s3s-fs" and args.large_gib > 0:
-                    large(kind, gw, work, args.large_gib)
-                scan(kind, up)
-            # After the scan: the matrix's direct cells store plaintext at
-            # the provider (it scans what went through sealgate itself).
-            results.extend(matrix.run(kind, clients.Target("direct", up.endpoint, UAK, USK, up.ca),
-                                      clients.Target("sealgate", gw.endpoint, AK, SK, gw.ca), work, up.stored_blobs))
-            if kind == "s3s-fs" and not args.matrix_only:
+            if args.matrix_only:
+                client_matrix(matrix, kind, up, gw, work)
+                continue
+            suite(kind, gw, gws, work)
+            hostile(kind, gw, up)
+            multipart(kind, [gw, gws, gw3], up, work)
+            metrics(kind, gw)
+            if kind == "s3s-fs" and args.large_gib > 0:
+                large(kind, gw, work, args.large_gib)
+            scan(kind, up)
+            client_matrix(matrix, kind, up, gw, work)
+            if kind == "s3s-fs":
                 # After the scan: this bucket holds plaintext by decision.
                 passthrough(kind, args.sealgate, up, work)
         except Exception:
