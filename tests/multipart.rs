@@ -282,6 +282,51 @@ async fn part_etags_are_never_taken_for_the_md5_of_the_part() {
     assert_no_plaintext(&env.data);
 }
 
+/// A part's Content-MD5 (s5cmd and rclone send one) is verified on the
+/// plaintext of the part: the per-part MD5 check for clients that want one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_part_with_a_wrong_content_md5_is_refused() {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("pmd5").send().await.unwrap();
+    let id = c
+        .create_multipart_upload()
+        .bucket("pmd5")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let part = body(100_000, 5);
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(Md5::digest(d));
+    let send = |md5: String| {
+        c.upload_part()
+            .bucket("pmd5")
+            .key("k")
+            .upload_id(&id)
+            .part_number(1)
+            .content_md5(md5)
+            .body(ByteStream::from(part.clone()))
+            .send()
+    };
+    let err = send(b64(b"other bytes")).await.unwrap_err();
+    assert_eq!(err.code(), Some("BadDigest"), "{err:?}");
+    let listed = c
+        .list_parts()
+        .bucket("pmd5")
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.parts().is_empty(), "a refused part was stored");
+    send(b64(&part)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_completions_and_upload_ids_get_s3_errors_and_create_nothing() {
     let env = gateway().await;

@@ -761,7 +761,7 @@ def multipart(name, gws_all, up, work):
         except c.exceptions.ClientError as e:
             assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e.response
 
-    @check(f"{name}: boto3 multipart: a part uploaded twice with the same bytes completes only with the ETag of the upload kept (docs/ARCHITECTURE.md, deviations); part ETags end in -1, the provider's own ETag also completes")
+    @check(f"{name}: boto3 multipart: a part uploaded twice with the same bytes completes only with the ETag of the upload kept (docs/COMPATIBILITY.md); part ETags end in -1, the provider's own ETag also completes")
     def boto_twice():
         uid = c.create_multipart_upload(Bucket="mp-bucket", Key="twice")["UploadId"]
         part, tail = data["mp-b.bin"][:5 << 20], data["mp-b.bin"][-1000:]
