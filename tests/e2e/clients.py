@@ -59,6 +59,9 @@ KNOWN = {
         "(\"pack ...: does not exist\"); sealgate forwards no empty delimiter",
     ("boto3", "moto", "wrong checksum refused", "direct"):
         "moto stores a PUT whose x-amz-checksum-sha256 does not match the body; sealgate verifies it (BadDigest)",
+    ("boto3", "rgw", "wrong checksum refused", "direct"):
+        "RGW 16.2.15 (Pacific) predates S3's additional checksums and stores a PUT whose x-amz-checksum-sha256 "
+        "does not match the body; sealgate verifies it (BadDigest)",
 }
 
 
