@@ -123,6 +123,52 @@ async fn not_modified_acls_location_and_listing_details() {
 }
 
 /// A GET with extra headers over a plain TCP connection: (status, headers).
+/// s3s-fs (the embedded default) lists no ETags: the gateway fills every
+/// entry's from a HEAD, so listings carry the ETag HEAD gives (s3cmd sync
+/// compares them) for small objects as for multipart ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_carry_the_etag_head_gives_on_a_provider_that_lists_none() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("etags").send().await.unwrap();
+    for (key, len) in [("empty", 0usize), ("small", 100), ("segment", 65_537)] {
+        c.put_object()
+            .bucket("etags")
+            .key(key)
+            .body(ByteStream::from(vec![7u8; len]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let v2 = c.list_objects_v2().bucket("etags").send().await.unwrap();
+    let v1 = c.list_objects().bucket("etags").send().await.unwrap();
+    assert_eq!(v2.contents().len(), 3);
+    for (key, etag, size) in v2
+        .contents()
+        .iter()
+        .map(|o| (o.key(), o.e_tag(), o.size()))
+        .chain(v1.contents().iter().map(|o| (o.key(), o.e_tag(), o.size())))
+    {
+        let head = c
+            .head_object()
+            .bucket("etags")
+            .key(key.unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            etag.is_some_and(|e| !e.is_empty()),
+            "{key:?}: no ETag listed"
+        );
+        assert_eq!(
+            etag,
+            head.e_tag(),
+            "{key:?}: listed ETag differs from HEAD's"
+        );
+        assert_eq!(size, head.content_length(), "{key:?}: listed size");
+    }
+}
+
 async fn reqwest_like_get(uri: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap) {
     use http_body_util::Empty;
     use hyper_util::rt::TokioIo;

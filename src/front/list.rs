@@ -2,12 +2,14 @@
 //! turned into the plaintext size by arithmetic on the stored size and the
 //! ETag's part count (FORMAT.md §Sizes) — no request per listed object,
 //! except where the provider lists no ETag (s3s-fs, the embedded default):
-//! then each entry large enough to be a multipart object of two or more
-//! parts gets one HEAD for its ETag, at most [`LIST_HEADS`] at a time.
+//! then each entry without one gets one HEAD for its ETag, at most
+//! [`LIST_HEADS`] at a time. A multipart object's size needs its part
+//! count, and sync tools (s3cmd) compare the listed ETag with what HEAD and
+//! their own records say, so a listing must carry the ETag HEAD gives.
 
 use super::error::upstream_bucket;
 use super::{Gateway, etag, etag_parts, timestamp};
-use crate::format::size::{object_plaintext_len, part_ciphertext_len};
+use crate::format::size::object_plaintext_len;
 use crate::upstream::UpstreamError;
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -25,17 +27,9 @@ const KEEP: &AsciiSet = &NON_ALPHANUMERIC
 /// HEADs in flight for one listing page whose entries lack ETags.
 pub const LIST_HEADS: usize = 16;
 
-/// The smallest stored size of a multipart object of two or more parts
-/// (part 1 holds at least 5 MiB). Anything smaller is one part stream, whose
-/// size the arithmetic gets right without the part count.
-fn may_be_multipart(stored: i64) -> bool {
-    let min = part_ciphertext_len(5 << 20) + part_ciphertext_len(0);
-    u64::try_from(stored).is_ok_and(|c| c >= min)
-}
-
-/// The page's entries with every missing ETag filled in from a HEAD where
-/// the part count matters: a listing must give the sizes HEAD gives, or
-/// sync tools transfer the same files forever.
+/// The page's entries with every missing ETag filled in from a HEAD: a
+/// listing must give the sizes and ETags HEAD gives, or sync tools
+/// transfer the same files forever.
 async fn with_etags(
     gw: &Gateway,
     bucket: &str,
@@ -44,8 +38,7 @@ async fn with_etags(
     futures::stream::iter(listed.iter().cloned())
         .map(|o| async move {
             let lacks = o.e_tag().is_none_or(str::is_empty);
-            let (Some(key), true) = (o.key(), lacks && may_be_multipart(o.size().unwrap_or(0)))
-            else {
+            let (Some(key), true) = (o.key(), lacks) else {
                 return o;
             };
             match gw

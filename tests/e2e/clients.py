@@ -52,8 +52,9 @@ CLIENTS = ["aws CLI", "s3cmd", "rclone", "s5cmd", "restic", "boto3"]
 # when run directly against that provider (and so through sealgate too).
 # (client, provider, step, target) -> the same, for one target only.
 KNOWN = {
-    ("s3cmd", "s3s-fs", "sync"):
-        "s3s-fs lists objects without ETags; s3cmd's sync reads every listed entry's ETag (KeyError: 'ETag')",
+    ("s3cmd", "s3s-fs", "sync", "direct"):
+        "s3s-fs lists objects without ETags; s3cmd's sync reads every listed entry's ETag (KeyError: 'ETag'); "
+        "sealgate HEADs such entries and lists their ETags",
     ("restic", "s3s-fs", "check --read-data", "direct"):
         "s3s-fs takes restic's empty `delimiter=` as a real delimiter, so the listing of data/ misses every pack "
         "(\"pack ...: does not exist\"); sealgate forwards no empty delimiter",
