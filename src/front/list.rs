@@ -53,7 +53,7 @@ async fn with_etags(
                 .client
                 .head_object()
                 .bucket(bucket)
-                .key(key)
+                .key(crate::upstream::key(key))
                 .send()
                 .await
             {

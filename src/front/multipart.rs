@@ -132,7 +132,7 @@ pub async fn create_multipart_upload(
         .client
         .create_multipart_upload()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .content_type("application/octet-stream")
         .set_metadata(Some(upstream_meta))
         .send()
@@ -238,7 +238,7 @@ async fn seal_part(
         .client
         .upload_part()
         .bucket(name.bucket)
-        .key(name.key)
+        .key(crate::upstream::key(name.key))
         .upload_id(&id.upstream)
         .part_number(part_number)
         .content_length(size::part_ciphertext_len(len) as i64);
@@ -319,7 +319,7 @@ async fn list_parts_page(
         .client
         .list_parts()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .upload_id(upload)
         .set_part_number_marker(marker)
         .set_max_parts(max_parts)
@@ -591,7 +591,7 @@ async fn complete_checked(
         .client
         .complete_multipart_upload()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .upload_id(&id.upstream)
         .multipart_upload(
             aws_sdk_s3::types::CompletedMultipartUpload::builder()
@@ -627,7 +627,7 @@ async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> 
         .client
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .map_err(UpstreamError::from_sdk)
@@ -676,7 +676,7 @@ async fn upload_completion_record(
         .client
         .upload_part()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .upload_id(&id.upstream)
         .part_number(number as i32)
         .content_length(HEADER_LEN as i64)
@@ -702,7 +702,7 @@ pub async fn abort_multipart_upload(
         .client
         .abort_multipart_upload()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .upload_id(&upload)
         .send()
         .await
