@@ -847,3 +847,203 @@ async fn odd_but_legal_keys_work_for_every_operation() {
         }
     }
 }
+
+// ---- 8: provider refusals ----------------------------------------------------
+
+/// (status, code) of an SDK error, as the client saw it.
+fn seen<T, E: ProvideErrorMetadata>(
+    r: &Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (Option<u16>, Option<String>) {
+    match r {
+        Ok(_) => (Some(200), None),
+        Err(e) => (
+            e.raw_response().map(|r| r.status().as_u16()),
+            e.as_service_error()
+                .and_then(|s| s.code())
+                .map(str::to_owned),
+        ),
+    }
+}
+
+/// What a real provider refuses reaches the client with the provider's
+/// code and status, never as 500 InternalError.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_provider_refusals_keep_their_code_and_status() {
+    // s3s-fs: a missing bucket, a gone upload.
+    let t = s3s_fs().await;
+    let c = &t.c;
+    let r = c.list_objects_v2().bucket("no-such-bucket").send().await;
+    assert_eq!(seen(&r), (Some(404), Some("NoSuchBucket".into())));
+    let r = c
+        .upload_part()
+        .bucket("no-such-bucket")
+        .key("k")
+        .upload_id("not-an-upload")
+        .part_number(1)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(seen(&r), (Some(404), Some("NoSuchUpload".into())));
+    c.create_bucket().bucket("real").send().await.unwrap();
+    c.put_object()
+        .bucket("real")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let r = c.delete_bucket().bucket("real").send().await;
+    assert_eq!(seen(&r), (Some(409), Some("BucketNotEmpty".into())));
+
+    // moto: a completion naming a part that is not there, and parts below
+    // 5 MiB (moto's ListParts cannot be read by the SDK, so these checks
+    // are the provider's own: docs/TESTING.md).
+    let t = moto().await;
+    let c = &t.c;
+    c.create_bucket().bucket("real").send().await.unwrap();
+    let mut u = gw_common::upload_parts(c, "real", "mp", &[b"one", b"two"])
+        .await
+        .unwrap();
+    let r = c
+        .complete_multipart_upload()
+        .bucket("real")
+        .key("mp")
+        .upload_id(&u.id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(u.parts.clone()))
+                .build(),
+        )
+        .send()
+        .await;
+    assert_eq!(seen(&r), (Some(400), Some("EntityTooSmall".into())));
+    u.parts[0] = CompletedPart::builder()
+        .part_number(1)
+        .e_tag("\"00000000000000000000000000000000\"")
+        .build();
+    let r = c
+        .complete_multipart_upload()
+        .bucket("real")
+        .key("mp")
+        .upload_id(&u.id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(u.parts.clone()))
+                .build(),
+        )
+        .send()
+        .await;
+    assert_eq!(seen(&r), (Some(400), Some("InvalidPart".into())));
+    assert!(
+        c.head_object()
+            .bucket("real")
+            .key("mp")
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+/// Refusals a provider may give, injected between sealgate and s3s-fs: the
+/// client gets the provider's code and status (its message stays in the
+/// gateway's log), except refusals of sealgate's own credentials or
+/// signature, which are the gateway's fault (500), and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_provider_refusals_keep_their_code_and_status() {
+    use gw_common::fault_proxy::{self, Fault, Faults};
+    let dir = tempfile::tempdir().unwrap();
+    let (uak, usk) = ("edges-up", "edges-up-secret-0123456789");
+    let up = sealgate::serve::embedded::start(&dir.path().join("up"), uak, usk)
+        .await
+        .unwrap();
+    let faults = std::sync::Arc::new(Faults::default());
+    let via = fault_proxy::start(up, faults.clone()).await;
+    let cfg = gw_common::gateway_config(dir.path(), via, (uak, usk), "");
+    let gw = sealgate::serve::start(sealgate::serve::Options {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = gw_common::client_no_retry(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("inj").send().await.unwrap();
+    c.put_object()
+        .bucket("inj")
+        .key("there")
+        .body(ByteStream::from_static(b"stored"))
+        .send()
+        .await
+        .unwrap();
+    // Small enough to be sent whole before the refusal arrives: a proxy
+    // that answers early and closes makes the kernel reset the connection
+    // under a large body, and the answer may be lost (then 503).
+    let big = vec![b'z'; 10_000];
+    for (status, code, want) in [
+        (403, "AccessDenied", (403, "AccessDenied")),
+        (400, "InvalidRequest", (400, "InvalidRequest")),
+        (409, "OperationAborted", (409, "OperationAborted")),
+        (400, "InvalidStorageClass", (400, "InvalidStorageClass")),
+        (400, "KeyTooLongError", (400, "KeyTooLongError")),
+        (403, "QuotaExceeded", (403, "QuotaExceeded")),
+        (403, "SignatureDoesNotMatch", (500, "InternalError")),
+        (403, "InvalidAccessKeyId", (500, "InternalError")),
+    ] {
+        // A PUT the provider refuses.
+        faults.next("PUT", "/inj/refused", 1, Fault::Status(status, code));
+        let r = c
+            .put_object()
+            .bucket("inj")
+            .key("refused")
+            .body(ByteStream::from(big.clone()))
+            .send()
+            .await;
+        assert_eq!(
+            seen(&r),
+            (Some(want.0), Some(want.1.to_owned())),
+            "PUT {status} {code}: {r:?}"
+        );
+        assert!(faults.all_fired());
+        // A GET.
+        faults.next("GET", "/inj/there", 1, Fault::Status(status, code));
+        let r = c.get_object().bucket("inj").key("there").send().await;
+        assert_eq!(
+            seen(&r),
+            (Some(want.0), Some(want.1.to_owned())),
+            "GET {status} {code}: {r:?}"
+        );
+        faults.clear();
+    }
+    // A provider's InvalidObjectState (an archived object) is passed on,
+    // and is not taken for "not in sealgate's format".
+    faults.next(
+        "HEAD",
+        "/inj/there",
+        1,
+        Fault::Status(403, "InvalidObjectState"),
+    );
+    faults.next(
+        "GET",
+        "/inj/there",
+        1,
+        Fault::Status(403, "InvalidObjectState"),
+    );
+    let r = c.get_object().bucket("inj").key("there").send().await;
+    assert_eq!(seen(&r).0, Some(403), "{r:?}");
+    faults.clear();
+    // A HEAD refusal carries no body, so no code: its status tells.
+    faults.next("HEAD", "/inj/there", 1, Fault::Status(403, "AccessDenied"));
+    let r = c.head_object().bucket("inj").key("there").send().await;
+    assert_eq!(seen(&r).0, Some(403), "{r:?}");
+    faults.clear();
+    assert!(!dir.path().join("up/inj/refused").exists());
+    assert_eq!(gw_common::get_bytes(&c, "inj", "there").await, b"stored");
+}
+
+#[test]
+fn an_sdk_refusal_is_invalid_argument_never_closed_upload() {
+    let e = sealgate::front::error::upstream_object(
+        sealgate::upstream::UpstreamError::Construction("MissingField key".into()),
+    );
+    assert_eq!(e.code().as_str(), "InvalidArgument");
+    assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
+}
