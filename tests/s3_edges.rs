@@ -92,7 +92,6 @@ async fn moto() -> Target {
 /// A request body for [`signed`].
 enum Body {
     Empty,
-    Bytes(Vec<u8>),
     /// Sent with `Transfer-Encoding: chunked` and no length.
     Chunked(Vec<Vec<u8>>),
 }
@@ -160,7 +159,6 @@ async fn signed(
     type Boxed = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
     let body: Boxed = match body {
         Body::Empty => http_body_util::Empty::new().boxed(),
-        Body::Bytes(v) => http_body_util::Full::new(bytes::Bytes::from(v)).boxed(),
         Body::Chunked(chunks) => http_body_util::StreamBody::new(futures::stream::iter(
             chunks
                 .into_iter()
@@ -844,6 +842,19 @@ async fn odd_but_legal_keys_work_for_every_operation() {
             assert!(r.is_ok(), "{who} DELETE {real:?}: {r:?}");
             let h = c.head_object().bucket("odd").key(&key).send().await;
             assert!(h.is_err(), "{who} {real:?} still there after DELETE");
+        }
+        if who == "s3s-fs" {
+            // s3s-fs stores "a//b" as the file a/b: read as "a/b", the
+            // object fails its name binding and no plaintext is served.
+            c.put_object()
+                .bucket("odd")
+                .key("a//b")
+                .body(ByteStream::from_static(b"sealed for a//b"))
+                .send()
+                .await
+                .unwrap();
+            let r = gw_common::try_get_bytes(c, "odd", "a/b").await;
+            assert!(r.is_err(), "{r:?}");
         }
     }
 }
