@@ -251,7 +251,7 @@ fn fetch_anchors(
                     .client
                     .get_object()
                     .bucket(bucket)
-                    .key(key)
+                    .key(crate::upstream::key(key))
                     .send()
                     .await
                     .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;

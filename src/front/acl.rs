@@ -64,7 +64,7 @@ pub async fn get_object_acl(
         .client
         .head_object()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;

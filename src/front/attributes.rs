@@ -161,7 +161,7 @@ async fn provider_attributes(
         .client
         .get_object_attributes()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .set_object_attributes(Some(attributes))
         .set_max_parts(i.max_parts)
         .set_part_number_marker(i.part_number_marker.map(|m| m.to_string()))

@@ -85,6 +85,24 @@ pub async fn delete_bucket(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
+    // S3 deletes only an empty bucket; s3s-fs (the embedded default)
+    // would remove a bucket and every object in it. One listed key is
+    // enough to refuse, as S3 does.
+    let listed = gw
+        .upstream
+        .client
+        .list_objects_v2()
+        .bucket(&req.input.bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+    if !listed.contents().is_empty() || !listed.common_prefixes().is_empty() {
+        return Err(s3s::s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ));
+    }
     gw.upstream
         .client
         .delete_bucket()

@@ -123,7 +123,7 @@ pub async fn copy_object(
             .client
             .copy_object()
             .bucket(&i.bucket)
-            .key(&i.key)
+            .key(crate::upstream::key(&i.key))
             .copy_source(&source)
             .copy_source_if_match(&src.upstream_etag)
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
@@ -178,7 +178,7 @@ pub(super) async fn replace_metadata(
         .client
         .copy_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .copy_source(copy_source(bucket, key))
         .copy_source_if_match(etag)
         .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
@@ -209,7 +209,7 @@ async fn copy_parts(
     let created = c
         .create_multipart_upload()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .content_type("application/octet-stream")
         .set_metadata(Some(upstream_meta))
         .send()
@@ -230,7 +230,7 @@ async fn copy_parts(
             let out = c
                 .upload_part_copy()
                 .bucket(&i.bucket)
-                .key(&i.key)
+                .key(crate::upstream::key(&i.key))
                 .upload_id(&upload)
                 .part_number(n as i32)
                 .copy_source(source)
@@ -257,7 +257,7 @@ async fn copy_parts(
         let done = c
             .complete_multipart_upload()
             .bucket(&i.bucket)
-            .key(&i.key)
+            .key(crate::upstream::key(&i.key))
             .upload_id(&upload)
             .multipart_upload(
                 aws_sdk_s3::types::CompletedMultipartUpload::builder()
@@ -276,7 +276,7 @@ async fn copy_parts(
         let _ = c
             .abort_multipart_upload()
             .bucket(&i.bucket)
-            .key(&i.key)
+            .key(crate::upstream::key(&i.key))
             .upload_id(&upload)
             .send()
             .await;

@@ -16,18 +16,28 @@ pub async fn delete_object(
         .client
         .delete_object()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
+/// The most keys S3 takes in one DeleteObjects request.
+pub const MAX_DELETE_KEYS: usize = 1000;
+
 pub async fn delete_objects(
     gw: &Gateway,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let i = req.input;
+    if i.delete.objects.len() > MAX_DELETE_KEYS {
+        // S3's answer; nothing is deleted.
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema: at most {MAX_DELETE_KEYS} keys per DeleteObjects request"
+        ));
+    }
     let objects = i
         .delete
         .objects

@@ -18,73 +18,74 @@ pub fn upstream_bucket(e: UpstreamError) -> S3Error {
     upstream(e, S3ErrorCode::NoSuchBucket)
 }
 
+/// Codes by which a provider refuses *sealgate's own* request to it (its
+/// credentials, signature, clock or body framing), not anything the client
+/// asked: passing them on would tell the client its own request was wrong.
+const GATEWAY_FAULTS: &[&str] = &[
+    "AccessKeyIdNotFound",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "RequestTimeTooSkewed",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "MissingSecurityHeader",
+    "InvalidSecurity",
+    "XAmzContentSHA256Mismatch",
+    "BadDigest",
+    "InvalidDigest",
+    "IncompleteBody",
+    "MissingContentLength",
+    "RequestTimeout",
+    // The XML sealgate sends is its own (a client's was parsed and rebuilt).
+    "MalformedXML",
+];
+
+/// A provider's refusal as the client would have had it directly: the
+/// provider's code and HTTP status for every 4xx (its message stays in the
+/// log), except refusals of sealgate's own credentials or framing
+/// ([`GATEWAY_FAULTS`]), which are the gateway's problem (500, logged).
+/// 5xx: 503 is SlowDown (retried by clients), 501 NotImplemented, anything
+/// else InternalError. Unreachable: 503.
 fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
-    // Codes that describe the client's request, safe and useful to pass on.
-    const PASS: &[&str] = &[
-        "NoSuchKey",
-        "NoSuchBucket",
-        "BucketAlreadyExists",
-        "BucketAlreadyOwnedByYou",
-        "BucketNotEmpty",
-        "InvalidBucketName",
-        "PreconditionFailed",
-        "InvalidRange",
-        "NoSuchUpload",
-        "InvalidPart",
-        "InvalidPartOrder",
-        "EntityTooSmall",
-        "EntityTooLarge",
-        "KeyTooLongError",
-        "InvalidArgument",
-        "SlowDown",
-        "NotImplemented",
-    ];
     match &e {
         UpstreamError::Service { code, status, .. } => {
-            if PASS.contains(&code.as_str())
-                && let Some(c) = S3ErrorCode::from_bytes(code.as_bytes())
-            {
-                return S3Error::new(c);
-            }
+            let status = *status;
+            // A code worth passing on: an S3-style name, not a body fragment.
+            let named = !code.is_empty()
+                && code != "Unknown"
+                && code.len() <= 64
+                && code.bytes().all(|b| b.is_ascii_alphanumeric());
             match status {
                 304 => not_modified(),
-                404 => S3Error::new(not_found),
-                412 => s3_error!(PreconditionFailed),
-                503 => s3_error!(SlowDown),
-                400..=499 if GATEWAY_CREDENTIALS.contains(&code.as_str()) => {
-                    // Not the client's credentials: passing the code on
-                    // would tell the client its own key or clock is wrong.
-                    tracing::error!(cause = %e, "the storage provider refused the gateway's credentials or signature");
+                _ if GATEWAY_FAULTS.contains(&code.as_str()) => {
+                    tracing::error!(cause = %e, "the storage provider refused the gateway's own request: check the upstream credentials, clock and settings");
                     s3_error!(
                         InternalError,
-                        "the storage provider refused the gateway's credentials"
+                        "the storage provider refused the gateway's request (see the gateway's log)"
                     )
                 }
-                400..=499 if GATEWAY_BODY.contains(&code.as_str()) => {
-                    // sealgate verified the client's body and wrote this one
-                    // itself: passing BadDigest on would blame the client's
-                    // data, and stop the retry a transient fault deserves.
-                    tracing::error!(cause = %e, "the storage provider refused the body sealgate sent");
-                    s3_error!(
-                        InternalError,
-                        "the storage provider refused the gateway's request"
-                    )
-                }
-                400..=499 if is_error_code(code) => {
-                    // The provider refused the request for a reason of its
-                    // own (a quota, a bucket policy, a limit, a conflict):
-                    // the client gets the code and status it would have got
-                    // directly; the provider's message stays in the log.
+                // HEAD answers carry no body, so no code: the kind of thing.
+                404 if !(named && code.starts_with("NoSuch")) => S3Error::new(not_found),
+                400..=499 => {
                     tracing::info!(cause = %e, "the storage provider refused the request");
-                    let c = match (code.as_str(), status) {
-                        // An error without a body (a HEAD's): its status.
-                        ("Unknown", 403) => S3ErrorCode::AccessDenied,
-                        ("Unknown", _) => S3ErrorCode::InvalidRequest,
-                        _ => S3ErrorCode::from_bytes(code.as_bytes())
-                            .unwrap_or(S3ErrorCode::InvalidRequest),
+                    let c = if named {
+                        S3ErrorCode::from_bytes(code.as_bytes())
+                    } else {
+                        codeless(status)
                     };
-                    S3Error::new(c).with_status(*status)
+                    match c {
+                        Some(c) => S3Error::new(c).with_status(status),
+                        None => {
+                            s3_error!(InvalidRequest, "the storage provider refused the request")
+                                .with_status(status)
+                        }
+                    }
                 }
+                501 => s3_error!(NotImplemented),
+                503 => s3_error!(SlowDown),
                 _ => {
                     tracing::warn!(cause = %e, "upstream error");
                     s3_error!(InternalError, "the storage provider returned an error")
@@ -95,42 +96,35 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
             tracing::warn!(cause = %e, "upstream unreachable");
             s3_error!(ServiceUnavailable, "the storage provider is unreachable")
         }
+        UpstreamError::Construction(_) => {
+            // Nothing was sent: the provider client would not take a value
+            // of the request (the provider did not refuse it).
+            tracing::warn!(cause = %e, "request not forwarded");
+            s3_error!(
+                InvalidArgument,
+                "the request cannot be forwarded to the storage provider: a value in it is not accepted by the provider client"
+            )
+        }
     }
 }
 
-/// Provider refusals of the gateway's own request signing (its provider
-/// credentials, its clock): a configuration fault of the gateway, not the
-/// client's.
-const GATEWAY_CREDENTIALS: &[&str] = &[
-    "AccessKeyIdNotFound",
-    "AuthorizationHeaderMalformed",
-    "AuthorizationQueryParametersError",
-    "ExpiredToken",
-    "InvalidAccessKeyId",
-    "InvalidSecurity",
-    "InvalidToken",
-    "MissingSecurityHeader",
-    "RequestTimeTooSkewed",
-    "SignatureDoesNotMatch",
-    "TokenRefreshRequired",
-];
-
-/// Provider refusals of the request body or XML sealgate made (the client's
-/// own body was verified before it was sealed).
-const GATEWAY_BODY: &[&str] = &[
-    "BadDigest",
-    "IncompleteBody",
-    "InvalidDigest",
-    "MalformedXML",
-    "MissingContentLength",
-    "XAmzContentSHA256Mismatch",
-];
-
-/// Whether a provider's error code looks like an S3 error code (a short
-/// ASCII word), so it can be passed on as one.
-fn is_error_code(code: &str) -> bool {
-    (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+/// The S3 code for a 4xx answer without one (HEAD answers have no body).
+fn codeless(status: u16) -> Option<S3ErrorCode> {
+    Some(match status {
+        400 => S3ErrorCode::InvalidRequest,
+        403 => S3ErrorCode::AccessDenied,
+        405 => S3ErrorCode::MethodNotAllowed,
+        409 => S3ErrorCode::OperationAborted,
+        412 => S3ErrorCode::PreconditionFailed,
+        416 => S3ErrorCode::InvalidRange,
+        _ => return None,
+    })
 }
+
+/// The message of the one InvalidObjectState sealgate gives itself: the
+/// object is not in its format (a provider's InvalidObjectState, e.g. an
+/// archived object, is passed on and means something else).
+pub(crate) const NOT_SEALED: &str = "object is not in sealgate's encrypted format; reading unencrypted data needs a registered exception";
 
 /// 304 Not Modified, for a conditional GET or HEAD.
 pub fn not_modified() -> S3Error {
@@ -152,10 +146,9 @@ pub fn format(e: FormatError, bucket: &str, key: &str) -> S3Error {
         FormatError::LengthMismatch { .. } => {
             s3_error!(IncompleteBody, "body length differs from Content-Length")
         }
-        FormatError::NotSealed => s3_error!(
-            InvalidObjectState,
-            "object is not in sealgate's encrypted format; reading unencrypted data needs a registered exception"
-        ),
+        FormatError::NotSealed => {
+            S3Error::with_message(S3ErrorCode::InvalidObjectState, NOT_SEALED)
+        }
         FormatError::UnknownKey(id) => {
             tracing::error!(target: "sealgate::security", event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
             s3_error!(InternalError, "object cannot be decrypted")

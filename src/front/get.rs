@@ -84,7 +84,7 @@ pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Lo
         .client
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
@@ -237,7 +237,7 @@ async fn read_header_at(
         .client
         .get_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .range(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1))
         .if_match(etag)
         .send()
@@ -395,7 +395,7 @@ async fn pump_parts(
             .client
             .get_object()
             .bucket(&bucket)
-            .key(&key)
+            .key(crate::upstream::key(&key))
             .range(format!("bytes={}-{}", read.from, read.to))
             .if_match(&etag)
             .send()
@@ -725,7 +725,7 @@ pub(super) async fn get_object(
             .client
             .get_object()
             .bucket(&bucket)
-            .key(&key)
+            .key(crate::upstream::key(&key))
             .send()
             .await
             .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
@@ -839,7 +839,7 @@ pub(super) async fn get_object(
                 .client
                 .get_object()
                 .bucket(&bucket)
-                .key(&key)
+                .key(crate::upstream::key(&key))
                 .set_range(upstream_range)
                 // The object must not change between HEAD and GET.
                 .if_match(&obj.upstream_etag)

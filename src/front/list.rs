@@ -46,7 +46,7 @@ async fn with_etags(
                 .client
                 .head_object()
                 .bucket(bucket)
-                .key(key)
+                .key(crate::upstream::key(key))
                 .send()
                 .await
             {
@@ -77,15 +77,17 @@ pub(crate) fn plaintext_size(stored: i64, upstream_etag: Option<&str>) -> i64 {
     }
 }
 
-struct Enc(bool);
+/// A listing's encoding of names: URL-encoded when the client asked for
+/// `encoding-type=url`, else as they are (the XML writer escapes them).
+pub(crate) struct Enc(bool);
 
 impl Enc {
-    fn of(requested: &Option<EncodingType>) -> Enc {
+    pub(crate) fn of(requested: &Option<EncodingType>) -> Enc {
         Enc(requested
             .as_ref()
             .is_some_and(|e| e.as_str() == EncodingType::URL))
     }
-    fn s(&self, v: Option<&str>) -> Option<String> {
+    pub(crate) fn s(&self, v: Option<&str>) -> Option<String> {
         v.map(|v| {
             if self.0 {
                 utf8_percent_encode(v, KEEP).to_string()
@@ -94,7 +96,7 @@ impl Enc {
             }
         })
     }
-    fn ty(&self) -> Option<EncodingType> {
+    pub(crate) fn ty(&self) -> Option<EncodingType> {
         self.0.then(|| EncodingType::from_static(EncodingType::URL))
     }
 }

@@ -132,7 +132,7 @@ pub async fn create_multipart_upload(
         .client
         .create_multipart_upload()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .content_type("application/octet-stream")
         .set_metadata(Some(upstream_meta))
         .send()
@@ -238,7 +238,7 @@ async fn seal_part(
         .client
         .upload_part()
         .bucket(name.bucket)
-        .key(name.key)
+        .key(crate::upstream::key(name.key))
         .upload_id(&id.upstream)
         .part_number(part_number)
         .content_length(size::part_ciphertext_len(len) as i64);
@@ -347,7 +347,7 @@ async fn list_parts_page(
         .client
         .list_parts()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .upload_id(upload)
         .set_part_number_marker(marker)
         .set_max_parts(max_parts)
@@ -625,7 +625,7 @@ async fn complete_checked(
         .client
         .complete_multipart_upload()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .upload_id(&id.upstream)
         .multipart_upload(
             aws_sdk_s3::types::CompletedMultipartUpload::builder()
@@ -703,7 +703,7 @@ async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> 
         .client
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .map_err(UpstreamError::from_sdk)
@@ -752,7 +752,7 @@ async fn upload_completion_record(
         .client
         .upload_part()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .upload_id(&id.upstream)
         .part_number(number as i32)
         .content_length(HEADER_LEN as i64)
@@ -778,7 +778,7 @@ pub async fn abort_multipart_upload(
         .client
         .abort_multipart_upload()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .upload_id(&upload)
         .send()
         .await
@@ -873,11 +873,12 @@ pub async fn list_multipart_uploads(
                 upload_id::encode_listed(keys.active(), name, u)
             })
     };
+    let enc = super::list::Enc::of(&i.encoding_type);
     let uploads = page
         .uploads()
         .iter()
         .map(|u| MultipartUpload {
-            key: u.key().map(str::to_owned),
+            key: enc.s(u.key()),
             upload_id: u.upload_id().map(|id| listed(u.key(), id)),
             initiated: u.initiated().and_then(timestamp),
             ..Default::default()
@@ -887,18 +888,19 @@ pub async fn list_multipart_uploads(
         .common_prefixes()
         .iter()
         .map(|p| CommonPrefix {
-            prefix: p.prefix().map(str::to_owned),
+            prefix: enc.s(p.prefix()),
         })
         .collect::<Vec<_>>();
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket.clone()),
-        prefix: i.prefix.clone(),
-        delimiter: i.delimiter.clone(),
-        key_marker: i.key_marker.clone(),
+        prefix: enc.s(i.prefix.as_deref()),
+        delimiter: enc.s(i.delimiter.as_deref()),
+        key_marker: enc.s(i.key_marker.as_deref()),
+        encoding_type: enc.ty(),
         upload_id_marker: i.upload_id_marker.clone(),
         max_uploads: page.max_uploads(),
         is_truncated: page.is_truncated(),
-        next_key_marker: page.next_key_marker().map(str::to_owned),
+        next_key_marker: enc.s(page.next_key_marker()),
         next_upload_id_marker: page
             .next_upload_id_marker()
             .map(|id| listed(page.next_key_marker(), id)),
@@ -940,17 +942,36 @@ pub async fn upload_part_copy(
         if_unmodified_since: i.copy_source_if_unmodified_since.clone(),
         ..Default::default()
     };
+    let last_byte = match range {
+        Some(Range::Int { last, .. }) => last,
+        _ => None,
+    };
     let source = super::get::get_object(gw, req.map_input(|_| get))
         .await
         .map_err(|e| {
             // Every failed copy-source condition is 412 for a copy.
             if e.status_code().map(|s| s.as_u16()) == Some(304) {
                 super::error::precondition_failed()
+            } else if last_byte.is_some() && *e.code() == s3s::S3ErrorCode::InvalidRange {
+                copy_range_outside(None)
             } else {
                 e
             }
         })?
         .output;
+    // A range must lie within the source (S3 refuses it; a GET would
+    // shorten it). Nothing has been sealed yet: dropping the body ends the
+    // read.
+    if let Some(last) = last_byte {
+        let size = source
+            .content_range
+            .as_deref()
+            .and_then(|r| r.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse::<u64>().ok());
+        if size.is_none_or(|size| last >= size) {
+            return Err(copy_range_outside(size));
+        }
+    }
     let len = u64::try_from(source.content_length.unwrap_or(0)).unwrap_or(0);
     if len > MAX_PUT {
         return Err(s3_error!(EntityTooLarge));
@@ -968,6 +989,20 @@ pub async fn upload_part_copy(
         }),
         ..Default::default()
     }))
+}
+
+/// S3's answer to an x-amz-copy-source-range outside its source.
+fn copy_range_outside(size: Option<u64>) -> S3Error {
+    match size {
+        Some(size) => s3_error!(
+            InvalidArgument,
+            "Range specified is not valid for source object of size: {size}"
+        ),
+        None => s3_error!(
+            InvalidArgument,
+            "Range specified is not valid for source object"
+        ),
+    }
 }
 
 /// x-amz-copy-source-range: `bytes=first-last`, both required (S3's rule).

@@ -130,7 +130,7 @@ pub(crate) async fn put_object(
         .client
         .put_object()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .content_length(len as i64)
         .set_content_type(input.content_type.clone())
         .set_content_disposition(input.content_disposition.clone())
@@ -216,7 +216,7 @@ async fn sse_not_applied(
         .client
         .delete_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .is_ok();
@@ -290,6 +290,7 @@ async fn authorise(
 /// that maps to InvalidObjectState).
 pub(crate) fn is_not_sealed(e: &s3s::S3Error) -> bool {
     *e.code() == s3s::S3ErrorCode::InvalidObjectState
+        && e.message() == Some(super::error::NOT_SEALED)
 }
 
 /// Allows (and records) or refuses (and records) a read of an object not
@@ -367,7 +368,7 @@ pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<
         .client
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
@@ -396,7 +397,7 @@ pub(crate) async fn get_plain(
         .client
         .get_object()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .set_range(range_header(&i.range))
         .set_if_match(i.if_match.as_ref().and_then(cond))
         .set_if_none_match(i.if_none_match.as_ref().and_then(cond))
@@ -445,7 +446,7 @@ pub(crate) async fn head_plain(
         .client
         .head_object()
         .bucket(&i.bucket)
-        .key(&i.key)
+        .key(crate::upstream::key(&i.key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;

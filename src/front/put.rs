@@ -112,7 +112,7 @@ pub async fn put_object(
         .client
         .put_object()
         .bucket(&bucket)
-        .key(&key)
+        .key(crate::upstream::key(&key))
         .content_length(size::part_ciphertext_len(len) as i64)
         .content_type("application/octet-stream")
         .set_metadata(Some(upstream_meta));
@@ -229,12 +229,14 @@ where
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 tracing::info!(%bucket, %key, cause = %e, "client body failed");
-                client_body_error(&e.to_string())
+                Pumped::Failed(client_body_error(&e.to_string()))
             })?;
             check.update(&chunk);
             seen += chunk.len() as u64;
             match sealer.as_mut() {
-                Some(s) => s.push(&chunk, &mut out).map_err(ferr)?,
+                Some(s) => s
+                    .push(&chunk, &mut out)
+                    .map_err(|e| Pumped::Failed(ferr(e)))?,
                 None => out.extend_from_slice(&chunk),
             }
             if !out.is_empty()
@@ -244,16 +246,16 @@ where
             }
         }
         match sealer {
-            Some(s) => s.finish(&mut out).map_err(ferr)?,
+            Some(s) => s.finish(&mut out).map_err(|e| Pumped::Failed(ferr(e)))?,
             None if Some(seen) != plain_len => {
-                return Err(s3_error!(
+                return Err(Pumped::Failed(s3_error!(
                     IncompleteBody,
                     "body length differs from Content-Length"
-                ));
+                )));
             }
             None => {}
         }
-        let verified = check.finish(trailers)?;
+        let verified = check.finish(trailers).map_err(Pumped::Failed)?;
         // Everything verified: release the final segment.
         let last = match held {
             Some(h) if out.is_empty() => h,
@@ -261,28 +263,34 @@ where
             None => Bytes::from(out),
         };
         send_chunk(&tx, last).await?;
-        Ok::<Checksum, S3Error>(verified)
+        Ok::<Checksum, Pumped>(verified)
     }
     .await;
 
     let verified = match pumped {
         Ok(v) => v,
-        Err(e) => {
-            // The provider stopped taking the body: it answered before the
-            // last byte (a refusal such as 403 QuotaExceeded, sent as soon as
-            // it saw the headers). Its answer, not the closed stream, is what
-            // the client would have got directly.
-            let provider_answered = tx.is_closed();
+        Err(Pumped::Failed(e)) => {
             // Abort the upstream request before its last byte.
             let _ = tx
                 .send(Err(std::io::Error::other("upload aborted by sealgate")))
                 .await;
             drop(tx);
-            let answer = upload.await;
-            if provider_answered && let Ok(Err(refused)) = answer {
-                return Err(refused);
-            }
+            let _ = upload.await;
             return Err(e);
+        }
+        Err(Pumped::Closed) => {
+            // The upstream request ended before taking the whole body: the
+            // provider answered early (a refusal), or the request was never
+            // sent. Its own outcome is the answer.
+            drop(tx);
+            return match upload.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(_)) => Err(s3_error!(
+                    InternalError,
+                    "the storage provider answered before taking the whole upload"
+                )),
+                Err(e) => Err(s3_error!(InternalError, "upload task failed: {e}")),
+            };
         }
     };
     drop(tx);
@@ -356,10 +364,18 @@ pub(crate) fn plaintext_length(
     u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
 }
 
-async fn send_chunk(tx: &Tx, b: Bytes) -> S3Result<()> {
+/// Why feeding an upload stopped.
+enum Pumped {
+    /// The upstream request no longer takes the body (it ended).
+    Closed,
+    /// The client's body or its checks failed: abort the upstream request.
+    Failed(S3Error),
+}
+
+async fn send_chunk(tx: &Tx, b: Bytes) -> Result<(), Pumped> {
     tx.send(Ok(Frame::data(b)))
         .await
-        .map_err(|_| s3_error!(InternalError, "the storage provider closed the upload"))
+        .map_err(|_| Pumped::Closed)
 }
 
 /// What goes into the sealed metadata blob: x-amz-meta-* and content headers.
@@ -565,7 +581,7 @@ pub(super) async fn if_match_holds(
         .client
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(crate::upstream::key(key))
         .send()
         .await
         .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;

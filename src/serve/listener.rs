@@ -246,9 +246,7 @@ async fn call(
             );
         }
         let mut resp = super::gate::response(e, &id.0);
-        if let Ok(v) = http::HeaderValue::from_str(&id.0) {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
+        stamp(&mut resp, &id.0);
         return Ok(resp);
     }
     let operation = Operation::default();
@@ -265,9 +263,7 @@ async fn call(
         access_key = signed.as_deref().unwrap_or("")
     );
     let mut resp = service.call(req).instrument(span.clone()).await?;
-    if let Ok(v) = http::HeaderValue::from_str(&id.0) {
-        resp.headers_mut().insert("x-amz-request-id", v);
-    }
+    stamp(&mut resp, &id.0);
     // The access check names the operation; a signed request refused before
     // it ran failed authentication (bad signature, unknown key, skew).
     let op = operation.get();
@@ -315,6 +311,43 @@ async fn call(
         );
     }
     Ok(resp)
+}
+
+/// Names the request in its response, as S3 does: `x-amz-request-id` and
+/// `x-amz-id-2` (the host id; sealgate's is the request id too, which is
+/// what its logs carry), and, in an XML error body, the `RequestId` and
+/// `HostId` elements with the same values, whichever layer wrote the error
+/// (the gate, s3s's own checks, the front end). Error bodies are small and
+/// already in memory; a streamed body is left alone.
+fn stamp(resp: &mut s3s::HttpResponse, id: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+        resp.headers_mut().insert("x-amz-id-2", v);
+    }
+    if resp.status().as_u16() < 300 {
+        return;
+    }
+    let Some(body) = resp.body().bytes() else {
+        return;
+    };
+    let Some(open) = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|t| t.trim_end().strip_suffix("</Error>"))
+    else {
+        return;
+    };
+    // `id` is hex: nothing in it needs escaping.
+    let mut out = String::with_capacity(body.len() + 2 * id.len() + 40);
+    out.push_str(open);
+    if !open.contains("<RequestId>") {
+        out.push_str(&format!("<RequestId>{id}</RequestId>"));
+    }
+    if !open.contains("<HostId>") {
+        out.push_str(&format!("<HostId>{id}</HostId>"));
+    }
+    out.push_str("</Error>");
+    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+    *resp.body_mut() = s3s::Body::from(out);
 }
 
 /// What a connection's requests share.

@@ -7,10 +7,13 @@
 //! Only ciphertext and sealgate's own metadata pass through here for an
 //! encrypted bucket; the front end builds every body from `format` output.
 
+mod keys;
 mod metrics;
 mod state;
 
 pub use state::record_key;
+
+pub use keys::{RestoreKeys, key};
 
 use crate::config::{ConfigError, UpstreamConfig, secret};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -51,6 +54,11 @@ pub enum UpstreamError {
     /// The provider could not be reached, or the exchange broke.
     #[error("upstream unreachable: {0}")]
     Transport(String),
+    /// The SDK refused to build the request from its input, so nothing was
+    /// sent (a value the client gave that the provider client does not
+    /// take). The provider neither saw nor refused it.
+    #[error("the provider client refused to build the request: {0}")]
+    Construction(String),
 }
 
 impl UpstreamError {
@@ -66,6 +74,10 @@ impl UpstreamError {
                 code: se.err().code().unwrap_or("Unknown").to_owned(),
                 message: se.err().message().unwrap_or_default().to_owned(),
             },
+            SdkError::ConstructionFailure(_) => UpstreamError::Construction(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )),
             _ => UpstreamError::Transport(format!(
                 "{}",
                 aws_smithy_types::error::display::DisplayErrorContext(&e)
@@ -77,7 +89,7 @@ impl UpstreamError {
     pub fn status(&self) -> Option<u16> {
         match self {
             UpstreamError::Service { status, .. } => Some(*status),
-            UpstreamError::Transport(_) => None,
+            UpstreamError::Transport(_) | UpstreamError::Construction(_) => None,
         }
     }
 
@@ -85,7 +97,7 @@ impl UpstreamError {
     pub fn code(&self) -> Option<&str> {
         match self {
             UpstreamError::Service { code, .. } => Some(code),
-            UpstreamError::Transport(_) => None,
+            UpstreamError::Transport(_) | UpstreamError::Construction(_) => None,
         }
     }
 }
@@ -152,6 +164,8 @@ impl Upstream {
                     .read_timeout(read_timeout)
                     .build(),
             );
+        // Keys the SDK would refuse (whitespace only) travel as placeholders.
+        conf = conf.interceptor(RestoreKeys);
         if let Some(m) = metrics {
             conf = conf.interceptor(metrics::UpstreamMetrics(m));
         }
