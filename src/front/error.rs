@@ -64,7 +64,7 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
                     tracing::error!(cause = %e, "the storage provider refused the gateway's own request: check the upstream credentials, clock and settings");
                     s3_error!(
                         InternalError,
-                        "the storage provider refused the gateway's request (see the gateway's log)"
+                        "the storage provider refused the gateway's credentials or request (see the gateway's log)"
                     )
                 }
                 // HEAD answers carry no body, so no code: the kind of thing.
