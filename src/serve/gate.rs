@@ -6,7 +6,9 @@
 //!   memory, *before* the access check can refuse an unsigned request, so
 //!   an outsider could make the gateway hold gigabytes. sealgate does not
 //!   support PostObject: such a request gets `501 NotImplemented` and the
-//!   connection is closed without its body being read.
+//!   connection is closed; its body is never parsed (one of at most 8 MiB
+//!   is read out and dropped first, so the client gets the answer rather
+//!   than a broken pipe; a larger one is not read).
 //!
 //! - **Signature Version 2** (`Authorization: AWS key:sig`, or a presigned
 //!   `AWSAccessKeyId`/`Signature`/`Expires` query): s3s verifies it but
