@@ -97,19 +97,28 @@ impl Upstream {
                 };
             }
         };
-        if out.content_length().unwrap_or(0) as usize > MAX_RECORD {
+        if out
+            .content_length()
+            .is_some_and(|l| !(0..=MAX_RECORD as i64).contains(&l))
+        {
             return Ok(None);
         }
-        let body = out
-            .body
-            .collect()
+        // Read at most MAX_RECORD bytes whatever the answer says of its
+        // length (a chunked answer names none): a longer body is not ours,
+        // and is dropped (closing the connection) rather than buffered.
+        let mut body = out.body;
+        let mut record = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
             .await
             .map_err(|e| UpstreamError::Transport(e.to_string()))?
-            .into_bytes();
-        if body.len() > MAX_RECORD {
-            return Ok(None);
+        {
+            if record.len() + chunk.len() > MAX_RECORD {
+                return Ok(None);
+            }
+            record.extend_from_slice(&chunk);
         }
-        Ok(String::from_utf8(body.to_vec()).ok())
+        Ok(String::from_utf8(record).ok())
     }
 
     /// Removes the record of a completed or aborted upload. Without a state
@@ -156,5 +165,69 @@ mod tests {
         assert_ne!(a, record_key("b", "ku", ""));
         assert_ne!(a, record_key("b", "k", "u2"));
         assert_eq!(a, record_key("b", "k", "u"));
+    }
+
+    /// A provider answering a record read with an endless chunked body
+    /// (no Content-Length) must not make sealgate buffer it: reading stops
+    /// past MAX_RECORD, so the provider gets to send only what the socket
+    /// buffers take.
+    #[tokio::test]
+    async fn an_endless_record_is_not_buffered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const SENT: usize = 128 << 20;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request not read");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+            s.write_all(answer).await.unwrap();
+            let chunk = vec![b'a'; 64 << 10];
+            let frame = [
+                format!("{:x}\r\n", chunk.len()).into_bytes(),
+                chunk,
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            let mut sent = 0;
+            while sent < SENT {
+                if s.write_all(&frame).await.is_err() {
+                    return sent;
+                }
+                sent += frame.len();
+            }
+            let _ = s.write_all(b"0\r\n\r\n").await;
+            sent
+        });
+        let cfg = crate::config::UpstreamConfig {
+            endpoint: format!("http://{addr}"),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key: Some("ak".into()),
+            secret_key: Some("sk".into()),
+            secret_key_file: None,
+            ca_file: None,
+            jurisdiction: None,
+            connect_timeout_secs: 5,
+            read_timeout_secs: 5,
+            state_bucket: Some("state".into()),
+        };
+        let up = Upstream::connect(&cfg, None).await.unwrap();
+        let got = up.upload_record("b", "k", "u").await.unwrap();
+        assert_eq!(got, None);
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(20), server)
+            .await
+            .expect("the provider was still sending after the record was read")
+            .unwrap();
+        assert!(
+            sent < SENT / 4,
+            "{sent} bytes of an endless record were read (at most {MAX_RECORD} are needed)"
+        );
     }
 }
