@@ -64,3 +64,43 @@ async fn ambiguous_framing_is_refused_and_nothing_is_smuggled() {
     }
     assert!(c.head_bucket().bucket("smuggle").send().await.is_ok());
 }
+
+/// botocore sends `Expect: 100-continue` and, when the answer comes before
+/// any 100 Continue (a refusal from the headers), never sends the body,
+/// then reuses the connection. Unless the gateway closes it, the next
+/// request's bytes are read as the unsent body and the client gets a
+/// bodiless 400 for its next call (seen in the e2e suite).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_to_an_expect_continue_request_closes_the_connection() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("expect").send().await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(env.gw.addr).await.unwrap();
+    // Unsigned: refused (403) from its headers, before the body is asked for.
+    s.write_all(
+        b"PUT /expect/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The body is never sent; the next request follows on the connection.
+    let _ = s
+        .write_all(b"GET /expect HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let answer = String::from_utf8_lossy(&out).to_string();
+    let finals = answer
+        .matches("HTTP/1.1 ")
+        .count()
+        .saturating_sub(answer.matches("HTTP/1.1 100").count());
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "the connection stays open after the refusal:\n{answer}"
+    );
+    assert_eq!(
+        finals, 1,
+        "the next request's bytes were read on that connection:\n{answer}"
+    );
+}

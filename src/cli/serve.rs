@@ -102,6 +102,9 @@ pub(super) fn serve(a: ServeArgs) -> CliResult {
         metrics: Some(audit.metrics()),
         audit_log: a.audit_log.clone(),
         audit: Some(audit.clone()),
+        // Anchors protect the audit log from the host; a client that could
+        // write there could pre-empt them (write-once slots).
+        reserved_buckets: a.anchor_bucket.iter().cloned().collect(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

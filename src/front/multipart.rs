@@ -1077,6 +1077,15 @@ async fn listed_id(
     let name = ObjectName { bucket, key: &key };
     match upload_id::decode(&record, name, keys.as_ref()) {
         Ok(id) if id.upstream == upstream => Some(((key, upstream), record)),
+        // Begun under a key since revoked or removed: no tampering, and the
+        // listed form still lets the client find and abort the upload.
+        Err(
+            crate::format::FormatError::UnknownKey(_)
+            | crate::format::FormatError::RevokedKey { .. },
+        ) => {
+            tracing::info!(%bucket, %key, "upload record under a key no longer usable; listing the sgl. form");
+            None
+        }
         _ => {
             tracing::warn!(target: "sealgate::security", event = "bad_upload_record", %bucket, %key, "upload record altered or not this upload's; listing the sgl. form");
             None

@@ -211,7 +211,8 @@ pub(crate) async fn accept_loop(
 }
 
 /// Calls the S3 service, closing the connection after a response to an
-/// empty-bodied `Expect: 100-continue` request.
+/// empty-bodied `Expect: 100-continue` request, and after an error response
+/// to any `Expect: 100-continue` request.
 ///
 /// Why: hyper sends `100 Continue` only when a body is read, so such a
 /// request gets its final response directly (as RFC 9110 allows). botocore
@@ -225,7 +226,8 @@ async fn call(
     ctx: Arc<CallContext>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     use tracing::Instrument;
-    let close = expects_continue(req.headers()) && !has_body(req.headers());
+    let expect = expects_continue(req.headers());
+    let close_after_answer = expect && !has_body(req.headers());
     let started = std::time::Instant::now();
     let bytes_in = content_length(req.headers());
     let signed = claimed_access_key(&req).map(str::to_owned);
@@ -315,7 +317,13 @@ async fn call(
             );
         }
     }
-    if close {
+    // The same dance with a body: a refusal answered before the body was
+    // asked for (KeyTooLongError, an unknown bucket...) leaves the client
+    // free not to send it, while hyper may still expect its bytes and read
+    // the next request on the connection as that body ("400 Bad Request"
+    // to botocore's next call, seen in the e2e suite). No reuse after an
+    // error to such a request.
+    if close_after_answer || (expect && resp.status().as_u16() >= 300) {
         resp.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),

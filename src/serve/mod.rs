@@ -80,6 +80,9 @@ pub struct Options {
     /// The audit layer installed in the tracing subscriber (the CLI's);
     /// created when absent (then only authorising records reach the log).
     pub audit: Option<crate::audit::AuditLayer>,
+    /// Provider buckets only sealgate uses besides the state bucket (the
+    /// audit-anchor bucket): no client grant, not even `*`, reaches them.
+    pub reserved_buckets: Vec<String>,
 }
 
 /// A running gateway.
@@ -254,8 +257,13 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         shown_client = Some((ak, sk));
     }
 
-    if let Some(state) = &cfg.upstream.state_bucket {
-        grants.reserve(state.clone());
+    for own in cfg
+        .upstream
+        .state_bucket
+        .iter()
+        .chain(&opts.reserved_buckets)
+    {
+        grants.reserve(own.clone());
     }
     let keys_dir = opts.keys_dir.clone().unwrap_or(cfg.keys_dir.clone());
     if data_dir.is_some() && !has_keys(&keys_dir) {
