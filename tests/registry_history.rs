@@ -748,6 +748,28 @@ async fn heads_are_anchored_write_once_in_a_bucket_at_the_provider() {
             .await
             .unwrap();
     }
+    // No client reaches the anchor bucket, whatever its grants: one that
+    // could would pre-empt the write-once slots with anchors of its own.
+    let pre_empt = c
+        .put_object()
+        .bucket("anchors")
+        .key("gw/00000000000000000099.json")
+        .body(ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        pre_empt
+            .as_service_error()
+            .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code),
+        Some("AccessDenied"),
+        "{pre_empt:?}"
+    );
+    let listed = c.list_buckets().send().await.unwrap();
+    assert!(
+        listed.buckets().iter().all(|b| b.name() != Some("anchors")),
+        "the anchor bucket is listed to a client"
+    );
     let anchors = d.join("data/anchors/gw");
     let mut waited = 0;
     loop {
