@@ -4,7 +4,9 @@
 //! was written. Zero errors are allowed. The gateway's resident memory is
 //! sampled every second: it must stay flat — the highest sample of the last
 //! quarter of the run may exceed the highest of the second quarter (after
-//! warm-up) by at most 16 MiB + 10 % — and start, end and peak are reported.
+//! warm-up) by at most 32 MiB + 10 % — and start, end, peak and the trajectory
+//! are reported. docs/RELIABILITY.md says why that allowance: the allocator
+//! settles for about two minutes, a curve that flattens where a leak climbs.
 //!
 //! `SEALGATE_LOAD_SECS` sets the duration (default 120; longer by hand).
 
@@ -221,7 +223,14 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         samples.get(q).copied().unwrap_or(0),
         samples.last().copied().unwrap_or(0),
     );
-    let allowed = warm + 16 * 1024 + warm / 10;
+    let allowed = warm + 32 * 1024 + warm / 10;
+    // The trajectory, every 10 s, so a failure shows its shape: a leak
+    // climbs with the traffic, allocator settling steps up and stays.
+    let trajectory: Vec<String> = samples
+        .iter()
+        .step_by(10)
+        .map(|kib| (kib >> 10).to_string())
+        .collect();
     let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let ops = t(&tally.puts)
         + t(&tally.multiparts)
@@ -229,7 +238,7 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         + t(&tally.lists)
         + t(&tally.deletes);
     eprintln!(
-        "reliability: load: {ops} operations in {:.0} s by 64 clients ({} PUT, {} multipart, {} GET verified, {} LIST, {} DELETE), {} MiB read back and verified, 0 errors; gateway RSS {} MiB after warm-up, {} MiB at end, {} MiB peak; highest in the last quarter {} MiB vs {} MiB in the second ({})",
+        "reliability: load: {ops} operations in {:.0} s by 64 clients ({} PUT, {} multipart, {} GET verified, {} LIST, {} DELETE), {} MiB read back and verified, 0 errors; gateway RSS {} MiB after warm-up, {} MiB at end, {} MiB peak; highest in the last quarter {} MiB vs {} MiB in the second ({}); RSS MiB every 10 s: {}",
         started.elapsed().as_secs_f64(),
         t(&tally.puts),
         t(&tally.multiparts),
@@ -242,7 +251,8 @@ async fn sixty_four_clients_mixed_load_with_every_byte_verified() {
         peak >> 10,
         last >> 10,
         warm >> 10,
-        if last <= allowed { "flat" } else { "GROWING" }
+        if last <= allowed { "flat" } else { "GROWING" },
+        trajectory.join(" ")
     );
     assert!(
         t(&tally.gets) > 0 && t(&tally.puts) > 0 && t(&tally.lists) > 0 && t(&tally.deletes) > 0
