@@ -7,6 +7,13 @@ sealgate, in the same run.
 
     python3 benches/e2e.py                # full run (docs/BENCHMARKS.md)
     python3 benches/e2e.py --smoke        # seconds, tiny sizes: the harness works
+    python3 benches/e2e.py --baseline OLD # also an earlier sealgate binary, same run
+
+With --baseline, an earlier build of sealgate (e.g. one built from the
+commit before a restructure) runs as the system "sealgate-before" beside
+this build's, in front of the same provider with the same keys, measured in
+the same round-robin, and the table gains a column "sealgate/before" (this
+build's rate over the earlier one's: below 1.00 means slower now).
 
 It builds what it needs (release; --debug for CI's smoke run), starts a
 local s3s-fs as the provider unless --upstream-endpoint names another, and
@@ -168,6 +175,9 @@ def start_systems(args, work, bins, procs):
     keys = os.path.join(work, "keys")
     subprocess.run([sealgate, "keys", "generate", "--keys-dir", keys], check=True, capture_output=True)
     systems.append(start_sealgate(sealgate, work, "sealgate", keys, up_endpoint, uak, usk, procs, up_pids, "direct"))
+    if args.baseline:
+        systems.append(start_sealgate(args.baseline, work, "sealgate-before", keys, up_endpoint, uak, usk, procs, up_pids,
+                                      "direct"))
 
     rclone = shutil.which("rclone")
     if rclone and not args.no_peer:
@@ -378,11 +388,20 @@ def fmt(v, spec=".2f"):
     return "–" if v is None else format(v, spec)
 
 
+def rate_of(row, s):
+    """A system's rate in a row: MiB/s where bytes moved, else op/s."""
+    d = row.get(s)
+    if not d:
+        return None
+    return d["mib_s"] or d["ops_s"]
+
+
 def table(rows, systems, aead, bases=None):
     bases = bases or {s: "direct" for s in systems}
     peers = [s for s in systems if bases[s] != s]
     head = ["phase"] + list(systems) + [f"{s}/{bases[s]}" for s in peers]
-    head += ["sealgate/peer", "sealgate CPU-s/GiB", "provider CPU-s/GiB", "client CPU-s/GiB", "sealgate peak RSS MiB", "p50 / p99 ms (direct, sealgate)"]
+    before = "sealgate-before" in systems
+    head += (["sealgate/before"] if before else []) + ["sealgate/peer", "sealgate CPU-s/GiB", "provider CPU-s/GiB", "client CPU-s/GiB", "sealgate peak RSS MiB", "p50 / p99 ms (direct, sealgate)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         def rate(s):
@@ -396,6 +415,9 @@ def table(rows, systems, aead, bases=None):
         cells = [row["phase"] + f" ({unit})"] + [fmt(rate(s), ".1f") for s in systems]
         cells += [fmt(rate(s) / rate(bases[s]) if rate(s) and rate(bases[s]) else None) for s in peers]
         sg, peer = rate("sealgate"), rate("rclone-crypt")
+        if before:
+            old = rate("sealgate-before")
+            cells.append(fmt(sg / old if sg and old else None))
         cells.append(fmt(sg / peer if sg and peer else None))
         g = row.get("sealgate", {})
         if unit == "op/s":  # CPU per GiB means little for small objects
@@ -428,6 +450,13 @@ def table(rows, systems, aead, bases=None):
                                  f"{g['seconds'] / d['seconds']:.2f}x the time of {bases[s]} ({g['seconds'] * 1000:.0f} ms vs "
                                  f"{d['seconds'] * 1000:.0f} ms), with {g['upstream_list_requests']:.0f} provider "
                                  f"ListObjectsV2 and {g['upstream_head_requests']:.0f} HeadObject requests")
+    if before:
+        pairs = [(row["phase"], rate_of(row, "sealgate") / rate_of(row, "sealgate-before")) for row in rows
+                 if rate_of(row, "sealgate") and rate_of(row, "sealgate-before")]
+        if pairs:
+            worst = min(pairs, key=lambda p: p[1])
+            extra.append(f"- this build against sealgate-before: median ratio {sorted(r for _, r in pairs)[len(pairs) // 2]:.2f} "
+                         f"over {len(pairs)} phases; lowest {worst[1]:.2f} ({worst[0]})")
     if aead is not None:
         extra.append(f"- raw AES-256-GCM (criterion, in place, one core): {aead:.2f} CPU-s/GiB")
     return "\n".join(lines + [""] + extra) + "\n"
@@ -493,6 +522,8 @@ def main():
     ap.add_argument("--upstream-endpoint", help="benchmark against this S3 endpoint instead of a local s3s-fs")
     ap.add_argument("--upstream-access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
     ap.add_argument("--upstream-secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    ap.add_argument("--baseline", metavar="SEALGATE_BIN",
+                    help="an earlier sealgate binary, measured beside this build as the system sealgate-before")
     ap.add_argument("--no-peer", action="store_true", help="skip the rclone crypt peer")
     ap.add_argument("--no-rgw", action="store_true", help="skip the second provider (Ceph RGW)")
     ap.add_argument("--rgw-large-size", type=int, default=128 * MIB,
