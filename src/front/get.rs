@@ -10,7 +10,7 @@
 
 use super::error::{format as format_err, upstream_object};
 use super::multipart::MIN_PART;
-use super::{Gateway, client_etag, etag_parts, timestamp};
+use super::{Gateway, client_etag, etag_parts};
 use crate::format::FORMAT_V1;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
 use crate::format::metadata::{
@@ -22,7 +22,7 @@ use crate::format::size::{
 };
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Body, GetRequest, ObjectInfo};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
@@ -81,26 +81,17 @@ pub(super) struct Located {
 pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
     let head = gw
         .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
+        .head_object(bucket, key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     locate_from(gw, bucket, key, head).await
 }
 
 /// [`locate`] from a HEAD's answer already at hand.
-async fn locate_from(
-    gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    head: aws_sdk_s3::operation::head_object::HeadObjectOutput,
-) -> S3Result<Located> {
+async fn locate_from(gw: &Gateway, bucket: &str, key: &str, head: ObjectInfo) -> S3Result<Located> {
     let ferr = |e| format_err(e, bucket, key);
     let empty = HashMap::new();
-    let m = head.metadata().unwrap_or(&empty);
+    let m = head.metadata.as_ref().unwrap_or(&empty);
     let decode = |v: &String| {
         B64.decode(v.trim())
             .map_err(|_| FormatError::Metadata("metadata is not base64"))
@@ -132,9 +123,9 @@ async fn locate_from(
         }
         None => ObjectMetadata::default(),
     };
-    let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
+    let upstream_etag = head.e_tag.clone().unwrap_or_default();
     let parts = etag_parts(&upstream_etag);
-    let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
+    let stored = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
     let (plaintext_len, first, layout) = match &header {
         Some(h) => {
             // The size a HEAD reports comes from authenticated bytes only:
@@ -163,7 +154,7 @@ async fn locate_from(
             )
         }
         None => {
-            let first = part_header_at(gw, bucket, key, &head_etag(&head), 0).await?;
+            let first = part_header_at(gw, bucket, key, &upstream_etag, 0).await?;
             if first.envelope != envelope
                 || first.part_number != 1
                 || first.kind == PartKind::Completion
@@ -173,7 +164,7 @@ async fn locate_from(
             first.verify(&dek).map_err(ferr)?;
             let sizes = Sizing {
                 name: (bucket, key),
-                etag: &head_etag(&head),
+                etag: &upstream_etag,
                 dek: &dek,
                 first: &first,
                 stored,
@@ -199,14 +190,10 @@ async fn locate_from(
         layout,
         plaintext_len,
         upstream_etag,
-        last_modified: head.last_modified().and_then(timestamp),
-        storage_class: head.storage_class().map(|c| c.as_str().to_owned()),
+        last_modified: head.last_modified.map(Timestamp::from),
+        storage_class: head.storage_class,
         meta,
     })
-}
-
-fn head_etag(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> String {
-    head.e_tag().unwrap_or_default().to_owned()
 }
 
 /// Reads the 212-byte part header at ciphertext offset `at` (one small
@@ -234,17 +221,17 @@ async fn read_header_at(
 ) -> S3Result<Result<PartHeader, FormatError>> {
     let resp = gw
         .upstream
-        .client
-        .get_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .range(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1))
-        .if_match(etag)
-        .send()
+        .get_object(GetRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            range: Some(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1)),
+            if_match: Some(etag.to_owned()),
+            if_none_match: None,
+        })
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     match resp.body.collect().await {
-        Ok(b) => Ok(PartHeader::parse(&b.into_bytes())),
+        Ok(b) => Ok(PartHeader::parse(&b)),
         // The connection failed, not the stored bytes: no tampering alarm.
         Err(e) => Err(provider_read_failed(bucket, key, &e.to_string())),
     }
@@ -392,18 +379,17 @@ async fn pump_parts(
     for mut read in reads {
         let resp = gw
             .upstream
-            .client
-            .get_object()
-            .bucket(&bucket)
-            .key(crate::upstream::key(&key))
-            .range(format!("bytes={}-{}", read.from, read.to))
-            .if_match(&etag)
-            .send()
+            .get_object(GetRequest {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                range: Some(format!("bytes={}-{}", read.from, read.to)),
+                if_match: Some(etag.clone()),
+                if_none_match: None,
+            })
             .await;
         let mut body = match resp {
             Ok(r) => r.body,
-            Err(e) => {
-                let cause = UpstreamError::from_sdk(e);
+            Err(cause) => {
                 let _ = provider_read_failed(&bucket, &key, &cause.to_string());
                 let _ = tx
                     .send(Err(std::io::Error::other("sealgate aborted the response")))
@@ -412,8 +398,8 @@ async fn pump_parts(
             }
         };
         let result: Result<(), ReadError> = async {
-            while let Some(chunk) = gw.upstream.next_chunk(&mut body).await {
-                let chunk = chunk.map_err(ReadError::Provider)?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ReadError::Provider(e.to_string()))?;
                 out.clear();
                 let used = read.opener.push(&chunk, &mut out)?;
                 if used < chunk.len() {
@@ -720,23 +706,17 @@ pub(super) async fn get_object(
     // first, to plan what to fetch.
     let mut prefetched = None;
     let located = if i.range.is_none() {
-        let r = gw
+        let download = gw
             .upstream
-            .client
-            .get_object()
-            .bucket(&bucket)
-            .key(crate::upstream::key(&key))
-            .send()
+            .get_object(GetRequest {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                ..Default::default()
+            })
             .await
-            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        let head = aws_sdk_s3::operation::head_object::HeadObjectOutput::builder()
-            .set_metadata(r.metadata().cloned())
-            .set_e_tag(r.e_tag().map(str::to_owned))
-            .set_content_length(r.content_length())
-            .set_last_modified(r.last_modified().cloned())
-            .build();
-        prefetched = Some(r.body);
-        locate_from(gw, &bucket, &key, head).await
+            .map_err(upstream_object)?;
+        prefetched = Some(download.body);
+        locate_from(gw, &bucket, &key, download.info).await
     } else {
         locate(gw, &bucket, &key).await
     };
@@ -836,16 +816,16 @@ pub(super) async fn get_object(
         Some(body) if upstream_range.is_none() => body,
         _ => {
             gw.upstream
-                .client
-                .get_object()
-                .bucket(&bucket)
-                .key(crate::upstream::key(&key))
-                .set_range(upstream_range)
-                // The object must not change between HEAD and GET.
-                .if_match(&obj.upstream_etag)
-                .send()
+                .get_object(GetRequest {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    range: upstream_range,
+                    // The object must not change between HEAD and GET.
+                    if_match: Some(obj.upstream_etag.clone()),
+                    if_none_match: None,
+                })
                 .await
-                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?
+                .map_err(upstream_object)?
                 .body
         }
     };
@@ -855,20 +835,9 @@ pub(super) async fn get_object(
     let binding = obj.binding;
     let expected = (obj.parts, p);
     let (b2, k2) = (bucket.clone(), key.clone());
-    let up = gw.upstream.clone();
     tokio::spawn(
         async move {
-            let result = pump(
-                (&up, body),
-                plan,
-                keys.as_ref(),
-                &b2,
-                &k2,
-                binding,
-                expected,
-                &tx,
-            )
-            .await;
+            let result = pump(body, plan, keys.as_ref(), &b2, &k2, binding, expected, &tx).await;
             if let Err(e) = result {
                 // Log with the precise cause, then abort the client's response.
                 let message = format!("sealgate aborted the response: {e}");
@@ -915,10 +884,7 @@ enum Plan {
 
 #[allow(clippy::too_many_arguments)]
 async fn pump(
-    (upstream, mut body): (
-        &crate::upstream::Upstream,
-        aws_sdk_s3::primitives::ByteStream,
-    ),
+    mut body: Body,
     plan: Plan,
     keys: &crate::keys::KeyStore,
     bucket: &str,
@@ -932,9 +898,9 @@ async fn pump(
     let (mut plan, mut released) = (plan, 0u64);
     let mut out = Vec::new();
     loop {
-        let chunk = match upstream.next_chunk(&mut body).await {
+        let chunk = match body.next().await {
             Some(Ok(c)) => c,
-            Some(Err(e)) => return Err(ReadError::Provider(e)),
+            Some(Err(e)) => return Err(ReadError::Provider(e.to_string())),
             None => break,
         };
         let mut data: &[u8] = &chunk;
