@@ -13,11 +13,9 @@ use super::error::{format as format_err, upstream_object};
 use super::get::{Located, locate, stored_part_headers};
 use super::put::{check_metadata_size, object_metadata};
 use super::{Gateway, client_etag};
-use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED};
+use crate::format::metadata::{self, StoredMetadata};
 use crate::format::{ObjectName, OsRandom};
 use crate::upstream::{CompleteRequest, CopyRequest, PartCopyRequest, UpstreamError};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -95,16 +93,9 @@ pub async fn copy_object(
     let stored_meta = |meta: &metadata::ObjectMetadata| {
         let sealed =
             metadata::seal(&src.envelope, &src.dek, dest, meta, &mut OsRandom).map_err(ferr)?;
-        let mut upstream_meta = HashMap::from([
-            (META_BINDING.to_owned(), hex::encode(tag)),
-            (META_SEALED.to_owned(), sealed),
-        ]);
-        match &src.header {
-            Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
-            None => upstream_meta.insert(
-                META_ENVELOPE.to_owned(),
-                B64.encode(src.envelope.to_bytes()),
-            ),
+        let upstream_meta = match &src.header {
+            Some(h) => StoredMetadata::single_part(&h.to_bytes(), &tag, sealed),
+            None => StoredMetadata::multipart(&src.envelope, &tag, sealed),
         };
         Ok::<_, s3s::S3Error>(upstream_meta)
     };

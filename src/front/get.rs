@@ -13,9 +13,7 @@ use super::multipart::MIN_PART;
 use super::{Gateway, client_etag, etag_parts};
 use crate::format::FORMAT_V1;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
-use crate::format::metadata::{
-    self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED, ObjectMetadata,
-};
+use crate::format::metadata::{self, ObjectMetadata, StoredMetadata, StoredStart};
 use crate::format::size::{
     ByteRange, object_plaintext_len, part_ciphertext_len, part_plaintext_len, part_span,
     uniform_part_position,
@@ -23,8 +21,6 @@ use crate::format::size::{
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
 use crate::upstream::{Body, GetRequest, ObjectInfo};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -92,30 +88,17 @@ async fn locate_from(gw: &Gateway, bucket: &str, key: &str, head: ObjectInfo) ->
     let ferr = |e| format_err(e, bucket, key);
     let empty = HashMap::new();
     let m = head.metadata.as_ref().unwrap_or(&empty);
-    let decode = |v: &String| {
-        B64.decode(v.trim())
-            .map_err(|_| FormatError::Metadata("metadata is not base64"))
+    let stored = StoredMetadata::decode(m).map_err(ferr)?;
+    let binding = stored.binding;
+    let (envelope, header) = match stored.start {
+        StoredStart::Header(h) => (h.envelope.clone(), Some(*h)),
+        StoredStart::Envelope(e) => (e, None),
     };
-    let (envelope, header) = match (m.get(META_HEADER), m.get(META_ENVELOPE)) {
-        (Some(h), _) => {
-            let h = PartHeader::parse(&decode(h).map_err(ferr)?).map_err(ferr)?;
-            (h.envelope.clone(), Some(h))
-        }
-        (None, Some(e)) => (
-            Envelope::parse(&decode(e).map_err(ferr)?).map_err(ferr)?,
-            None,
-        ),
-        (None, None) => return Err(ferr(FormatError::NotSealed)),
-    };
-    let mut binding = [0u8; 32];
-    m.get(META_BINDING)
-        .and_then(|t| hex::decode_to_slice(t.trim(), &mut binding).ok())
-        .ok_or_else(|| ferr(FormatError::BindingMismatch))?;
     let dek = envelope.open(gw.keys.get().as_ref()).map_err(ferr)?;
     envelope
         .check_binding(&dek, ObjectName { bucket, key }, &binding)
         .map_err(ferr)?;
-    let meta = match m.get(META_SEALED) {
+    let meta = match &stored.sealed {
         Some(s) => metadata::open(&envelope, &dek, ObjectName { bucket, key }, s).map_err(ferr)?,
         // Version 3 always writes sealed metadata: missing means stripped.
         None if metadata::required(&envelope) => {
@@ -132,7 +115,7 @@ async fn locate_from(gw: &Gateway, bucket: &str, key: &str, head: ObjectInfo) ->
             // the header's commitment covers its length and kind.
             h.verify(&dek).map_err(ferr)?;
             // Only part 1 starts an object: the header of a later part put
-            // in `sealgate-hdr` would pass off the parts from there on as
+            // in the stored metadata would pass off the parts from there on as
             // the whole object (leading parts dropped).
             if h.part_number != 1 {
                 return Err(ferr(FormatError::PartMismatch {

@@ -22,7 +22,7 @@ use super::put::{
 };
 use crate::format::RandomSource;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
-use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
+use crate::format::metadata::{self, StoredMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::upload_id;
 use crate::format::{Envelope, FORMAT_V1, ObjectName, OsRandom, size};
@@ -30,8 +30,6 @@ use crate::upstream::{
     CompleteRequest, PartRequest, PartsPage, ProviderUpload, UploadBody, UploadsRequest,
     UpstreamError,
 };
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use std::collections::{BTreeMap, HashMap};
@@ -124,11 +122,7 @@ pub async fn create_multipart_upload(
         &mut OsRandom,
     )
     .map_err(ferr)?;
-    let upstream_meta = HashMap::from([
-        (META_ENVELOPE.to_owned(), B64.encode(env.to_bytes())),
-        (META_BINDING.to_owned(), hex::encode(tag)),
-        (META_SEALED.to_owned(), sealed),
-    ]);
+    let upstream_meta = StoredMetadata::multipart(&env, &tag, sealed);
     check_metadata_size(&upstream_meta)?;
     let provider_id = gw
         .upstream

@@ -17,7 +17,7 @@
 use super::Gateway;
 use super::error::upstream_object;
 use super::put::{Checks, MAX_PUT, Sealing, client_checks, plaintext_length, stream_part};
-use crate::format::metadata::{META_ENVELOPE, META_HEADER};
+use crate::format::metadata::StoredMetadata;
 use crate::policy::Rule;
 use crate::upstream::{GetRequest, PutRequest};
 use s3s::dto::*;
@@ -358,7 +358,7 @@ pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<
         .await
         .map_err(upstream_object)?;
     let m = head.metadata.as_ref();
-    Ok(!m.is_some_and(|m| m.contains_key(META_HEADER) || m.contains_key(META_ENVELOPE)))
+    Ok(!m.is_some_and(StoredMetadata::names_sealed_object))
 }
 
 fn range_header(r: &Option<Range>) -> Option<String> {

@@ -11,7 +11,7 @@
 use super::error::{format as format_err, upstream_object};
 use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
-use crate::format::metadata::{self, META_BINDING, META_HEADER, META_SEALED, ObjectMetadata};
+use crate::format::metadata::{self, ObjectMetadata, StoredMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::{Envelope, ObjectName, OsRandom, size};
 use crate::upstream::{PutRequest, UploadBody};
@@ -87,13 +87,7 @@ pub async fn put_object(
         .into_iter()
         .filter(|a| !meta.checksums.contains_key(*a))
         .collect();
-    let stored_meta = |sealed: String| {
-        HashMap::from([
-            (META_HEADER.to_owned(), B64.encode(header)),
-            (META_BINDING.to_owned(), hex::encode(tag)),
-            (META_SEALED.to_owned(), sealed),
-        ])
-    };
+    let stored_meta = |sealed: String| StoredMetadata::single_part(&header, &tag, sealed);
     // The client's metadata comes first: when the checksums (with room
     // for the trailer's) would not fit in the budget, none is kept.
     let mut probe = meta.clone();
