@@ -731,70 +731,11 @@ pub(super) async fn get_object(
         && start < end
         && let Some(reads) = plan_multipart_range(gw, &obj, &bucket, &key, (start, end)).await?
     {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-        // Spawned work stays in the request's span (its request id).
-        tokio::spawn(
-            pump_parts(
-                gw.clone(),
-                reads,
-                (bucket.clone(), key.clone(), obj.upstream_etag.clone()),
-                tx,
-            )
-            .instrument(tracing::Span::current()),
-        );
-        let mut out = GetObjectOutput {
-            body: Some(StreamingBlob::wrap(
-                tokio_stream::wrappers::ReceiverStream::new(rx),
-            )),
-            content_length: Some((end - start) as i64),
-            content_range: Some(format!("bytes {}-{}/{}", start, end - 1, p)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
-            last_modified: obj.last_modified,
-            ..Default::default()
-        };
-        apply_meta!(out, &obj.meta);
-        return Ok(S3Response::new(out));
+        return Ok(S3Response::new(respond_part_reads(
+            gw, &obj, &bucket, &key, reads, start, end,
+        )));
     }
-
-    // Single part: fetch only the covering segments. Multipart (ranges within
-    // parts arrive with multipart support): the whole object, trimmed.
-    let (upstream_range, plan) = match &obj.header {
-        Some(h) if ranged && start < end => {
-            let span = part_span(p, start, end).map_err(|e| format_err(e, &bucket, &key))?;
-            let cipher = h
-                .verify(&obj.dek)
-                .map_err(|e| format_err(e, &bucket, &key))?;
-            (
-                Some(format!(
-                    "bytes={}-{}",
-                    span.ciphertext_start,
-                    span.ciphertext_end - 1
-                )),
-                Plan::Span(Box::new(PartOpener::for_span(h, cipher, &span))),
-            )
-        }
-        Some(h) => {
-            let cipher = h
-                .verify(&obj.dek)
-                .map_err(|e| format_err(e, &bucket, &key))?;
-            (
-                None,
-                Plan::Whole {
-                    expected_header: Box::new(h.to_bytes()),
-                    seen: Vec::with_capacity(HEADER_LEN),
-                    opener: Box::new(PartOpener::new(h, cipher)),
-                },
-            )
-        }
-        None => (
-            None,
-            Plan::Multipart {
-                skip: start,
-                take: end - start,
-            },
-        ),
-    };
+    let (upstream_range, plan) = plan_read(&obj, &bucket, &key, ranged, start, end)?;
     let body = match prefetched {
         Some(body) if upstream_range.is_none() => body,
         _ => {
@@ -812,25 +753,7 @@ pub(super) async fn get_object(
                 .body
         }
     };
-
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-    let keys = gw.keys.get();
-    let binding = obj.binding;
-    let expected = (obj.parts, p);
-    let (b2, k2) = (bucket.clone(), key.clone());
-    tokio::spawn(
-        async move {
-            let result = pump(body, plan, keys.as_ref(), &b2, &k2, binding, expected, &tx).await;
-            if let Err(e) = result {
-                // Log with the precise cause, then abort the client's response.
-                let message = format!("sealgate aborted the response: {e}");
-                e.report(&b2, &k2);
-                let _ = tx.send(Err(std::io::Error::other(message))).await;
-            }
-        }
-        .instrument(tracing::Span::current()),
-    );
-
+    let rx = spawn_pump(gw, &obj, &bucket, &key, body, plan);
     let mut out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -842,14 +765,149 @@ pub(super) async fn get_object(
         ..Default::default()
     };
     if ranged {
-        out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
+        out.content_range = Some(format!(
+            "bytes {}-{}/{}",
+            start,
+            end.saturating_sub(1),
+            obj.plaintext_len
+        ));
     } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
         // S3 returns a full-object checksum only with the whole object.
         super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
-    let _ = &obj.envelope;
     Ok(S3Response::new(out))
+}
+
+/// The answer to a ranged GET of a multipart object read part by part
+/// ([`plan_multipart_range`]): the planned reads stream in a task of their
+/// own.
+fn respond_part_reads(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    reads: Vec<PartRead>,
+    start: u64,
+    end: u64,
+) -> GetObjectOutput {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    // Spawned work stays in the request's span (its request id).
+    tokio::spawn(
+        pump_parts(
+            gw.clone(),
+            reads,
+            (bucket.to_owned(), key.to_owned(), obj.upstream_etag.clone()),
+            tx,
+        )
+        .instrument(tracing::Span::current()),
+    );
+    let mut out = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )),
+        content_length: Some((end - start) as i64),
+        content_range: Some(format!("bytes {}-{}/{}", start, end - 1, obj.plaintext_len)),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+        last_modified: obj.last_modified.clone(),
+        ..Default::default()
+    };
+    apply_meta!(out, &obj.meta);
+    out
+}
+
+/// What to fetch of a located object and how to open it: a single-part
+/// object's covering segments (a range) or whole body (its header checked
+/// against the metadata's); a multipart object whole, trimmed to the range.
+fn plan_read(
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    ranged: bool,
+    start: u64,
+    end: u64,
+) -> S3Result<(Option<String>, Plan)> {
+    let ferr = |e| format_err(e, bucket, key);
+    Ok(match &obj.header {
+        Some(h) if ranged && start < end => {
+            let span = part_span(obj.plaintext_len, start, end).map_err(ferr)?;
+            let cipher = h.verify(&obj.dek).map_err(ferr)?;
+            (
+                Some(format!(
+                    "bytes={}-{}",
+                    span.ciphertext_start,
+                    span.ciphertext_end - 1
+                )),
+                Plan::Span(Box::new(PartOpener::for_span(h, cipher, &span))),
+            )
+        }
+        Some(h) => {
+            let cipher = h.verify(&obj.dek).map_err(ferr)?;
+            (
+                None,
+                Plan::Whole {
+                    expected_header: Box::new(h.to_bytes()),
+                    seen: Vec::with_capacity(HEADER_LEN),
+                    opener: Box::new(PartOpener::new(h, cipher)),
+                },
+            )
+        }
+        None => (
+            None,
+            Plan::Multipart {
+                skip: start,
+                take: end - start,
+            },
+        ),
+    })
+}
+
+/// Streams `body` through `plan` in a task of its own; the receiver gets
+/// plaintext per verified segment, or an error that aborts the response
+/// (logged with its precise cause).
+fn spawn_pump(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    body: Body,
+    plan: Plan,
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    let keys = gw.keys.get();
+    let check = Expected {
+        binding: obj.binding,
+        parts: obj.parts,
+        plaintext_len: obj.plaintext_len,
+    };
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    tokio::spawn(
+        async move {
+            let name = ObjectName {
+                bucket: &bucket,
+                key: &key,
+            };
+            let result = pump(body, plan, keys.as_ref(), name, check, &tx).await;
+            if let Err(e) = result {
+                // Log with the precise cause, then abort the client's response.
+                let message = format!("sealgate aborted the response: {e}");
+                e.report(&bucket, &key);
+                let _ = tx.send(Err(std::io::Error::other(message))).await;
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
+    rx
+}
+
+/// What a streamed object must turn out to be: bound to its name by
+/// `binding`, and (multipart) of `parts` part streams holding
+/// `plaintext_len` bytes, as the HEAD said.
+struct Expected {
+    binding: [u8; 32],
+    parts: u32,
+    plaintext_len: u64,
 }
 
 enum Plan {
@@ -865,20 +923,15 @@ enum Plan {
     Multipart { skip: u64, take: u64 },
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn pump(
     mut body: Body,
-    plan: Plan,
+    mut plan: Plan,
     keys: &crate::keys::KeyStore,
-    bucket: &str,
-    key: &str,
-    binding: [u8; 32],
-    (parts, plaintext_len): (u32, u64),
+    name: ObjectName<'_>,
+    expected: Expected,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), ReadError> {
-    let name = ObjectName { bucket, key };
-    let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, binding));
-    let (mut plan, mut released) = (plan, 0u64);
+    let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, expected.binding));
     let mut out = Vec::new();
     loop {
         let chunk = match body.next().await {
@@ -922,7 +975,6 @@ async fn pump(
                 *take -= out.len() as u64;
             }
         }
-        released += out.len() as u64;
         if !out.is_empty() && tx.send(Ok(Bytes::copy_from_slice(&out))).await.is_err() {
             return Ok(()); // client went away
         }
@@ -942,10 +994,9 @@ async fn pump(
         Plan::Multipart { .. } => {
             let opened = object.finish()?;
             // Cross-check with what the listing/HEAD said (FORMAT.md §Limits).
-            if opened.parts != parts || opened.plaintext_len != plaintext_len {
+            if opened.parts != expected.parts || opened.plaintext_len != expected.plaintext_len {
                 return Err(FormatError::Truncated { part: opened.parts }.into());
             }
-            let _ = released;
             Ok(())
         }
     }
