@@ -682,27 +682,7 @@ pub(super) async fn get_object(
         return super::passthrough::get_plain(gw, i).await;
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    // A whole object needs one upstream GET for its body: the response
-    // headers carry what the HEAD would (metadata, ETag, length), so the
-    // body is kept and streamed below (a multipart object still reads its
-    // part headers first, pinned to that ETag). Ranges take the HEAD
-    // first, to plan what to fetch.
-    let mut prefetched = None;
-    let located = if i.range.is_none() {
-        let download = gw
-            .upstream
-            .get_object(GetRequest {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                ..Default::default()
-            })
-            .await
-            .map_err(upstream_object)?;
-        prefetched = Some(download.body);
-        locate_from(gw, &bucket, &key, download.info).await
-    } else {
-        locate(gw, &bucket, &key).await
-    };
+    let (located, prefetched) = locate_for_get(gw, &bucket, &key, i.range.is_none()).await?;
     let obj = match located {
         Ok(o) => o,
         Err(e) if super::passthrough::is_not_sealed(&e) => {
@@ -777,6 +757,34 @@ pub(super) async fn get_object(
     }
     apply_meta!(out, &obj.meta);
     Ok(S3Response::new(out))
+}
+
+/// Locates an object for a GET. A whole object needs one upstream GET for
+/// its body: the response headers carry what the HEAD would (metadata,
+/// ETag, length), so the body is returned to be streamed (a multipart
+/// object still reads its part headers first, pinned to that ETag). A
+/// range takes the HEAD first, to plan what to fetch. The outer error is
+/// the provider's refusal of that first request.
+async fn locate_for_get(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    whole: bool,
+) -> S3Result<(S3Result<Located>, Option<Body>)> {
+    if !whole {
+        return Ok((locate(gw, bucket, key).await, None));
+    }
+    let download = gw
+        .upstream
+        .get_object(GetRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(upstream_object)?;
+    let located = locate_from(gw, bucket, key, download.info).await;
+    Ok((located, Some(download.body)))
 }
 
 /// The answer to a ranged GET of a multipart object read part by part
