@@ -147,3 +147,113 @@ pub const META_ENVELOPE: &str = "sealgate-env";
 pub const META_BINDING: &str = "sealgate-bind";
 /// S3 metadata key holding the sealed metadata blob.
 pub const META_SEALED: &str = "sealgate-meta";
+
+/// The S3 metadata sealgate stores with each object: where it starts (the
+/// part header of a single-part object, or the envelope of a multipart
+/// one), its name binding and its sealed metadata blob. This type owns the
+/// key names (`sealgate-hdr`, `-env`, `-bind`, `-meta`) and their encoding
+/// (base64, hex); nothing else spells them.
+#[derive(Debug, Clone)]
+pub struct StoredMetadata {
+    /// What the object starts from.
+    pub start: StoredStart,
+    /// The binding tag for the object's current name.
+    pub binding: [u8; 32],
+    /// The sealed metadata blob (as [`seal`] made it), if stored.
+    pub sealed: Option<String>,
+}
+
+/// What a stored object's metadata says it starts from.
+#[derive(Debug, Clone)]
+pub enum StoredStart {
+    /// A single-part object: its 212-byte part header (parsed, not verified).
+    Header(Box<super::header::PartHeader>),
+    /// A multipart object: its envelope.
+    Envelope(Envelope),
+}
+
+impl StoredStart {
+    /// The object's envelope.
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            StoredStart::Header(h) => &h.envelope,
+            StoredStart::Envelope(e) => e,
+        }
+    }
+}
+
+impl StoredMetadata {
+    /// Whether S3 metadata names a sealgate object (a header or an
+    /// envelope), whatever the rest holds.
+    pub fn names_sealed_object<V>(stored: &std::collections::HashMap<String, V>) -> bool {
+        stored.contains_key(META_HEADER) || stored.contains_key(META_ENVELOPE)
+    }
+
+    /// Reads sealgate's fields from an object's S3 metadata: the header or
+    /// envelope first ([`FormatError::NotSealed`] when neither is there),
+    /// then the binding tag ([`FormatError::BindingMismatch`] when missing
+    /// or malformed). Nothing is verified here.
+    pub fn decode(
+        stored: &std::collections::HashMap<String, String>,
+    ) -> Result<StoredMetadata, FormatError> {
+        let decode = |v: &String| {
+            STANDARD
+                .decode(v.trim())
+                .map_err(|_| FormatError::Metadata("metadata is not base64"))
+        };
+        let start = match (stored.get(META_HEADER), stored.get(META_ENVELOPE)) {
+            (Some(h), _) => {
+                StoredStart::Header(Box::new(super::header::PartHeader::parse(&decode(h)?)?))
+            }
+            (None, Some(e)) => StoredStart::Envelope(Envelope::parse(&decode(e)?)?),
+            (None, None) => return Err(FormatError::NotSealed),
+        };
+        let mut binding = [0u8; 32];
+        stored
+            .get(META_BINDING)
+            .and_then(|t| hex::decode_to_slice(t.trim(), &mut binding).ok())
+            .ok_or(FormatError::BindingMismatch)?;
+        Ok(StoredMetadata {
+            start,
+            binding,
+            sealed: stored.get(META_SEALED).cloned(),
+        })
+    }
+
+    /// The S3 metadata for a single-part object whose part header is
+    /// `header` (its bytes as written before the body).
+    pub fn single_part(
+        header: &[u8],
+        binding: &[u8; 32],
+        sealed: String,
+    ) -> std::collections::HashMap<String, String> {
+        Self::encode(META_HEADER, STANDARD.encode(header), binding, sealed)
+    }
+
+    /// The S3 metadata for a multipart object under `envelope`.
+    pub fn multipart(
+        envelope: &Envelope,
+        binding: &[u8; 32],
+        sealed: String,
+    ) -> std::collections::HashMap<String, String> {
+        Self::encode(
+            META_ENVELOPE,
+            STANDARD.encode(envelope.to_bytes()),
+            binding,
+            sealed,
+        )
+    }
+
+    fn encode(
+        start_key: &str,
+        start: String,
+        binding: &[u8; 32],
+        sealed: String,
+    ) -> std::collections::HashMap<String, String> {
+        std::collections::HashMap::from([
+            (start_key.to_owned(), start),
+            (META_BINDING.to_owned(), hex::encode(binding)),
+            (META_SEALED.to_owned(), sealed),
+        ])
+    }
+}

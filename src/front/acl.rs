@@ -6,7 +6,6 @@
 
 use super::Gateway;
 use super::error::{upstream_bucket, upstream_object};
-use crate::upstream::UpstreamError;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -37,12 +36,9 @@ pub async fn get_bucket_acl(
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     gw.upstream
-        .client
-        .head_bucket()
-        .bucket(&req.input.bucket)
-        .send()
+        .head_bucket(&req.input.bucket)
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_bucket)?;
     Ok(S3Response::new(GetBucketAclOutput {
         owner: Some(owner()),
         grants: Some(owner_full_control()),
@@ -61,13 +57,9 @@ pub async fn get_object_acl(
         ));
     }
     gw.upstream
-        .client
-        .head_object()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .send()
+        .head_object(&i.bucket, &i.key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     Ok(S3Response::new(GetObjectAclOutput {
         owner: Some(owner()),
         grants: Some(owner_full_control()),

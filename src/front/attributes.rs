@@ -9,7 +9,7 @@ use super::error::upstream_object;
 use super::get::{locate, stored_part_headers};
 use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
-use crate::upstream::UpstreamError;
+use crate::upstream::AttributesRequest;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -152,62 +152,53 @@ async fn provider_attributes(
     i: GetObjectAttributesInput,
     asked: &[String],
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-    let attributes = asked
-        .iter()
-        .map(|a| aws_sdk_s3::types::ObjectAttributes::from(a.as_str()))
-        .collect();
     let r = gw
         .upstream
-        .client
-        .get_object_attributes()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .set_object_attributes(Some(attributes))
-        .set_max_parts(i.max_parts)
-        .set_part_number_marker(i.part_number_marker.map(|m| m.to_string()))
-        .send()
+        .object_attributes(AttributesRequest {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            attributes: asked.to_vec(),
+            max_parts: i.max_parts,
+            part_number_marker: i.part_number_marker.map(|m| m.to_string()),
+        })
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let checksum = r.checksum().map(|c| Checksum {
-        checksum_crc32: c.checksum_crc32().map(str::to_owned),
-        checksum_crc32c: c.checksum_crc32_c().map(str::to_owned),
-        checksum_crc64nvme: c.checksum_crc64_nvme().map(str::to_owned),
-        checksum_sha1: c.checksum_sha1().map(str::to_owned),
-        checksum_sha256: c.checksum_sha256().map(str::to_owned),
-        checksum_type: c
-            .checksum_type()
-            .map(|t| ChecksumType::from(t.as_str().to_owned())),
+        .map_err(upstream_object)?;
+    let checksum = r.checksum.map(|(c, checksum_type)| Checksum {
+        checksum_crc32: c.crc32,
+        checksum_crc32c: c.crc32c,
+        checksum_crc64nvme: c.crc64nvme,
+        checksum_sha1: c.sha1,
+        checksum_sha256: c.sha256,
+        checksum_type: checksum_type.map(ChecksumType::from),
     });
-    let object_parts = r.object_parts().map(|p| GetObjectAttributesParts {
-        total_parts_count: p.total_parts_count(),
-        part_number_marker: p.part_number_marker().and_then(|m| m.parse().ok()),
-        next_part_number_marker: p.next_part_number_marker().and_then(|m| m.parse().ok()),
-        max_parts: p.max_parts(),
-        is_truncated: p.is_truncated(),
+    let object_parts = r.parts.map(|p| GetObjectAttributesParts {
+        total_parts_count: p.total_parts_count,
+        part_number_marker: p.part_number_marker.and_then(|m| m.parse().ok()),
+        next_part_number_marker: p.next_part_number_marker.and_then(|m| m.parse().ok()),
+        max_parts: p.max_parts,
+        is_truncated: p.is_truncated,
         parts: Some(
-            p.parts()
-                .iter()
-                .map(|part| ObjectPart {
-                    part_number: part.part_number(),
-                    size: part.size(),
-                    checksum_crc32: part.checksum_crc32().map(str::to_owned),
-                    checksum_crc32c: part.checksum_crc32_c().map(str::to_owned),
-                    checksum_crc64nvme: part.checksum_crc64_nvme().map(str::to_owned),
-                    checksum_sha1: part.checksum_sha1().map(str::to_owned),
-                    checksum_sha256: part.checksum_sha256().map(str::to_owned),
+            p.parts
+                .into_iter()
+                .map(|(part_number, size, c)| ObjectPart {
+                    part_number,
+                    size,
+                    checksum_crc32: c.crc32,
+                    checksum_crc32c: c.crc32c,
+                    checksum_crc64nvme: c.crc64nvme,
+                    checksum_sha1: c.sha1,
+                    checksum_sha256: c.sha256,
                 })
                 .collect(),
         ),
     });
     Ok(S3Response::new(GetObjectAttributesOutput {
         e_tag: r
-            .e_tag()
+            .e_tag
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
-        last_modified: r.last_modified().and_then(super::timestamp),
-        object_size: r.object_size(),
-        storage_class: r
-            .storage_class()
-            .map(|c| StorageClass::from(c.as_str().to_owned())),
+        last_modified: r.last_modified.map(Timestamp::from),
+        object_size: r.object_size,
+        storage_class: r.storage_class.map(StorageClass::from),
         checksum,
         object_parts,
         ..Default::default()

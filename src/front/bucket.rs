@@ -2,7 +2,7 @@
 
 use super::Gateway;
 use super::error::upstream_bucket;
-use crate::upstream::UpstreamError;
+use crate::upstream::ListRequest;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -17,20 +17,13 @@ pub async fn list_buckets(
         .get::<crate::auth::VisibleBuckets>()
         .cloned()
         .unwrap_or(crate::auth::VisibleBuckets::Only(Vec::new()));
-    let out = gw
-        .upstream
-        .client
-        .list_buckets()
-        .send()
-        .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let buckets = out
-        .buckets()
-        .iter()
-        .filter(|b| b.name().is_some_and(|n| visible.shows(n)))
+    let listed = gw.upstream.list_buckets().await.map_err(upstream_bucket)?;
+    let buckets = listed
+        .into_iter()
+        .filter(|b| b.name.as_deref().is_some_and(|n| visible.shows(n)))
         .map(|b| Bucket {
-            name: b.name().map(str::to_owned),
-            creation_date: b.creation_date().and_then(super::timestamp),
+            name: b.name,
+            creation_date: b.creation_date.map(Timestamp::from),
             ..Default::default()
         })
         .collect();
@@ -50,12 +43,9 @@ pub async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let bucket = req.input.bucket;
     gw.upstream
-        .client
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
+        .create_bucket(&bucket)
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_bucket)?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
     }))
@@ -64,13 +54,9 @@ pub async fn create_bucket(
 /// Asks the provider whether the bucket exists and is reachable.
 async fn bucket_exists(gw: &Gateway, bucket: &str) -> S3Result<()> {
     gw.upstream
-        .client
-        .head_bucket()
-        .bucket(bucket)
-        .send()
+        .head_bucket(bucket)
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    Ok(())
+        .map_err(upstream_bucket)
 }
 
 pub async fn head_bucket(
@@ -90,26 +76,23 @@ pub async fn delete_bucket(
     // enough to refuse, as S3 does.
     let listed = gw
         .upstream
-        .client
-        .list_objects_v2()
-        .bucket(&req.input.bucket)
-        .max_keys(1)
-        .send()
+        .list_objects_v2(ListRequest {
+            bucket: req.input.bucket.clone(),
+            max_keys: Some(1),
+            ..Default::default()
+        })
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    if !listed.contents().is_empty() || !listed.common_prefixes().is_empty() {
+        .map_err(upstream_bucket)?;
+    if !listed.contents.is_empty() || !listed.common_prefixes.is_empty() {
         return Err(s3s::s3_error!(
             BucketNotEmpty,
             "The bucket you tried to delete is not empty"
         ));
     }
     gw.upstream
-        .client
-        .delete_bucket()
-        .bucket(&req.input.bucket)
-        .send()
+        .delete_bucket(&req.input.bucket)
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_bucket)?;
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }
 
@@ -119,21 +102,10 @@ pub async fn get_bucket_location(
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     // The provider's location where it has one (clients pick the signing
     // region from it); an empty answer means us-east-1, as on S3.
-    let out = gw
-        .upstream
-        .client
-        .get_bucket_location()
-        .bucket(&req.input.bucket)
-        .send()
-        .await;
-    let location = match out {
-        Ok(o) => o
-            .location_constraint()
-            .map(|l| l.as_str().to_owned())
-            .filter(|l| !l.is_empty()),
+    let location = match gw.upstream.bucket_location(&req.input.bucket).await {
+        Ok(l) => l.filter(|l| !l.is_empty()),
         // A provider without the call still answers HEAD for the bucket.
         Err(e) => {
-            let e = UpstreamError::from_sdk(e);
             if e.status() == Some(404) {
                 return Err(upstream_bucket(e));
             }

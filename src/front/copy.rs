@@ -13,11 +13,9 @@ use super::error::{format as format_err, upstream_object};
 use super::get::{Located, locate, stored_part_headers};
 use super::put::{check_metadata_size, object_metadata};
 use super::{Gateway, client_etag};
-use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED};
+use crate::format::metadata::{self, StoredMetadata};
 use crate::format::{ObjectName, OsRandom};
-use crate::upstream::UpstreamError;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::upstream::{CompleteRequest, CopyRequest, PartCopyRequest, UpstreamError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -95,16 +93,9 @@ pub async fn copy_object(
     let stored_meta = |meta: &metadata::ObjectMetadata| {
         let sealed =
             metadata::seal(&src.envelope, &src.dek, dest, meta, &mut OsRandom).map_err(ferr)?;
-        let mut upstream_meta = HashMap::from([
-            (META_BINDING.to_owned(), hex::encode(tag)),
-            (META_SEALED.to_owned(), sealed),
-        ]);
-        match &src.header {
-            Some(h) => upstream_meta.insert(META_HEADER.to_owned(), B64.encode(h.to_bytes())),
-            None => upstream_meta.insert(
-                META_ENVELOPE.to_owned(),
-                B64.encode(src.envelope.to_bytes()),
-            ),
+        let upstream_meta = match &src.header {
+            Some(h) => StoredMetadata::single_part(&h.to_bytes(), &tag, sealed),
+            None => StoredMetadata::multipart(&src.envelope, &tag, sealed),
         };
         Ok::<_, s3s::S3Error>(upstream_meta)
     };
@@ -118,27 +109,18 @@ pub async fn copy_object(
     let source = copy_source(src_bucket, src_key);
 
     let (etag, last_modified) = if src.header.is_some() {
-        let out = gw
+        let copied = gw
             .upstream
-            .client
-            .copy_object()
-            .bucket(&i.bucket)
-            .key(crate::upstream::key(&i.key))
-            .copy_source(&source)
-            .copy_source_if_match(&src.upstream_etag)
-            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-            .content_type("application/octet-stream")
-            .set_metadata(Some(upstream_meta))
-            .customize()
-            .config_override(crate::upstream::long_running())
-            .send()
+            .copy_object(CopyRequest {
+                bucket: i.bucket.clone(),
+                key: i.key.clone(),
+                source: source.clone(),
+                source_if_match: src.upstream_etag.clone(),
+                metadata: upstream_meta,
+            })
             .await
-            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        let r = out.copy_object_result();
-        (
-            r.and_then(|r| r.e_tag()).map(str::to_owned),
-            r.and_then(|r| r.last_modified()).and_then(super::timestamp),
-        )
+            .map_err(upstream_object)?;
+        (copied.e_tag, copied.last_modified.map(Timestamp::from))
     } else {
         let etag = copy_parts(gw, &src, (src_bucket, src_key), &i, &source, upstream_meta).await?;
         (etag, Some(Timestamp::from(time::OffsetDateTime::now_utc())))
@@ -173,26 +155,17 @@ pub(super) async fn replace_metadata(
     etag: &str,
     upstream_meta: HashMap<String, String>,
 ) -> Result<Option<String>, UpstreamError> {
-    let out = gw
+    let copied = gw
         .upstream
-        .client
-        .copy_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .copy_source(copy_source(bucket, key))
-        .copy_source_if_match(etag)
-        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-        .content_type("application/octet-stream")
-        .set_metadata(Some(upstream_meta))
-        .customize()
-        .config_override(crate::upstream::long_running())
-        .send()
-        .await
-        .map_err(UpstreamError::from_sdk)?;
-    Ok(out
-        .copy_object_result()
-        .and_then(|r| r.e_tag())
-        .map(str::to_owned))
+        .copy_object(CopyRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source: copy_source(bucket, key),
+            source_if_match: etag.to_owned(),
+            metadata: upstream_meta,
+        })
+        .await?;
+    Ok(copied.e_tag)
 }
 
 /// Copies a multipart source part by part into a new upload at the
@@ -205,20 +178,12 @@ async fn copy_parts(
     source: &str,
     upstream_meta: HashMap<String, String>,
 ) -> S3Result<Option<String>> {
-    let c = &gw.upstream.client;
-    let created = c
-        .create_multipart_upload()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .content_type("application/octet-stream")
-        .set_metadata(Some(upstream_meta))
-        .send()
+    let upstream = &gw.upstream;
+    let upload = upstream
+        .create_multipart_upload(&i.bucket, &i.key, upstream_meta)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let upload = created
-        .upload_id()
-        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?
-        .to_owned();
+        .map_err(upstream_object)?
+        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
     let result = async {
         // Every part (and the completion record) is verified before its
         // bytes are copied: a copy must not launder a truncated source.
@@ -227,59 +192,41 @@ async fn copy_parts(
         let mut offset = 0u64;
         for h in headers {
             let (n, len) = (h.part_number, h.stored_len());
-            let out = c
-                .upload_part_copy()
-                .bucket(&i.bucket)
-                .key(crate::upstream::key(&i.key))
-                .upload_id(&upload)
-                .part_number(n as i32)
-                .copy_source(source)
-                .copy_source_if_match(&src.upstream_etag)
-                .copy_source_range(format!("bytes={}-{}", offset, offset + len - 1))
-                .customize()
-                .config_override(crate::upstream::long_running())
-                .send()
+            let etag = upstream
+                .upload_part_copy(PartCopyRequest {
+                    bucket: i.bucket.clone(),
+                    key: i.key.clone(),
+                    upload_id: upload.clone(),
+                    part_number: n as i32,
+                    source: source.to_owned(),
+                    source_if_match: src.upstream_etag.clone(),
+                    source_range: format!("bytes={}-{}", offset, offset + len - 1),
+                })
                 .await
-                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-            let etag = out
-                .copy_part_result()
-                .and_then(|r| r.e_tag())
-                .unwrap_or_default()
-                .to_owned();
-            parts.push(
-                aws_sdk_s3::types::CompletedPart::builder()
-                    .part_number(n as i32)
-                    .e_tag(etag)
-                    .build(),
-            );
+                .map_err(upstream_object)?
+                .unwrap_or_default();
+            parts.push((n as i32, etag));
             offset += len;
         }
-        let done = c
-            .complete_multipart_upload()
-            .bucket(&i.bucket)
-            .key(crate::upstream::key(&i.key))
-            .upload_id(&upload)
-            .multipart_upload(
-                aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .customize()
-            .config_override(crate::upstream::long_running())
-            .send()
+        let done = upstream
+            .complete_multipart_upload(CompleteRequest {
+                bucket: i.bucket.clone(),
+                key: i.key.clone(),
+                upload_id: upload.clone(),
+                parts,
+                ..Default::default()
+            })
             .await
-            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        Ok(done.e_tag().map(str::to_owned))
+            .map_err(upstream_object)?;
+        Ok(done.e_tag)
     }
     .await;
-    if result.is_err() {
-        let _ = c
-            .abort_multipart_upload()
-            .bucket(&i.bucket)
-            .key(crate::upstream::key(&i.key))
-            .upload_id(&upload)
-            .send()
-            .await;
+    if result.is_err()
+        && let Err(cause) = upstream
+            .abort_multipart_upload(&i.bucket, &i.key, &upload)
+            .await
+    {
+        tracing::debug!(bucket = %i.bucket, key = %i.key, %cause, "copy upload not aborted");
     }
     result
 }

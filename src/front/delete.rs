@@ -2,8 +2,6 @@
 
 use super::Gateway;
 use super::error::upstream_object;
-use crate::upstream::UpstreamError;
-use aws_sdk_s3::types as up;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -13,13 +11,9 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let i = req.input;
     gw.upstream
-        .client
-        .delete_object()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .send()
+        .delete_object(&i.bucket, &i.key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -38,42 +32,27 @@ pub async fn delete_objects(
             "The XML you provided was not well-formed or did not validate against our published schema: at most {MAX_DELETE_KEYS} keys per DeleteObjects request"
         ));
     }
-    let objects = i
-        .delete
-        .objects
-        .iter()
-        .map(|o| up::ObjectIdentifier::builder().key(&o.key).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| s3_error!(MalformedXML))?;
-    let delete = up::Delete::builder()
-        .set_objects(Some(objects))
-        .quiet(i.delete.quiet.unwrap_or(false))
-        .build()
-        .map_err(|_| s3_error!(MalformedXML))?;
+    let keys: Vec<String> = i.delete.objects.iter().map(|o| o.key.clone()).collect();
     let out = gw
         .upstream
-        .client
-        .delete_objects()
-        .bucket(&i.bucket)
-        .delete(delete)
-        .send()
+        .delete_objects(&i.bucket, &keys, i.delete.quiet.unwrap_or(false))
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     let deleted = out
-        .deleted()
-        .iter()
-        .map(|d| DeletedObject {
-            key: d.key().map(str::to_owned),
+        .deleted
+        .into_iter()
+        .map(|key| DeletedObject {
+            key,
             ..Default::default()
         })
         .collect();
     let errors = out
-        .errors()
-        .iter()
+        .errors
+        .into_iter()
         .map(|e| Error {
-            key: e.key().map(str::to_owned),
-            code: e.code().map(str::to_owned),
-            message: e.message().map(str::to_owned),
+            key: e.key,
+            code: e.code,
+            message: e.message,
             ..Default::default()
         })
         .collect();

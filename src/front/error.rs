@@ -92,7 +92,10 @@ fn upstream(e: UpstreamError, not_found: S3ErrorCode) -> S3Error {
                 }
             }
         }
-        UpstreamError::Transport(_) => {
+        UpstreamError::Transport(_)
+        | UpstreamError::Timeout(_)
+        | UpstreamError::BodyCut(_)
+        | UpstreamError::Stalled { .. } => {
             tracing::warn!(cause = %e, "upstream unreachable");
             s3_error!(ServiceUnavailable, "the storage provider is unreachable")
         }

@@ -10,21 +10,17 @@
 
 use super::error::{format as format_err, upstream_object};
 use super::multipart::MIN_PART;
-use super::{Gateway, client_etag, etag_parts, timestamp};
+use super::{Gateway, client_etag, etag_parts};
 use crate::format::FORMAT_V1;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
-use crate::format::metadata::{
-    self, META_BINDING, META_ENVELOPE, META_HEADER, META_SEALED, ObjectMetadata,
-};
+use crate::format::metadata::{self, ObjectMetadata, StoredMetadata, StoredStart};
 use crate::format::size::{
     ByteRange, object_plaintext_len, part_ciphertext_len, part_plaintext_len, part_span,
     uniform_part_position,
 };
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
-use crate::upstream::UpstreamError;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::upstream::{Body, GetRequest, ObjectInfo};
 use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -81,50 +77,28 @@ pub(super) struct Located {
 pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
     let head = gw
         .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
+        .head_object(bucket, key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     locate_from(gw, bucket, key, head).await
 }
 
 /// [`locate`] from a HEAD's answer already at hand.
-async fn locate_from(
-    gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    head: aws_sdk_s3::operation::head_object::HeadObjectOutput,
-) -> S3Result<Located> {
+async fn locate_from(gw: &Gateway, bucket: &str, key: &str, head: ObjectInfo) -> S3Result<Located> {
     let ferr = |e| format_err(e, bucket, key);
     let empty = HashMap::new();
-    let m = head.metadata().unwrap_or(&empty);
-    let decode = |v: &String| {
-        B64.decode(v.trim())
-            .map_err(|_| FormatError::Metadata("metadata is not base64"))
+    let m = head.metadata.as_ref().unwrap_or(&empty);
+    let stored = StoredMetadata::decode(m).map_err(ferr)?;
+    let binding = stored.binding;
+    let (envelope, header) = match stored.start {
+        StoredStart::Header(h) => (h.envelope.clone(), Some(*h)),
+        StoredStart::Envelope(e) => (e, None),
     };
-    let (envelope, header) = match (m.get(META_HEADER), m.get(META_ENVELOPE)) {
-        (Some(h), _) => {
-            let h = PartHeader::parse(&decode(h).map_err(ferr)?).map_err(ferr)?;
-            (h.envelope.clone(), Some(h))
-        }
-        (None, Some(e)) => (
-            Envelope::parse(&decode(e).map_err(ferr)?).map_err(ferr)?,
-            None,
-        ),
-        (None, None) => return Err(ferr(FormatError::NotSealed)),
-    };
-    let mut binding = [0u8; 32];
-    m.get(META_BINDING)
-        .and_then(|t| hex::decode_to_slice(t.trim(), &mut binding).ok())
-        .ok_or_else(|| ferr(FormatError::BindingMismatch))?;
     let dek = envelope.open(gw.keys.get().as_ref()).map_err(ferr)?;
     envelope
         .check_binding(&dek, ObjectName { bucket, key }, &binding)
         .map_err(ferr)?;
-    let meta = match m.get(META_SEALED) {
+    let meta = match &stored.sealed {
         Some(s) => metadata::open(&envelope, &dek, ObjectName { bucket, key }, s).map_err(ferr)?,
         // Version 3 always writes sealed metadata: missing means stripped.
         None if metadata::required(&envelope) => {
@@ -132,16 +106,16 @@ async fn locate_from(
         }
         None => ObjectMetadata::default(),
     };
-    let upstream_etag = head.e_tag().unwrap_or_default().to_owned();
+    let upstream_etag = head.e_tag.clone().unwrap_or_default();
     let parts = etag_parts(&upstream_etag);
-    let stored = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
+    let stored = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
     let (plaintext_len, first, layout) = match &header {
         Some(h) => {
             // The size a HEAD reports comes from authenticated bytes only:
             // the header's commitment covers its length and kind.
             h.verify(&dek).map_err(ferr)?;
             // Only part 1 starts an object: the header of a later part put
-            // in `sealgate-hdr` would pass off the parts from there on as
+            // in the stored metadata would pass off the parts from there on as
             // the whole object (leading parts dropped).
             if h.part_number != 1 {
                 return Err(ferr(FormatError::PartMismatch {
@@ -163,7 +137,7 @@ async fn locate_from(
             )
         }
         None => {
-            let first = part_header_at(gw, bucket, key, &head_etag(&head), 0).await?;
+            let first = part_header_at(gw, bucket, key, &upstream_etag, 0).await?;
             if first.envelope != envelope
                 || first.part_number != 1
                 || first.kind == PartKind::Completion
@@ -173,7 +147,7 @@ async fn locate_from(
             first.verify(&dek).map_err(ferr)?;
             let sizes = Sizing {
                 name: (bucket, key),
-                etag: &head_etag(&head),
+                etag: &upstream_etag,
                 dek: &dek,
                 first: &first,
                 stored,
@@ -199,14 +173,10 @@ async fn locate_from(
         layout,
         plaintext_len,
         upstream_etag,
-        last_modified: head.last_modified().and_then(timestamp),
-        storage_class: head.storage_class().map(|c| c.as_str().to_owned()),
+        last_modified: head.last_modified.map(Timestamp::from),
+        storage_class: head.storage_class,
         meta,
     })
-}
-
-fn head_etag(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> String {
-    head.e_tag().unwrap_or_default().to_owned()
 }
 
 /// Reads the 212-byte part header at ciphertext offset `at` (one small
@@ -234,17 +204,17 @@ async fn read_header_at(
 ) -> S3Result<Result<PartHeader, FormatError>> {
     let resp = gw
         .upstream
-        .client
-        .get_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .range(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1))
-        .if_match(etag)
-        .send()
+        .get_object(GetRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            range: Some(format!("bytes={at}-{}", at + HEADER_LEN as u64 - 1)),
+            if_match: Some(etag.to_owned()),
+            if_none_match: None,
+        })
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     match resp.body.collect().await {
-        Ok(b) => Ok(PartHeader::parse(&b.into_bytes())),
+        Ok(b) => Ok(PartHeader::parse(&b)),
         // The connection failed, not the stored bytes: no tampering alarm.
         Err(e) => Err(provider_read_failed(bucket, key, &e.to_string())),
     }
@@ -392,18 +362,17 @@ async fn pump_parts(
     for mut read in reads {
         let resp = gw
             .upstream
-            .client
-            .get_object()
-            .bucket(&bucket)
-            .key(crate::upstream::key(&key))
-            .range(format!("bytes={}-{}", read.from, read.to))
-            .if_match(&etag)
-            .send()
+            .get_object(GetRequest {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                range: Some(format!("bytes={}-{}", read.from, read.to)),
+                if_match: Some(etag.clone()),
+                if_none_match: None,
+            })
             .await;
         let mut body = match resp {
             Ok(r) => r.body,
-            Err(e) => {
-                let cause = UpstreamError::from_sdk(e);
+            Err(cause) => {
                 let _ = provider_read_failed(&bucket, &key, &cause.to_string());
                 let _ = tx
                     .send(Err(std::io::Error::other("sealgate aborted the response")))
@@ -412,8 +381,8 @@ async fn pump_parts(
             }
         };
         let result: Result<(), ReadError> = async {
-            while let Some(chunk) = gw.upstream.next_chunk(&mut body).await {
-                let chunk = chunk.map_err(ReadError::Provider)?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ReadError::Provider(e.to_string()))?;
                 out.clear();
                 let used = read.opener.push(&chunk, &mut out)?;
                 if used < chunk.len() {
@@ -713,33 +682,7 @@ pub(super) async fn get_object(
         return super::passthrough::get_plain(gw, i).await;
     }
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    // A whole object needs one upstream GET for its body: the response
-    // headers carry what the HEAD would (metadata, ETag, length), so the
-    // body is kept and streamed below (a multipart object still reads its
-    // part headers first, pinned to that ETag). Ranges take the HEAD
-    // first, to plan what to fetch.
-    let mut prefetched = None;
-    let located = if i.range.is_none() {
-        let r = gw
-            .upstream
-            .client
-            .get_object()
-            .bucket(&bucket)
-            .key(crate::upstream::key(&key))
-            .send()
-            .await
-            .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-        let head = aws_sdk_s3::operation::head_object::HeadObjectOutput::builder()
-            .set_metadata(r.metadata().cloned())
-            .set_e_tag(r.e_tag().map(str::to_owned))
-            .set_content_length(r.content_length())
-            .set_last_modified(r.last_modified().cloned())
-            .build();
-        prefetched = Some(r.body);
-        locate_from(gw, &bucket, &key, head).await
-    } else {
-        locate(gw, &bucket, &key).await
-    };
+    let (located, prefetched) = locate_for_get(gw, &bucket, &key, i.range.is_none()).await?;
     let obj = match located {
         Ok(o) => o,
         Err(e) if super::passthrough::is_not_sealed(&e) => {
@@ -768,40 +711,136 @@ pub(super) async fn get_object(
         && start < end
         && let Some(reads) = plan_multipart_range(gw, &obj, &bucket, &key, (start, end)).await?
     {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-        // Spawned work stays in the request's span (its request id).
-        tokio::spawn(
-            pump_parts(
-                gw.clone(),
-                reads,
-                (bucket.clone(), key.clone(), obj.upstream_etag.clone()),
-                tx,
-            )
-            .instrument(tracing::Span::current()),
-        );
-        let mut out = GetObjectOutput {
-            body: Some(StreamingBlob::wrap(
-                tokio_stream::wrappers::ReceiverStream::new(rx),
-            )),
-            content_length: Some((end - start) as i64),
-            content_range: Some(format!("bytes {}-{}/{}", start, end - 1, p)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
-            last_modified: obj.last_modified,
-            ..Default::default()
-        };
-        apply_meta!(out, &obj.meta);
-        return Ok(S3Response::new(out));
+        return Ok(S3Response::new(respond_part_reads(
+            gw, &obj, &bucket, &key, reads, start, end,
+        )));
     }
+    let (upstream_range, plan) = plan_read(&obj, &bucket, &key, ranged, start, end)?;
+    let body = match prefetched {
+        Some(body) if upstream_range.is_none() => body,
+        _ => {
+            gw.upstream
+                .get_object(GetRequest {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    range: upstream_range,
+                    // The object must not change between HEAD and GET.
+                    if_match: Some(obj.upstream_etag.clone()),
+                    if_none_match: None,
+                })
+                .await
+                .map_err(upstream_object)?
+                .body
+        }
+    };
+    let rx = spawn_pump(gw, &obj, &bucket, &key, body, plan);
+    let mut out = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )),
+        content_length: Some((end - start) as i64),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+        last_modified: obj.last_modified,
+        ..Default::default()
+    };
+    if ranged {
+        out.content_range = Some(format!(
+            "bytes {}-{}/{}",
+            start,
+            end.saturating_sub(1),
+            obj.plaintext_len
+        ));
+    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
+        // S3 returns a full-object checksum only with the whole object.
+        super::checksums::apply_checksums!(out, &obj.meta.checksums);
+    }
+    apply_meta!(out, &obj.meta);
+    Ok(S3Response::new(out))
+}
 
-    // Single part: fetch only the covering segments. Multipart (ranges within
-    // parts arrive with multipart support): the whole object, trimmed.
-    let (upstream_range, plan) = match &obj.header {
+/// Locates an object for a GET. A whole object needs one upstream GET for
+/// its body: the response headers carry what the HEAD would (metadata,
+/// ETag, length), so the body is returned to be streamed (a multipart
+/// object still reads its part headers first, pinned to that ETag). A
+/// range takes the HEAD first, to plan what to fetch. The outer error is
+/// the provider's refusal of that first request.
+async fn locate_for_get(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    whole: bool,
+) -> S3Result<(S3Result<Located>, Option<Body>)> {
+    if !whole {
+        return Ok((locate(gw, bucket, key).await, None));
+    }
+    let download = gw
+        .upstream
+        .get_object(GetRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(upstream_object)?;
+    let located = locate_from(gw, bucket, key, download.info).await;
+    Ok((located, Some(download.body)))
+}
+
+/// The answer to a ranged GET of a multipart object read part by part
+/// ([`plan_multipart_range`]): the planned reads stream in a task of their
+/// own.
+fn respond_part_reads(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    reads: Vec<PartRead>,
+    start: u64,
+    end: u64,
+) -> GetObjectOutput {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    // Spawned work stays in the request's span (its request id).
+    tokio::spawn(
+        pump_parts(
+            gw.clone(),
+            reads,
+            (bucket.to_owned(), key.to_owned(), obj.upstream_etag.clone()),
+            tx,
+        )
+        .instrument(tracing::Span::current()),
+    );
+    let mut out = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )),
+        content_length: Some((end - start) as i64),
+        content_range: Some(format!("bytes {}-{}/{}", start, end - 1, obj.plaintext_len)),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
+        last_modified: obj.last_modified.clone(),
+        ..Default::default()
+    };
+    apply_meta!(out, &obj.meta);
+    out
+}
+
+/// What to fetch of a located object and how to open it: a single-part
+/// object's covering segments (a range) or whole body (its header checked
+/// against the metadata's); a multipart object whole, trimmed to the range.
+fn plan_read(
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    ranged: bool,
+    start: u64,
+    end: u64,
+) -> S3Result<(Option<String>, Plan)> {
+    let ferr = |e| format_err(e, bucket, key);
+    Ok(match &obj.header {
         Some(h) if ranged && start < end => {
-            let span = part_span(p, start, end).map_err(|e| format_err(e, &bucket, &key))?;
-            let cipher = h
-                .verify(&obj.dek)
-                .map_err(|e| format_err(e, &bucket, &key))?;
+            let span = part_span(obj.plaintext_len, start, end).map_err(ferr)?;
+            let cipher = h.verify(&obj.dek).map_err(ferr)?;
             (
                 Some(format!(
                     "bytes={}-{}",
@@ -812,9 +851,7 @@ pub(super) async fn get_object(
             )
         }
         Some(h) => {
-            let cipher = h
-                .verify(&obj.dek)
-                .map_err(|e| format_err(e, &bucket, &key))?;
+            let cipher = h.verify(&obj.dek).map_err(ferr)?;
             (
                 None,
                 Plan::Whole {
@@ -831,73 +868,54 @@ pub(super) async fn get_object(
                 take: end - start,
             },
         ),
-    };
-    let body = match prefetched {
-        Some(body) if upstream_range.is_none() => body,
-        _ => {
-            gw.upstream
-                .client
-                .get_object()
-                .bucket(&bucket)
-                .key(crate::upstream::key(&key))
-                .set_range(upstream_range)
-                // The object must not change between HEAD and GET.
-                .if_match(&obj.upstream_etag)
-                .send()
-                .await
-                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?
-                .body
-        }
-    };
+    })
+}
 
+/// Streams `body` through `plan` in a task of its own; the receiver gets
+/// plaintext per verified segment, or an error that aborts the response
+/// (logged with its precise cause).
+fn spawn_pump(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    body: Body,
+    plan: Plan,
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     let keys = gw.keys.get();
-    let binding = obj.binding;
-    let expected = (obj.parts, p);
-    let (b2, k2) = (bucket.clone(), key.clone());
-    let up = gw.upstream.clone();
+    let check = Expected {
+        binding: obj.binding,
+        parts: obj.parts,
+        plaintext_len: obj.plaintext_len,
+    };
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
     tokio::spawn(
         async move {
-            let result = pump(
-                (&up, body),
-                plan,
-                keys.as_ref(),
-                &b2,
-                &k2,
-                binding,
-                expected,
-                &tx,
-            )
-            .await;
+            let name = ObjectName {
+                bucket: &bucket,
+                key: &key,
+            };
+            let result = pump(body, plan, keys.as_ref(), name, check, &tx).await;
             if let Err(e) = result {
                 // Log with the precise cause, then abort the client's response.
                 let message = format!("sealgate aborted the response: {e}");
-                e.report(&b2, &k2);
+                e.report(&bucket, &key);
                 let _ = tx.send(Err(std::io::Error::other(message))).await;
             }
         }
         .instrument(tracing::Span::current()),
     );
+    rx
+}
 
-    let mut out = GetObjectOutput {
-        body: Some(StreamingBlob::wrap(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )),
-        content_length: Some((end - start) as i64),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
-        last_modified: obj.last_modified,
-        ..Default::default()
-    };
-    if ranged {
-        out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), p));
-    } else if super::checksums::enabled(i.checksum_mode.as_ref()) {
-        // S3 returns a full-object checksum only with the whole object.
-        super::checksums::apply_checksums!(out, &obj.meta.checksums);
-    }
-    apply_meta!(out, &obj.meta);
-    let _ = &obj.envelope;
-    Ok(S3Response::new(out))
+/// What a streamed object must turn out to be: bound to its name by
+/// `binding`, and (multipart) of `parts` part streams holding
+/// `plaintext_len` bytes, as the HEAD said.
+struct Expected {
+    binding: [u8; 32],
+    parts: u32,
+    plaintext_len: u64,
 }
 
 enum Plan {
@@ -913,28 +931,20 @@ enum Plan {
     Multipart { skip: u64, take: u64 },
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn pump(
-    (upstream, mut body): (
-        &crate::upstream::Upstream,
-        aws_sdk_s3::primitives::ByteStream,
-    ),
-    plan: Plan,
+    mut body: Body,
+    mut plan: Plan,
     keys: &crate::keys::KeyStore,
-    bucket: &str,
-    key: &str,
-    binding: [u8; 32],
-    (parts, plaintext_len): (u32, u64),
+    name: ObjectName<'_>,
+    expected: Expected,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), ReadError> {
-    let name = ObjectName { bucket, key };
-    let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, binding));
-    let (mut plan, mut released) = (plan, 0u64);
+    let mut object = ObjectOpener::new(keys, NameCheck::Tag(name, expected.binding));
     let mut out = Vec::new();
     loop {
-        let chunk = match upstream.next_chunk(&mut body).await {
+        let chunk = match body.next().await {
             Some(Ok(c)) => c,
-            Some(Err(e)) => return Err(ReadError::Provider(e)),
+            Some(Err(e)) => return Err(ReadError::Provider(e.to_string())),
             None => break,
         };
         let mut data: &[u8] = &chunk;
@@ -973,7 +983,6 @@ async fn pump(
                 *take -= out.len() as u64;
             }
         }
-        released += out.len() as u64;
         if !out.is_empty() && tx.send(Ok(Bytes::copy_from_slice(&out))).await.is_err() {
             return Ok(()); // client went away
         }
@@ -993,10 +1002,9 @@ async fn pump(
         Plan::Multipart { .. } => {
             let opened = object.finish()?;
             // Cross-check with what the listing/HEAD said (FORMAT.md §Limits).
-            if opened.parts != parts || opened.plaintext_len != plaintext_len {
+            if opened.parts != expected.parts || opened.plaintext_len != expected.plaintext_len {
                 return Err(FormatError::Truncated { part: opened.parts }.into());
             }
-            let _ = released;
             Ok(())
         }
     }

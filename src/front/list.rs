@@ -8,9 +8,9 @@
 //! their own records say, so a listing must carry the ETag HEAD gives.
 
 use super::error::upstream_bucket;
-use super::{Gateway, etag, etag_parts, timestamp};
+use super::{Gateway, etag, etag_parts};
 use crate::format::size::object_plaintext_len;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ListRequest, ListedObject};
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
@@ -30,30 +30,18 @@ pub const LIST_HEADS: usize = 16;
 /// The page's entries with every missing ETag filled in from a HEAD: a
 /// listing must give the sizes and ETags HEAD gives, or sync tools
 /// transfer the same files forever.
-async fn with_etags(
-    gw: &Gateway,
-    bucket: &str,
-    listed: &[aws_sdk_s3::types::Object],
-) -> Vec<aws_sdk_s3::types::Object> {
-    futures::stream::iter(listed.iter().cloned())
+async fn with_etags(gw: &Gateway, bucket: &str, listed: Vec<ListedObject>) -> Vec<ListedObject> {
+    futures::stream::iter(listed)
         .map(|o| async move {
-            let lacks = o.e_tag().is_none_or(str::is_empty);
-            let (Some(key), true) = (o.key(), lacks) else {
+            let lacks = o.e_tag.as_deref().is_none_or(str::is_empty);
+            let (Some(key), true) = (o.key.as_deref(), lacks) else {
                 return o;
             };
-            match gw
-                .upstream
-                .client
-                .head_object()
-                .bucket(bucket)
-                .key(crate::upstream::key(key))
-                .send()
-                .await
-            {
+            match gw.upstream.head_object(bucket, key).await {
                 // Only if it is still the same object (same stored size).
-                Ok(h) if h.content_length() == o.size() => {
+                Ok(h) if h.content_length == o.size => {
                     let mut o = o;
-                    o.e_tag = h.e_tag().map(str::to_owned);
+                    o.e_tag = h.e_tag;
                     o
                 }
                 _ => o,
@@ -104,34 +92,33 @@ impl Enc {
 /// A listed object as clients see it. In a passthrough bucket (`raw`)
 /// objects are listed as stored: size and ETag unconverted. `owner`: S3
 /// lists it in ListObjects (v1) always and in v2 with FetchOwner=true.
-fn object(o: &aws_sdk_s3::types::Object, enc: &Enc, raw: bool, owner: bool) -> Object {
-    let stored = o.size().unwrap_or(0);
+fn object(o: &ListedObject, enc: &Enc, raw: bool, owner: bool) -> Object {
+    let stored = o.size.unwrap_or(0);
     Object {
-        key: enc.s(o.key()),
+        key: enc.s(o.key.as_deref()),
         size: Some(if raw {
             stored
         } else {
-            plaintext_size(stored, o.e_tag())
+            plaintext_size(stored, o.e_tag.as_deref())
         }),
         e_tag: if raw {
-            o.e_tag()
+            o.e_tag
+                .as_deref()
                 .map(|e| ETag::Strong(e.trim_matches('"').to_owned()))
         } else {
-            etag(o.e_tag())
+            etag(o.e_tag.as_deref())
         },
-        last_modified: o.last_modified().and_then(timestamp),
-        storage_class: o
-            .storage_class()
-            .map(|s| ObjectStorageClass::from(s.as_str().to_owned())),
+        last_modified: o.last_modified.map(Timestamp::from),
+        storage_class: o.storage_class.clone().map(ObjectStorageClass::from),
         owner: owner.then(super::acl::owner),
         ..Default::default()
     }
 }
 
-fn prefixes(p: &[aws_sdk_s3::types::CommonPrefix], enc: &Enc) -> Vec<CommonPrefix> {
+fn prefixes(p: &[Option<String>], enc: &Enc) -> Vec<CommonPrefix> {
     p.iter()
         .map(|c| CommonPrefix {
-            prefix: enc.s(c.prefix()),
+            prefix: enc.s(c.as_deref()),
         })
         .collect()
 }
@@ -144,29 +131,29 @@ pub async fn list_objects_v2(
     let enc = Enc::of(&i.encoding_type);
     let out = gw
         .upstream
-        .client
-        .list_objects_v2()
-        .bucket(&i.bucket)
-        .set_prefix(i.prefix.clone())
-        .set_delimiter(i.delimiter.clone().filter(|d| !d.is_empty()))
-        .set_max_keys(i.max_keys)
-        .set_continuation_token(i.continuation_token.clone())
-        .set_start_after(i.start_after.clone())
-        .send()
+        .list_objects_v2(ListRequest {
+            bucket: i.bucket.clone(),
+            prefix: i.prefix.clone(),
+            delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
+            max_keys: i.max_keys,
+            continuation_token: i.continuation_token.clone(),
+            start_after: i.start_after.clone(),
+            ..Default::default()
+        })
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_bucket)?;
     let raw = gw.policy().passthrough(&i.bucket).is_some();
     let listed = if raw {
-        out.contents().to_vec()
+        out.contents
     } else {
-        with_etags(gw, &i.bucket, out.contents()).await
+        with_etags(gw, &i.bucket, out.contents).await
     };
     let fetch_owner = i.fetch_owner == Some(true);
     let contents: Vec<Object> = listed
         .iter()
         .map(|o| object(o, &enc, raw, fetch_owner))
         .collect();
-    let common = prefixes(out.common_prefixes(), &enc);
+    let common = prefixes(&out.common_prefixes, &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
         prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
@@ -175,8 +162,8 @@ pub async fn list_objects_v2(
         max_keys: Some(i.max_keys.unwrap_or(1000)),
         key_count: Some((contents.len() + common.len()) as i32),
         continuation_token: i.continuation_token,
-        next_continuation_token: out.next_continuation_token().map(str::to_owned),
-        is_truncated: Some(out.is_truncated().unwrap_or(false)),
+        next_continuation_token: out.next_continuation_token,
+        is_truncated: Some(out.is_truncated.unwrap_or(false)),
         start_after: enc.s(i.start_after.as_deref()),
         encoding_type: enc.ty(),
         contents: Some(contents),
@@ -193,35 +180,30 @@ pub async fn list_objects(
     let enc = Enc::of(&i.encoding_type);
     let out = gw
         .upstream
-        .client
-        .list_objects()
-        .bucket(&i.bucket)
-        .set_prefix(i.prefix.clone())
-        .set_delimiter(i.delimiter.clone().filter(|d| !d.is_empty()))
-        .set_max_keys(i.max_keys)
-        .set_marker(i.marker.clone())
-        .send()
+        .list_objects(ListRequest {
+            bucket: i.bucket.clone(),
+            prefix: i.prefix.clone(),
+            delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
+            max_keys: i.max_keys,
+            marker: i.marker.clone(),
+            ..Default::default()
+        })
         .await
-        .map_err(|e| upstream_bucket(UpstreamError::from_sdk(e)))?;
-    let raw = gw.policy().passthrough(&i.bucket).is_some();
-    let listed = if raw {
-        out.contents().to_vec()
-    } else {
-        with_etags(gw, &i.bucket, out.contents()).await
-    };
-    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw, true)).collect();
-    let truncated = out.is_truncated().unwrap_or(false);
+        .map_err(upstream_bucket)?;
+    let truncated = out.is_truncated.unwrap_or(false);
     // S3 returns NextMarker only with a delimiter; clients then use the last key.
-    let next_marker = out.next_marker().map(str::to_owned).or_else(|| {
+    let next_marker = out.next_marker.clone().or_else(|| {
         truncated
-            .then(|| {
-                out.contents()
-                    .last()
-                    .and_then(|o| o.key())
-                    .map(str::to_owned)
-            })
+            .then(|| out.contents.last().and_then(|o| o.key.clone()))
             .flatten()
     });
+    let raw = gw.policy().passthrough(&i.bucket).is_some();
+    let listed = if raw {
+        out.contents
+    } else {
+        with_etags(gw, &i.bucket, out.contents).await
+    };
+    let contents: Vec<Object> = listed.iter().map(|o| object(o, &enc, raw, true)).collect();
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
         prefix: enc.s(i.prefix.as_deref()).or(Some(String::new())),
@@ -232,7 +214,7 @@ pub async fn list_objects(
         is_truncated: Some(truncated),
         next_marker: enc.s(next_marker.as_deref()),
         encoding_type: enc.ty(),
-        common_prefixes: Some(prefixes(out.common_prefixes(), &enc)),
+        common_prefixes: Some(prefixes(&out.common_prefixes, &enc)),
         contents: Some(contents),
         ..Default::default()
     }))

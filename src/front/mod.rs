@@ -305,14 +305,6 @@ pub(crate) fn etag_parts(upstream: &str) -> u32 {
         .unwrap_or(1)
 }
 
-/// Converts an SDK timestamp into an s3s one.
-pub(crate) fn timestamp(t: &aws_smithy_types::DateTime) -> Option<Timestamp> {
-    let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .map(Timestamp::from)
-}
-
 /// The ETag DTO for a client ETag value.
 pub(crate) fn etag(upstream: Option<&str>) -> Option<ETag> {
     upstream.map(|e| ETag::Strong(client_etag(e)))

@@ -14,21 +14,22 @@
 //! and the 5 MiB minimum apply to *plaintext* sizes, and the format needs
 //! part numbers 1..N without gaps (FORMAT.md §Multipart objects).
 
+use super::Gateway;
 use super::error::{format as format_err, upstream_object};
 use super::put::{
-    Checks, MAX_PUT, check_metadata_size, client_checks, object_metadata, plaintext_length,
-    stream_part,
+    Checks, MAX_PUT, Sealing, check_metadata_size, client_checks, object_metadata,
+    plaintext_length, stream_part,
 };
-use super::{Gateway, timestamp};
 use crate::format::RandomSource;
 use crate::format::header::{HEADER_LEN, PartHeader, PartKind};
-use crate::format::metadata::{self, META_BINDING, META_ENVELOPE, META_SEALED};
+use crate::format::metadata::{self, StoredMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::upload_id;
 use crate::format::{Envelope, FORMAT_V1, ObjectName, OsRandom, size};
-use crate::upstream::UpstreamError;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::upstream::{
+    CompleteRequest, PartRequest, PartsPage, ProviderUpload, UploadBody, UploadsRequest,
+    UpstreamError,
+};
 use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use std::collections::{BTreeMap, HashMap};
@@ -121,26 +122,15 @@ pub async fn create_multipart_upload(
         &mut OsRandom,
     )
     .map_err(ferr)?;
-    let upstream_meta = HashMap::from([
-        (META_ENVELOPE.to_owned(), B64.encode(env.to_bytes())),
-        (META_BINDING.to_owned(), hex::encode(tag)),
-        (META_SEALED.to_owned(), sealed),
-    ]);
+    let upstream_meta = StoredMetadata::multipart(&env, &tag, sealed);
     check_metadata_size(&upstream_meta)?;
-    let out = gw
+    let provider_id = gw
         .upstream
-        .client
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key(crate::upstream::key(&key))
-        .content_type("application/octet-stream")
-        .set_metadata(Some(upstream_meta))
-        .send()
+        .create_multipart_upload(&bucket, &key, upstream_meta)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let provider_id = out
-        .upload_id()
+        .map_err(upstream_object)?
         .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
+    let provider_id = provider_id.as_str();
     let id = upload_id::encode(&env, &dek, name, provider_id);
     // The record lets ListMultipartUploads list this very id. It grants
     // nothing (the id authenticates itself), so an upload goes ahead
@@ -233,35 +223,26 @@ async fn seal_part(
         &mut OsRandom,
     )
     .map_err(ferr)?;
-    let request = gw
-        .upstream
-        .client
-        .upload_part()
-        .bucket(name.bucket)
-        .key(crate::upstream::key(name.key))
-        .upload_id(&id.upstream)
-        .part_number(part_number)
-        .content_length(size::part_ciphertext_len(len) as i64);
-    let out = stream_part(
+    let request = PartRequest {
+        bucket: name.bucket.to_owned(),
+        key: name.key.to_owned(),
+        upload_id: id.upstream.clone(),
+        part_number,
+        content_length: size::part_ciphertext_len(len),
+    };
+    let upstream = gw.upstream.clone();
+    let etag = stream_part(
         body,
         &header,
-        Some(sealer),
+        Sealing::Sealed(Box::new(sealer)),
         check,
         trailers,
         (name.bucket, name.key, None, gw.upstream.read_timeout()),
-        move |b| async move {
-            request
-                .body(b)
-                .customize()
-                .config_override(crate::upstream::long_running())
-                .send()
-                .await
-                .map_err(|e| upload_error(UpstreamError::from_sdk(e)))
-        },
+        move |b| async move { upstream.upload_part(request, b).await.map_err(upload_error) },
     )
     .await?
     .0;
-    Ok(out.e_tag().map(|e| ETag::Strong(client_part_etag(e))))
+    Ok(etag.map(|e| ETag::Strong(client_part_etag(&e))))
 }
 
 /// The ETag a client sees for a part the provider stored with ETag
@@ -310,75 +291,23 @@ fn part_kind(envelope: &Envelope, len: u64) -> PartKind {
 
 /// Upstream failures of calls on an upload: a 404 means the upload is gone.
 fn upload_error(e: UpstreamError) -> S3Error {
-    if e.status() == Some(404) && e.code() != Some("NoSuchBucket") {
+    if e.is_missing() {
         return no_such_upload();
     }
     upstream_object(e)
 }
 
-/// One part as the provider lists it.
-struct ProviderPart {
-    number: i32,
-    etag: String,
-    /// Stored (ciphertext) size.
-    size: u64,
-    last_modified: Option<Timestamp>,
-}
-
 /// One page of the provider's ListParts.
-struct PartsPage {
-    parts: Vec<ProviderPart>,
-    truncated: bool,
-    next_marker: Option<String>,
-    max_parts: Option<i32>,
-}
-
-/// One page of the provider's ListParts, read by the SDK, or leniently
-/// when the provider's answer is a 2xx the SDK refuses (moto names the root
-/// element ListPartsResponse).
 async fn list_parts_page(
     gw: &Gateway,
     (bucket, key, upload): (&str, &str, &str),
     marker: Option<String>,
     max_parts: Option<i32>,
 ) -> S3Result<PartsPage> {
-    let page = gw
-        .upstream
-        .client
-        .list_parts()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .upload_id(upload)
-        .set_part_number_marker(marker)
-        .set_max_parts(max_parts)
-        .send()
-        .await;
-    match page {
-        Ok(p) => Ok(PartsPage {
-            parts: p
-                .parts()
-                .iter()
-                .filter_map(|part| {
-                    Some(ProviderPart {
-                        number: part.part_number()?,
-                        etag: part.e_tag().unwrap_or_default().to_owned(),
-                        size: u64::try_from(part.size().unwrap_or(0)).unwrap_or(0),
-                        last_modified: part.last_modified().and_then(timestamp),
-                    })
-                })
-                .collect(),
-            truncated: p.is_truncated() == Some(true),
-            next_marker: p.next_part_number_marker().map(str::to_owned),
-            max_parts: p.max_parts(),
-        }),
-        Err(e) => match lenient_list_parts(&e) {
-            Some(doc) => {
-                tracing::debug!(%bucket, %key, "provider's ListParts read leniently");
-                Ok(doc)
-            }
-            None => Err(upload_error(UpstreamError::from_sdk(e))),
-        },
-    }
+    gw.upstream
+        .list_parts((bucket, key, upload), marker, max_parts)
+        .await
+        .map_err(upload_error)
 }
 
 /// Every part the provider holds for an upload: number → (ETag, stored
@@ -400,58 +329,6 @@ async fn provider_parts(
         }
     }
     Ok(parts)
-}
-
-/// A ListParts answer with a 2xx status that the SDK refused, read with
-/// quick-xml by element names (the root element's name is not checked).
-fn lenient_list_parts<E>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> Option<PartsPage> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Doc {
-        #[serde(default, rename = "Part")]
-        parts: Vec<DocPart>,
-        #[serde(default)]
-        is_truncated: Option<bool>,
-        #[serde(default)]
-        next_part_number_marker: Option<String>,
-        #[serde(default)]
-        max_parts: Option<i32>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct DocPart {
-        part_number: i32,
-        #[serde(default, rename = "ETag")]
-        etag: String,
-        size: u64,
-        #[serde(default)]
-        last_modified: Option<String>,
-    }
-    let raw = e.raw_response()?;
-    if !raw.status().is_success() {
-        return None;
-    }
-    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
-    let doc: Doc = quick_xml::de::from_str(text).ok()?;
-    Some(PartsPage {
-        parts: doc
-            .parts
-            .into_iter()
-            .map(|p| ProviderPart {
-                number: p.part_number,
-                etag: p.etag,
-                size: p.size,
-                last_modified: p
-                    .last_modified
-                    .and_then(|t| Timestamp::parse(TimestampFormat::DateTime, &t).ok()),
-            })
-            .collect(),
-        truncated: doc.is_truncated.unwrap_or(false),
-        next_marker: doc.next_part_number_marker,
-        max_parts: doc.max_parts,
-    })
 }
 
 pub async fn complete_multipart_upload(
@@ -579,17 +456,14 @@ async fn complete_checked(
     }
     // The provider is given its own ETags: the listed one where it lists
     // them, else the client's without sealgate's suffix.
-    let mut parts: Vec<aws_sdk_s3::types::CompletedPart> = named
+    let mut parts: Vec<(i32, String)> = named
         .iter()
         .map(|(n, e)| {
             let provider = match stored.get(n) {
                 Some((s, _)) if !s.is_empty() => s.as_str(),
                 _ => provider_part_etag(e),
             };
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(*n)
-                .e_tag(quoted(provider))
-                .build()
+            (*n, quoted(provider))
         })
         .collect();
     super::put::refuse_if_none_match_etag(input.if_none_match.as_ref())?;
@@ -620,42 +494,19 @@ async fn complete_checked(
         // sealed: commit the part count and total here (FORMAT.md §Completion).
         parts.push(upload_completion_record(gw, (&bucket, &key), id, named.len(), total).await?);
     }
-    let mut request = gw
+    let done = gw
         .upstream
-        .client
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key(crate::upstream::key(&key))
-        .upload_id(&id.upstream)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        );
-    if let Some(etag) = pinned {
-        request = request.if_match(etag);
-    }
-    if create_only {
-        request = request.if_none_match("*");
-    }
-    let (e_tag, location) = match request
-        .customize()
-        .config_override(crate::upstream::long_running())
-        .send()
+        .complete_multipart_upload(CompleteRequest {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            upload_id: id.upstream.clone(),
+            parts,
+            if_match: pinned,
+            if_none_match: create_only.then(|| "*".to_owned()),
+        })
         .await
-    {
-        Ok(out) => (
-            out.e_tag().map(str::to_owned),
-            out.location().map(str::to_owned),
-        ),
-        Err(e) => match lenient_completion(&e) {
-            Some(done) => {
-                tracing::debug!(%bucket, %key, "provider's CompleteMultipartUpload answer read leniently");
-                done
-            }
-            None => return Err(upload_error(UpstreamError::from_sdk(e))),
-        },
-    };
+        .map_err(upload_error)?;
+    let (e_tag, location) = (done.e_tag, done.location);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(bucket.clone()),
         key: Some(key.clone()),
@@ -665,49 +516,10 @@ async fn complete_checked(
     }))
 }
 
-/// A CompleteMultipartUpload answer with a 2xx status that the SDK refused
-/// (moto names the root element CompleteMultipartUploadResponse): the
-/// upload is complete if the document carries the object's ETag and no
-/// error code (S3 may answer 200 with an `<Error>` document, which is a
-/// failure). Returns (ETag, Location).
-fn lenient_completion<E>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> Option<(Option<String>, Option<String>)> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Doc {
-        #[serde(rename = "ETag")]
-        etag: String,
-        #[serde(default)]
-        location: Option<String>,
-        #[serde(default)]
-        code: Option<String>,
-    }
-    let raw = e.raw_response()?;
-    if !raw.status().is_success() {
-        return None;
-    }
-    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
-    let doc: Doc = quick_xml::de::from_str(text).ok()?;
-    if doc.code.is_some() || doc.etag.is_empty() {
-        return None;
-    }
-    Some((Some(doc.etag), doc.location))
-}
-
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of
 /// sealing a completion record).
 async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
-    match gw
-        .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
-        .await
-        .map_err(UpstreamError::from_sdk)
-    {
+    match gw.upstream.head_object(bucket, key).await {
         Ok(_) => Ok(true),
         Err(e) if e.status() == Some(404) => Ok(false),
         Err(e) => Err(upstream_object(e)),
@@ -723,7 +535,7 @@ async fn upload_completion_record(
     id: &upload_id::UploadId,
     data_parts: usize,
     total: u64,
-) -> S3Result<aws_sdk_s3::types::CompletedPart> {
+) -> S3Result<(i32, String)> {
     let number = u32::try_from(data_parts + 1)
         .ok()
         .filter(|n| *n <= MAX_PART_NUMBER as u32)
@@ -747,25 +559,22 @@ async fn upload_completion_record(
         salt,
     )
     .map_err(|e| format_err(e, bucket, key))?;
-    let out = gw
+    let request = PartRequest {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: id.upstream.clone(),
+        part_number: number as i32,
+        content_length: HEADER_LEN as u64,
+    };
+    let etag = gw
         .upstream
-        .client
-        .upload_part()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .upload_id(&id.upstream)
-        .part_number(number as i32)
-        .content_length(HEADER_LEN as i64)
-        .body(aws_sdk_s3::primitives::ByteStream::from(
-            record.to_bytes().to_vec(),
-        ))
-        .send()
+        .upload_part(
+            request,
+            UploadBody::sealed_bytes(record.to_bytes().to_vec()),
+        )
         .await
-        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
-    Ok(aws_sdk_s3::types::CompletedPart::builder()
-        .part_number(number as i32)
-        .e_tag(quoted(out.e_tag().unwrap_or_default()))
-        .build())
+        .map_err(upload_error)?;
+    Ok((number as i32, quoted(&etag.unwrap_or_default())))
 }
 
 pub async fn abort_multipart_upload(
@@ -775,14 +584,9 @@ pub async fn abort_multipart_upload(
     let i = req.input;
     let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
     gw.upstream
-        .client
-        .abort_multipart_upload()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .upload_id(&upload)
-        .send()
+        .abort_multipart_upload(&i.bucket, &i.key, &upload)
         .await
-        .map_err(|e| upload_error(UpstreamError::from_sdk(e)))?;
+        .map_err(upload_error)?;
     forget_upload(gw, &i.bucket, &i.key, &upload).await;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
@@ -816,7 +620,7 @@ pub async fn list_parts(
             part_number: Some(p.number),
             e_tag: Some(ETag::Strong(client_part_etag(&p.etag))).filter(|_| !p.etag.is_empty()),
             size: Some(plain as i64),
-            last_modified: p.last_modified,
+            last_modified: p.last_modified.map(Timestamp::from),
             ..Default::default()
         });
     }
@@ -844,23 +648,22 @@ pub async fn list_multipart_uploads(
     };
     let page = gw
         .upstream
-        .client
-        .list_multipart_uploads()
-        .bucket(&i.bucket)
-        .set_prefix(i.prefix.clone())
-        .set_delimiter(i.delimiter.clone())
-        .set_key_marker(i.key_marker.clone())
-        .set_upload_id_marker(marker)
-        .set_max_uploads(i.max_uploads)
-        .send()
+        .list_multipart_uploads(UploadsRequest {
+            bucket: i.bucket.clone(),
+            prefix: i.prefix.clone(),
+            delimiter: i.delimiter.clone(),
+            key_marker: i.key_marker.clone(),
+            upload_id_marker: marker,
+            max_uploads: i.max_uploads,
+        })
         .await
-        .map_err(|e| super::error::upstream_bucket(UpstreamError::from_sdk(e)))?;
+        .map_err(super::error::upstream_bucket)?;
     // The provider's listing has no envelopes: the id each client was
     // given comes from its upload record (checked for its bucket, key and
     // provider id before it is listed). An upload without a valid record
     // is listed in the `sgl.` form, authenticated under the active KEK:
     // enough to list its parts or abort it, not to upload more parts.
-    let ids = listed_ids(gw, &i.bucket, page.uploads()).await;
+    let ids = listed_ids(gw, &i.bucket, &page.uploads).await;
     let keys = gw.keys.get();
     let listed = |key: Option<&str>, u: &str| {
         ids.get(&(key.unwrap_or_default().to_owned(), u.to_owned()))
@@ -875,20 +678,23 @@ pub async fn list_multipart_uploads(
     };
     let enc = super::list::Enc::of(&i.encoding_type);
     let uploads = page
-        .uploads()
+        .uploads
         .iter()
         .map(|u| MultipartUpload {
-            key: enc.s(u.key()),
-            upload_id: u.upload_id().map(|id| listed(u.key(), id)),
-            initiated: u.initiated().and_then(timestamp),
+            key: enc.s(u.key.as_deref()),
+            upload_id: u
+                .upload_id
+                .as_deref()
+                .map(|id| listed(u.key.as_deref(), id)),
+            initiated: u.initiated.map(Timestamp::from),
             ..Default::default()
         })
         .collect();
     let common_prefixes = page
-        .common_prefixes()
+        .common_prefixes
         .iter()
         .map(|p| CommonPrefix {
-            prefix: enc.s(p.prefix()),
+            prefix: enc.s(p.as_deref()),
         })
         .collect::<Vec<_>>();
     Ok(S3Response::new(ListMultipartUploadsOutput {
@@ -898,12 +704,13 @@ pub async fn list_multipart_uploads(
         key_marker: enc.s(i.key_marker.as_deref()),
         encoding_type: enc.ty(),
         upload_id_marker: i.upload_id_marker.clone(),
-        max_uploads: page.max_uploads(),
-        is_truncated: page.is_truncated(),
-        next_key_marker: enc.s(page.next_key_marker()),
+        max_uploads: page.max_uploads,
+        is_truncated: page.is_truncated,
+        next_key_marker: enc.s(page.next_key_marker.as_deref()),
         next_upload_id_marker: page
-            .next_upload_id_marker()
-            .map(|id| listed(page.next_key_marker(), id)),
+            .next_upload_id_marker
+            .as_deref()
+            .map(|id| listed(page.next_key_marker.as_deref(), id)),
         uploads: Some(uploads),
         common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
         ..Default::default()
@@ -1040,7 +847,7 @@ const RECORD_READS: usize = 16;
 async fn listed_ids(
     gw: &Gateway,
     bucket: &str,
-    uploads: &[aws_sdk_s3::types::MultipartUpload],
+    uploads: &[ProviderUpload],
 ) -> HashMap<(String, String), String> {
     use futures::StreamExt;
     if gw.upstream.state_bucket().is_none() {
@@ -1048,7 +855,7 @@ async fn listed_ids(
     }
     let wanted: Vec<(String, String)> = uploads
         .iter()
-        .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned())))
+        .filter_map(|u| Some((u.key.clone()?, u.upload_id.clone()?)))
         .collect();
     futures::stream::iter(wanted)
         .map(|(key, upstream)| listed_id(gw, bucket, key, upstream))

@@ -16,10 +16,10 @@
 
 use super::Gateway;
 use super::error::upstream_object;
-use super::put::{Checks, MAX_PUT, client_checks, plaintext_length, stream_part};
-use crate::format::metadata::{META_ENVELOPE, META_HEADER};
+use super::put::{Checks, MAX_PUT, Sealing, client_checks, plaintext_length, stream_part};
+use crate::format::metadata::StoredMetadata;
 use crate::policy::Rule;
-use crate::upstream::UpstreamError;
+use crate::upstream::{GetRequest, PutRequest};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -56,30 +56,31 @@ pub(crate) async fn put_object(
         .cloned()
         .unwrap_or_else(crate::serve::listener::RequestId::new)
         .0;
-    let exception = match gw
-        .policy()
-        .authorize_write(&rule, &gw.keys.get(), chrono::Utc::now())
-    {
-        Ok(e) => e,
-        Err(why) => {
-            tracing::warn!(
-                target: "sealgate::security",
-                event = "exception_denied",
-                exception = %rule.exception,
-                %bucket,
-                %key,
-                operation = "PutObject",
-                %access_key,
-                %request_id,
-                reason = %why,
-                "unencrypted write refused"
-            );
-            return Err(s3_error!(
-                AccessDenied,
-                "unencrypted write to {bucket} refused: {why}"
-            ));
-        }
-    };
+    let (exception, grant) =
+        match gw
+            .policy()
+            .authorize_write(&rule, &gw.keys.get(), chrono::Utc::now())
+        {
+            Ok(authorized) => authorized,
+            Err(why) => {
+                tracing::warn!(
+                    target: "sealgate::security",
+                    event = "exception_denied",
+                    exception = %rule.exception,
+                    %bucket,
+                    %key,
+                    operation = "PutObject",
+                    %access_key,
+                    %request_id,
+                    reason = %why,
+                    "unencrypted write refused"
+                );
+                return Err(s3_error!(
+                    AccessDenied,
+                    "unencrypted write to {bucket} refused: {why}"
+                ));
+            }
+        };
     let Some(body) = input.body.take() else {
         return Err(s3_error!(IncompleteBody));
     };
@@ -125,42 +126,38 @@ pub(crate) async fn put_object(
         },
     )
     .await?;
-    let request = gw
-        .upstream
-        .client
-        .put_object()
-        .bucket(&bucket)
-        .key(crate::upstream::key(&key))
-        .content_length(len as i64)
-        .set_content_type(input.content_type.clone())
-        .set_content_disposition(input.content_disposition.clone())
-        .set_cache_control(input.cache_control.clone())
-        .set_metadata(input.metadata.clone())
+    let request = PutRequest {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        content_length: len,
+        content_type: input.content_type.clone(),
+        content_disposition: input.content_disposition.clone(),
+        cache_control: input.cache_control.clone(),
+        metadata: input.metadata.clone(),
         // Conditional writes as the client asked: the provider's ETag is the
         // client's here (nothing is converted).
-        .set_if_match(input.if_match.as_ref().map(etag_condition))
-        .set_if_none_match(input.if_none_match.as_ref().map(etag_condition))
+        if_match: input.if_match.as_ref().map(etag_condition),
+        if_none_match: input.if_none_match.as_ref().map(etag_condition),
         // SSE-S3 / SSE-KMS as the client asked (front/unsupported.rs lets
         // only these through); the provider must confirm them below.
-        .set_server_side_encryption(sse.as_deref().map(Into::into))
-        .set_ssekms_key_id(input.ssekms_key_id.clone())
-        .set_ssekms_encryption_context(input.ssekms_encryption_context.clone())
-        .set_bucket_key_enabled(input.bucket_key_enabled);
+        sse: sse.clone(),
+        ssekms_key_id: input.ssekms_key_id.clone(),
+        ssekms_encryption_context: input.ssekms_encryption_context.clone(),
+        bucket_key_enabled: input.bucket_key_enabled,
+    };
+    let upstream = gw.upstream.clone();
     let out = stream_part(
         body,
         &[],
-        None,
+        Sealing::Plain(grant),
         check,
         trailers,
         (&bucket, &key, Some(len), gw.upstream.read_timeout()),
         move |b| async move {
-            request
-                .body(b)
-                .customize()
-                .config_override(crate::upstream::long_running())
-                .send()
+            upstream
+                .put_object(request, b)
                 .await
-                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
+                .map_err(upstream_object)
         },
     )
     .await
@@ -179,7 +176,7 @@ pub(crate) async fn put_object(
             "unencrypted write recorded as exception_used did not complete"
         );
     })?;
-    let applied = out.server_side_encryption().map(|v| v.as_str().to_owned());
+    let applied = out.sse.clone();
     if let Some(asked) = &sse
         && applied.as_ref() != Some(asked)
     {
@@ -187,12 +184,12 @@ pub(crate) async fn put_object(
     }
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: out
-            .e_tag()
+            .e_tag
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
         // What the provider says it did, not what was asked.
         server_side_encryption: applied.map(ServerSideEncryption::from),
-        ssekms_key_id: out.ssekms_key_id().map(str::to_owned),
-        bucket_key_enabled: out.bucket_key_enabled(),
+        ssekms_key_id: out.ssekms_key_id,
+        bucket_key_enabled: out.bucket_key_enabled,
         ..Default::default()
     });
     if let Ok(v) = http::HeaderValue::from_str(&request_id) {
@@ -211,15 +208,7 @@ async fn sse_not_applied(
     asked: &str,
     applied: Option<&str>,
 ) -> s3s::S3Error {
-    let removed = gw
-        .upstream
-        .client
-        .delete_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
-        .await
-        .is_ok();
+    let removed = gw.upstream.delete_object(bucket, key).await.is_ok();
     tracing::warn!(
         target: "sealgate::security",
         event = "sse_not_applied",
@@ -365,15 +354,11 @@ pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<
     }
     let head = gw
         .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
+        .head_object(bucket, key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let m = head.metadata();
-    Ok(!m.is_some_and(|m| m.contains_key(META_HEADER) || m.contains_key(META_ENVELOPE)))
+        .map_err(upstream_object)?;
+    let m = head.metadata.as_ref();
+    Ok(!m.is_some_and(StoredMetadata::names_sealed_object))
 }
 
 fn range_header(r: &Option<Range>) -> Option<String> {
@@ -392,37 +377,31 @@ pub(crate) async fn get_plain(
     gw: &Gateway,
     i: GetObjectInput,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let r = gw
+    let download = gw
         .upstream
-        .client
-        .get_object()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .set_range(range_header(&i.range))
-        .set_if_match(i.if_match.as_ref().and_then(cond))
-        .set_if_none_match(i.if_none_match.as_ref().and_then(cond))
-        .send()
+        .get_object(GetRequest {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            range: range_header(&i.range),
+            if_match: i.if_match.as_ref().and_then(cond),
+            if_none_match: i.if_none_match.as_ref().and_then(cond),
+        })
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
+    let r = download.info;
     let out = GetObjectOutput {
-        content_length: r.content_length(),
-        content_range: r.content_range().map(str::to_owned),
-        content_type: r.content_type().map(str::to_owned),
+        content_length: r.content_length,
+        content_range: r.content_range,
+        content_type: r.content_type,
         e_tag: r
-            .e_tag()
+            .e_tag
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
-        last_modified: r.last_modified().and_then(super::timestamp),
-        metadata: r.metadata().cloned(),
+        last_modified: r.last_modified.map(Timestamp::from),
+        metadata: r.metadata,
         accept_ranges: Some("bytes".into()),
-        body: Some(StreamingBlob::wrap(futures::stream::unfold(
-            (r.body, gw.upstream.clone()),
-            |(mut b, up)| async move {
-                match up.next_chunk(&mut b).await {
-                    Some(Ok(chunk)) => Some((Ok(chunk), (b, up))),
-                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), (b, up))),
-                    None => None,
-                }
-            },
+        body: Some(StreamingBlob::wrap(futures::StreamExt::map(
+            download.body.into_stream(),
+            |chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())),
         ))),
         ..Default::default()
     };
@@ -443,21 +422,17 @@ pub(crate) async fn head_plain(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let r = gw
         .upstream
-        .client
-        .head_object()
-        .bucket(&i.bucket)
-        .key(crate::upstream::key(&i.key))
-        .send()
+        .head_object(&i.bucket, &i.key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
+        .map_err(upstream_object)?;
     Ok(S3Response::new(HeadObjectOutput {
-        content_length: r.content_length(),
-        content_type: r.content_type().map(str::to_owned),
+        content_length: r.content_length,
+        content_type: r.content_type,
         e_tag: r
-            .e_tag()
+            .e_tag
             .map(|e| ETag::Strong(e.trim_matches('"').to_owned())),
-        last_modified: r.last_modified().and_then(super::timestamp),
-        metadata: r.metadata().cloned(),
+        last_modified: r.last_modified.map(Timestamp::from),
+        metadata: r.metadata,
         accept_ranges: Some("bytes".into()),
         ..Default::default()
     }))

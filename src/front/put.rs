@@ -11,10 +11,10 @@
 use super::error::{format as format_err, upstream_object};
 use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
-use crate::format::metadata::{self, META_BINDING, META_HEADER, META_SEALED, ObjectMetadata};
+use crate::format::metadata::{self, ObjectMetadata, StoredMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::{Envelope, ObjectName, OsRandom, size};
-use crate::upstream::UpstreamError;
+use crate::upstream::{PutRequest, UploadBody};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
@@ -87,13 +87,7 @@ pub async fn put_object(
         .into_iter()
         .filter(|a| !meta.checksums.contains_key(*a))
         .collect();
-    let stored_meta = |sealed: String| {
-        HashMap::from([
-            (META_HEADER.to_owned(), B64.encode(header)),
-            (META_BINDING.to_owned(), hex::encode(tag)),
-            (META_SEALED.to_owned(), sealed),
-        ])
-    };
+    let stored_meta = |sealed: String| StoredMetadata::single_part(&header, &tag, sealed);
     // The client's metadata comes first: when the checksums (with room
     // for the trailer's) would not fit in the budget, none is kept.
     let mut probe = meta.clone();
@@ -107,43 +101,40 @@ pub async fn put_object(
     let upstream_meta = stored_meta(sealed);
     check_metadata_size(&upstream_meta)?;
 
-    let mut request = gw
-        .upstream
-        .client
-        .put_object()
-        .bucket(&bucket)
-        .key(crate::upstream::key(&key))
-        .content_length(size::part_ciphertext_len(len) as i64)
-        .content_type("application/octet-stream")
-        .set_metadata(Some(upstream_meta));
+    let mut request = PutRequest {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        content_length: size::part_ciphertext_len(len),
+        content_type: Some("application/octet-stream".into()),
+        metadata: Some(upstream_meta),
+        ..Default::default()
+    };
     refuse_if_none_match_etag(input.if_none_match.as_ref())?;
     if input.if_none_match.as_ref().is_some_and(|c| c.is_any()) {
-        request = request.if_none_match("*");
+        request.if_none_match = Some("*".into());
     }
     if let Some(cond) = &input.if_match {
         // Conditional write: compare with the ETag clients see, then pin
         // the provider's version so a concurrent write still fails.
-        request = request.if_match(if_match_holds(gw, &bucket, &key, cond).await?);
+        request.if_match = Some(if_match_holds(gw, &bucket, &key, cond).await?);
     }
+    let upstream = gw.upstream.clone();
     let (out, verified) = stream_part(
         body,
         &header,
-        Some(sealer),
+        Sealing::Sealed(Box::new(sealer)),
         check,
         trailers,
         (&bucket, &key, None, gw.upstream.read_timeout()),
         move |b| async move {
-            request
-                .body(b)
-                .customize()
-                .config_override(crate::upstream::long_running())
-                .send()
+            upstream
+                .put_object(request, b)
                 .await
-                .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))
+                .map_err(upstream_object)
         },
     )
     .await?;
-    let mut etag = out.e_tag().map(str::to_owned);
+    let mut etag = out.e_tag;
     let verified = checksums::to_map(&verified);
     if keep_checksums
         && verified.keys().any(|a| !meta.checksums.contains_key(a))
@@ -180,10 +171,18 @@ fn header_checksums(input: &PutObjectInput) -> Checksum {
     }
 }
 
+/// How a client body goes to the provider: sealed as a part stream, or —
+/// in a passthrough bucket, under the grant policy gave after checking the
+/// exception — as it came.
+pub(crate) enum Sealing {
+    Sealed(Box<PartSealer>),
+    Plain(crate::policy::PassthroughGrant),
+}
+
 /// Seals `body` as one part stream (after `header`) and sends it upstream
 /// through the request `send` builds around the ciphertext body. Without a
-/// sealer (a passthrough bucket) the body goes upstream as it came, and
-/// `header` is empty.
+/// sealer (a passthrough bucket, [`Sealing::Plain`]) the body goes upstream
+/// as it came, and `header` is empty.
 ///
 /// The client's checksums are verified on the plaintext, and the chunk
 /// holding the final segment is held back until they pass: on a mismatch, a
@@ -198,11 +197,11 @@ fn header_checksums(input: &PutObjectInput) -> Checksum {
 pub(crate) async fn stream_part<T, F>(
     mut body: StreamingBlob,
     header: &[u8],
-    mut sealer: Option<PartSealer>,
+    sealing: Sealing,
     mut check: Checks,
     trailers: Option<s3s::TrailingHeaders>,
     (bucket, key, plain_len, answer_within): (&str, &str, Option<u64>, std::time::Duration),
-    send: impl FnOnce(aws_sdk_s3::primitives::ByteStream) -> F,
+    send: impl FnOnce(UploadBody) -> F,
 ) -> S3Result<(T, Checksum)>
 where
     F: std::future::Future<Output = S3Result<T>> + Send + 'static,
@@ -210,15 +209,13 @@ where
 {
     let ferr = |e| format_err(e, bucket, key);
     let (tx, rx) = mpsc::channel(QUEUE);
-    let upstream_body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let (upstream_body, mut sealer) = match sealing {
+        Sealing::Sealed(sealer) => (UploadBody::sealed(frames), Some(*sealer)),
+        Sealing::Plain(grant) => (UploadBody::plaintext(frames, grant), None),
+    };
     // Spawned work stays in the request's span (its request id).
-    let upload = tokio::spawn(
-        send(aws_sdk_s3::primitives::ByteStream::from_body_1_x(
-            upstream_body,
-        ))
-        .instrument(tracing::Span::current()),
-    );
+    let upload = tokio::spawn(send(upstream_body).instrument(tracing::Span::current()));
     let pumped = async {
         if !header.is_empty() {
             send_chunk(&tx, Bytes::copy_from_slice(header)).await?;
@@ -578,14 +575,10 @@ pub(super) async fn if_match_holds(
 ) -> S3Result<String> {
     let current = gw
         .upstream
-        .client
-        .head_object()
-        .bucket(bucket)
-        .key(crate::upstream::key(key))
-        .send()
+        .head_object(bucket, key)
         .await
-        .map_err(|e| upstream_object(UpstreamError::from_sdk(e)))?;
-    let upstream_etag = current.e_tag().unwrap_or_default().to_owned();
+        .map_err(upstream_object)?;
+    let upstream_etag = current.e_tag.unwrap_or_default();
     let holds = match cond {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value().trim_matches('"') == client_etag(&upstream_etag),

@@ -45,6 +45,32 @@ pub struct Rule {
     pub exception: String,
 }
 
+/// Permission to send one plaintext body to the provider, for a bucket
+/// whose passthrough exception was checked just now: the upstream's write
+/// API takes plaintext only with one (`upstream::UploadBody::plaintext`),
+/// and its field is private, so the only way to get one is
+/// [`Policy::authorize_write`] succeeding. Outside this module it cannot be
+/// built:
+///
+/// ```compile_fail
+/// let grant = sealgate::policy::PassthroughGrant { exception: "EX-1".into() };
+/// ```
+///
+/// ```compile_fail
+/// let grant: sealgate::policy::PassthroughGrant = Default::default();
+/// ```
+#[derive(Debug)]
+pub struct PassthroughGrant {
+    exception: String,
+}
+
+impl PassthroughGrant {
+    /// The exception the write goes under.
+    pub fn exception(&self) -> &str {
+        &self.exception
+    }
+}
+
 /// The bucket policy in force: every bucket is encrypted except those a
 /// rule names, and a rule holds only while its exception does.
 #[derive(Debug, Clone, Default)]
@@ -422,19 +448,23 @@ impl Policy {
 
     /// Re-reads the registry and checks the rule's exception still holds
     /// now: an exception revoked or expired while the gateway runs stops
-    /// passthrough at its next write. Returns the exception, or why not.
+    /// passthrough at its next write. Returns the exception and the grant
+    /// one plaintext upload needs, or why not.
     pub fn authorize_write(
         &self,
         rule: &Rule,
         keys: &KeyStore,
         now: DateTime<Utc>,
-    ) -> Result<Exception, String> {
+    ) -> Result<(Exception, PassthroughGrant), String> {
         let reg =
             Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
         if let Some(why) = refuse(&reg, rule, &self.approvers, now) {
             return Err(why);
         }
-        Ok(reg.exceptions[&rule.exception].0.clone())
+        let grant = PassthroughGrant {
+            exception: rule.exception.clone(),
+        };
+        Ok((reg.exceptions[&rule.exception].0.clone(), grant))
     }
 }
 

@@ -6,11 +6,32 @@
 //!
 //! Only ciphertext and sealgate's own metadata pass through here for an
 //! encrypted bucket; the front end builds every body from `format` output.
+//!
+//! Every provider operation is a method of [`Upstream`] taking and giving
+//! sealgate's own types (as s3s-fs splits `s3.rs` from `fs.rs`): the front
+//! end never sees an SDK type. By family: `object.rs` (HEAD, GET, PUT,
+//! DELETE, copy, attributes), `multipart.rs`, `list.rs` (buckets and
+//! listings), `state.rs` (upload records), `body.rs` (download and upload
+//! bodies).
 
+mod body;
 mod keys;
+mod list;
 mod metrics;
+mod multipart;
+mod object;
 mod state;
 
+pub use body::{Body, UploadBody};
+pub use list::{ListPage, ListRequest, ListedObject, ProviderBucket};
+pub use multipart::{
+    CompleteRequest, Completed, PartCopyRequest, PartRequest, PartsPage, ProviderPart,
+    ProviderUpload, UploadsPage, UploadsRequest,
+};
+pub use object::{
+    AttributeParts, Attributes, AttributesRequest, Checksums, Copied, CopyRequest, DeleteFailure,
+    DeleteResult, Download, GetRequest, Metadata, ObjectInfo, PutOutput, PutRequest,
+};
 pub use state::record_key;
 
 pub use keys::{RestoreKeys, key};
@@ -22,15 +43,15 @@ use aws_sdk_s3::config::{
     StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
 use std::time::Duration;
 
 /// A connected upstream.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    /// The SDK client (cheap to clone; shares the connection pool).
-    pub client: aws_sdk_s3::Client,
+    /// The SDK client (cheap to clone; shares the connection pool). The
+    /// front end never uses it; the admin probe, the audit anchor and the
+    /// `objects` command still do, until they call methods of their own.
+    pub(crate) client: aws_sdk_s3::Client,
     /// How long a download may go without a byte while sealgate waits.
     read_timeout: Duration,
     /// The provider bucket holding sealgate's upload records, if any.
@@ -51,9 +72,23 @@ pub enum UpstreamError {
         /// Provider's message (logged, never sent to clients).
         message: String,
     },
-    /// The provider could not be reached, or the exchange broke.
+    /// The provider could not be reached, or the exchange broke before an
+    /// answer.
     #[error("upstream unreachable: {0}")]
     Transport(String),
+    /// The provider did not answer within the connect or read timeout.
+    #[error("upstream unreachable: {0}")]
+    Timeout(String),
+    /// A download's body stopped: the provider's connection broke after
+    /// the answer began.
+    #[error("{0}")]
+    BodyCut(String),
+    /// A download's body went silent for the read timeout.
+    #[error("no data from the provider for {secs} s")]
+    Stalled {
+        /// The read timeout, in seconds.
+        secs: u64,
+    },
     /// The SDK refused to build the request from its input, so nothing was
     /// sent (a value the client gave that the provider client does not
     /// take). The provider neither saw nor refused it.
@@ -78,6 +113,10 @@ impl UpstreamError {
                 "{}",
                 aws_smithy_types::error::display::DisplayErrorContext(&e)
             )),
+            SdkError::TimeoutError(_) => UpstreamError::Timeout(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )),
             _ => UpstreamError::Transport(format!(
                 "{}",
                 aws_smithy_types::error::display::DisplayErrorContext(&e)
@@ -89,7 +128,7 @@ impl UpstreamError {
     pub fn status(&self) -> Option<u16> {
         match self {
             UpstreamError::Service { status, .. } => Some(*status),
-            UpstreamError::Transport(_) | UpstreamError::Construction(_) => None,
+            _ => None,
         }
     }
 
@@ -97,8 +136,14 @@ impl UpstreamError {
     pub fn code(&self) -> Option<&str> {
         match self {
             UpstreamError::Service { code, .. } => Some(code),
-            UpstreamError::Transport(_) | UpstreamError::Construction(_) => None,
+            _ => None,
         }
+    }
+
+    /// The provider answered 404 for an object or upload (not for the
+    /// bucket: `NoSuchBucket`).
+    pub fn is_missing(&self) -> bool {
+        self.status() == Some(404) && self.code() != Some("NoSuchBucket")
     }
 }
 
@@ -181,19 +226,12 @@ impl Upstream {
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }
+}
 
-    /// The next piece of a download, or an error if the provider sends
-    /// nothing for the read timeout (a stall would otherwise hold the
-    /// client's response open forever).
-    pub async fn next_chunk(&self, body: &mut ByteStream) -> Option<Result<Bytes, String>> {
-        match tokio::time::timeout(self.read_timeout, body.next()).await {
-            Ok(r) => r.map(|c| c.map_err(|e| e.to_string())),
-            Err(_) => Some(Err(format!(
-                "no data from the provider for {} s",
-                self.read_timeout.as_secs()
-            ))),
-        }
-    }
+/// An SDK timestamp as a `time` one.
+fn time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDateTime> {
+    let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
 /// Per-request settings for uploads, copies and completions: the provider
@@ -202,7 +240,7 @@ impl Upstream {
 /// must not apply it from the start. Uploads get their own answer timer
 /// once the last byte is queued (`front::put::stream_part`); copies and
 /// completions are bounded by the client's timeout.
-pub fn long_running() -> aws_sdk_s3::config::Builder {
+fn long_running() -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::new()
         .timeout_config(TimeoutConfig::builder().disable_read_timeout().build())
 }

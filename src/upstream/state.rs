@@ -111,7 +111,7 @@ impl Upstream {
         while let Some(chunk) = body
             .try_next()
             .await
-            .map_err(|e| UpstreamError::Transport(e.to_string()))?
+            .map_err(|e| UpstreamError::BodyCut(e.to_string()))?
         {
             if record.len() + chunk.len() > MAX_RECORD {
                 return Ok(None);
