@@ -22,4 +22,5 @@ pub mod fuzzing;
 pub mod keys;
 pub mod policy;
 pub mod serve;
+pub mod telemetry;
 pub mod upstream;

@@ -27,7 +27,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 /// The `tracing` target whose events are audited.
-pub const TARGET: &str = "sealgate::security";
+pub use crate::telemetry::security::TARGET;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -403,7 +403,7 @@ impl AuditLog {
 #[derive(Clone, Default)]
 pub struct AuditLayer {
     recorder: Recorder,
-    metrics: Arc<crate::admin::Metrics>,
+    metrics: Arc<crate::telemetry::Metrics>,
     webhook: Arc<OnceLock<webhook::Webhook>>,
 }
 
@@ -417,7 +417,7 @@ impl std::fmt::Debug for AuditLayer {
 
 impl AuditLayer {
     /// A layer counting into `metrics`.
-    pub fn with_metrics(metrics: Arc<crate::admin::Metrics>) -> AuditLayer {
+    pub fn with_metrics(metrics: Arc<crate::telemetry::Metrics>) -> AuditLayer {
         AuditLayer {
             metrics,
             ..Default::default()
@@ -430,7 +430,7 @@ impl AuditLayer {
     }
 
     /// The metrics this layer counts security events into.
-    pub fn metrics(&self) -> Arc<crate::admin::Metrics> {
+    pub fn metrics(&self) -> Arc<crate::telemetry::Metrics> {
         self.metrics.clone()
     }
 

@@ -74,7 +74,7 @@ pub struct Options {
     /// Address of the admin listener (health, metrics); overrides the config.
     pub admin_listen: Option<String>,
     /// Metrics to update (the CLI shares them with its log layer); created when absent.
-    pub metrics: Option<Arc<crate::admin::Metrics>>,
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// The audit log: verified and attached before the listener opens.
     pub audit_log: Option<PathBuf>,
     /// The audit layer installed in the tracing subscriber (the CLI's);
@@ -96,7 +96,7 @@ pub struct Running {
     /// Where the admin listener (health, metrics) listens, if enabled.
     pub admin_addr: Option<SocketAddr>,
     /// The gateway's metrics.
-    pub metrics: Arc<crate::admin::Metrics>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// The bucket policy in force (swap it to reload).
     pub policy: Arc<crate::policy::PolicyCell>,
     /// Client credentials, when the embedded default made or took them.

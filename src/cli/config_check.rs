@@ -1,7 +1,7 @@
 //! `sealgate config check`: everything a gateway would load at start,
 //! checked without starting it, every problem reported (not just the first).
 
-use super::{Config, secret};
+use crate::config::{Config, secret};
 use crate::keys::KeyStore;
 
 /// One checked item.
@@ -29,7 +29,7 @@ fn fail(m: impl Into<String>) -> Finding {
 
 /// Checks a loaded configuration: algorithm, key store, secrets and their
 /// file permissions and owners (checked where they are read, by
-/// [`super::secret`] and the TLS loader, exactly as `serve` checks them),
+/// [`crate::config::secret`] and the TLS loader, exactly as `serve` checks them),
 /// upstream endpoint and CA bundle, TLS files, and states every bucket's
 /// effective mode.
 pub fn check(cfg: &Config) -> Vec<Finding> {
