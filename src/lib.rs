@@ -20,6 +20,8 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keys;
+#[cfg(test)]
+mod layering;
 pub mod policy;
 pub mod serve;
 pub mod telemetry;
