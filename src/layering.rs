@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["policy"],
     &["keys"],
     &["config"],
-    &["telemetry"],
+    &["telemetry", "chain"],
     &["format"],
 ];
 

@@ -9,7 +9,7 @@
 //! Top to bottom: a module uses only the modules listed below its own
 //! layer (docs/ARCHITECTURE.md draws the same stack; `src/layering.rs`
 //! checks it).
-//! - [`cli`] (with [`fuzzing`], the fuzz targets' entry points): the
+//! - [`cli`] (with `fuzzing`, the fuzz targets' entry points): the
 //!   `sealgate` command line; the only place that prints.
 //! - [`serve`]: listeners (TCP, TLS, HTTP/1.1), the s3s service, graceful
 //!   shutdown, the key and policy reload on SIGHUP, background tasks.
@@ -27,13 +27,16 @@
 //! - [`config`]: the TOML configuration with `SEALGATE_*` overrides and
 //!   secret files.
 //! - [`telemetry`]: metrics, request ids, operation names, security-event
-//!   names: what the layers above count and cite.
+//!   names: what the layers above count and cite. `chain` (crate-private):
+//!   the hash-chained, MAC'd line format of the audit log and the
+//!   exception registry.
 //! - [`format`]: the object format (envelope, segments, sizes); pure, no
 //!   I/O, uses nothing else of the crate.
 
 pub mod admin;
 pub mod audit;
 pub mod auth;
+mod chain;
 pub mod cli;
 pub mod config;
 pub mod format;
