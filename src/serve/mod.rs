@@ -5,6 +5,7 @@
 //! [`start`] returns once listening, so tests run the real server in-process
 //! on `127.0.0.1:0`; the CLI prints the endpoint and waits.
 
+pub mod background;
 pub mod client_ip;
 pub mod embedded;
 pub(crate) mod gate;
