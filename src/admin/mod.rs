@@ -5,9 +5,7 @@
 //! Counters are plain atomics updated on the request path; the text is
 //! rendered on scrape.
 
-mod metrics;
-
-pub use metrics::{LATENCY_BUCKETS, Metrics};
+use crate::telemetry::Metrics;
 
 /// Serves the admin endpoints on `listener` until the runtime ends.
 pub(crate) async fn serve(

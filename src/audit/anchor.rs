@@ -209,6 +209,48 @@ pub enum Put {
     AlreadyThere,
 }
 
+/// Where and how often the audit log's chain head is anchored.
+#[derive(Debug, Clone)]
+pub struct AnchorSchedule {
+    /// The provider bucket holding the anchors (Object Lock recommended).
+    pub bucket: String,
+    /// Key prefix of the anchors (one prefix per audit log).
+    pub prefix: String,
+    /// Time between anchors (one only when the head moved).
+    pub every: std::time::Duration,
+    /// Object Lock retention of each anchor, in days.
+    pub retain_days: Option<u32>,
+}
+
+/// Writes the audit log's chain head (from `layer`) once to the provider
+/// every period in which it moved, until the task is dropped; a failed
+/// write is logged (`anchor_failed`) and retried next period.
+pub async fn keep_anchoring(
+    layer: super::AuditLayer,
+    client: aws_sdk_s3::Client,
+    schedule: AnchorSchedule,
+) {
+    let AnchorSchedule {
+        bucket,
+        prefix,
+        every,
+        retain_days,
+    } = schedule;
+    let mut anchored = None;
+    loop {
+        if let Some((path, seq, hash)) = layer.head().filter(|h| h.1 > 0 && anchored != Some(h.1)) {
+            let record = chain_head(&path, seq, &hash);
+            match put_once(&client, &bucket, &prefix, &record, retain_days).await {
+                Ok(_) => anchored = Some(seq),
+                Err(why) => {
+                    tracing::warn!(target: crate::telemetry::security::TARGET, event = "anchor_failed", bucket = %bucket, reason = %why, "the audit chain head could not be anchored at the provider; retrying next period")
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Writes `record` (a `chain_head`) once to `bucket` at the provider, as
 /// `<prefix><seq, 20 digits>.json`, with `If-None-Match: *` so that no
 /// anchor is ever overwritten, and, with `retain_days`, Object Lock in

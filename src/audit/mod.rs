@@ -15,28 +15,28 @@ pub mod writer;
 
 pub use writer::Recorder;
 
-use crate::format::{KekLookup, KeyId, kdf};
+use crate::chain::{self, Chain, Purpose};
+use crate::format::{KekLookup, KeyId};
 use crate::keys::KeyStore;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 /// The `tracing` target whose events are audited.
-pub const TARGET: &str = "sealgate::security";
+pub use crate::telemetry::security::TARGET;
 
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
+/// A line without its MAC: what the MAC covers, in this order.
+#[derive(serde::Serialize)]
+struct Body<'a> {
     seq: u64,
-    time: DateTime<Utc>,
-    prev: String,
-    key: String,
-    event: serde_json::Map<String, serde_json::Value>,
+    time: &'a DateTime<Utc>,
+    prev: &'a str,
+    key: &'a str,
+    event: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -48,6 +48,34 @@ struct Line {
     key: String,
     event: serde_json::Map<String, serde_json::Value>,
     mac: String,
+}
+
+impl Line {
+    fn body(&self) -> Body<'_> {
+        Body {
+            seq: self.seq,
+            time: &self.time,
+            prev: &self.prev,
+            key: &self.key,
+            event: &self.event,
+        }
+    }
+}
+
+impl chain::Record for Line {
+    fn link(&self) -> chain::Link<'_> {
+        chain::Link {
+            seq: self.seq,
+            time: self.time,
+            prev: &self.prev,
+            key: &self.key,
+            mac: &self.mac,
+        }
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).expect("serializable")
+    }
 }
 
 /// Why the log cannot be used.
@@ -174,38 +202,12 @@ fn scan(path: &Path, keys: &impl KekLookup) -> Result<Option<Scan>, AuditError> 
             s.torn = Some(std::mem::take(&mut buf));
             break;
         };
-        let line: Line = serde_json::from_slice(raw)
-            .map_err(|e| damaged(no, format!("not an audit record: {e}")))?;
-        if line.seq != no {
-            return Err(damaged(
-                no,
-                format!("sequence number {} where {no} was expected", line.seq),
-            ));
-        }
-        if line.prev != hex::encode(s.last_hash) {
-            return Err(damaged(no, "does not chain to the previous line".into()));
-        }
-        let id =
-            KeyId::from_hex(&line.key).ok_or_else(|| damaged(no, "malformed key id".into()))?;
-        let kek = keys.kek(&id).ok_or_else(|| {
-            damaged(
-                no,
-                format!("authenticated with key {id}, which the key store lacks"),
-            )
-        })?;
-        let b = Body {
-            seq: line.seq,
-            time: line.time,
-            prev: line.prev,
-            key: line.key,
-            event: line.event,
-        };
-        let want = kdf::audit_mac(kek.secret(), &serde_json::to_vec(&b).expect("serializable"));
-        if !kdf::ct_eq(&want, &hex::decode(&line.mac).unwrap_or_default()) {
-            return Err(damaged(no, "authentication failed".into()));
-        }
-        s.last_hash = Sha256::digest(raw).into();
-        s.lines = no;
+        let mut chain = Chain::at(s.lines, s.last_hash);
+        chain
+            .verify_next::<Line>(raw, Purpose::Audit, "an audit record", keys, |_, _| Ok(()))
+            .map_err(|why| damaged(no, why))?;
+        s.last_hash = chain.last_hash;
+        s.lines = chain.lines;
         s.good_len += n as u64;
     }
     Ok(Some(s))
@@ -348,48 +350,31 @@ impl AuditLog {
             tail.file.set_len(len).map_err(io)?;
             tail.dirty = false;
         }
-        let (mut seq, mut last_hash) = (tail.seq, tail.last_hash);
+        let mut chain = Chain::at(tail.seq, tail.last_hash);
         let mut out = Vec::new();
         for event in events {
-            let body = Body {
-                seq: seq + 1,
+            let mut line = Line {
+                seq: chain.next_seq(),
                 time: Utc::now(),
-                prev: hex::encode(last_hash),
+                prev: chain.prev(),
                 key: self.key_id.to_string(),
                 event,
+                mac: String::new(),
             };
-            let mac = hex::encode(kdf::audit_mac(
-                &self.key,
-                &serde_json::to_vec(&body).expect("serializable"),
-            ));
-            let line = Line {
-                seq: body.seq,
-                time: body.time,
-                prev: body.prev,
-                key: body.key,
-                event: body.event,
-                mac,
-            };
-            let raw = serde_json::to_vec(&line).expect("serializable");
-            seq = line.seq;
-            last_hash = Sha256::digest(&raw).into();
-            out.extend_from_slice(&raw);
-            out.push(b'\n');
+            line.mac = Chain::mac(Purpose::Audit, &self.key, &line.body());
+            chain.push(&line, &mut out);
         }
-        let written = tail
-            .file
-            .write_all(&out)
-            .and_then(|()| tail.file.sync_data());
-        if let Err(e) = written {
-            let len = tail.len;
-            if tail.file.set_len(len).is_err() {
-                tail.dirty = true;
-            }
-            return Err(io(e));
+        let good_len = tail.len;
+        let appended = chain::Locked::acquire(&mut tail.file)
+            .map_err(io)?
+            .append(good_len, &out);
+        if let Err(failed) = appended {
+            tail.dirty = !failed.cut_back;
+            return Err(io(failed.error));
         }
-        tail.seq = seq;
+        tail.seq = chain.lines;
         tail.len += out.len() as u64;
-        tail.last_hash = last_hash;
+        tail.last_hash = chain.last_hash;
         Ok(Head {
             seq: tail.seq,
             hash: tail.last_hash,
@@ -403,7 +388,7 @@ impl AuditLog {
 #[derive(Clone, Default)]
 pub struct AuditLayer {
     recorder: Recorder,
-    metrics: Arc<crate::admin::Metrics>,
+    metrics: Arc<crate::telemetry::Metrics>,
     webhook: Arc<OnceLock<webhook::Webhook>>,
 }
 
@@ -417,7 +402,7 @@ impl std::fmt::Debug for AuditLayer {
 
 impl AuditLayer {
     /// A layer counting into `metrics`.
-    pub fn with_metrics(metrics: Arc<crate::admin::Metrics>) -> AuditLayer {
+    pub fn with_metrics(metrics: Arc<crate::telemetry::Metrics>) -> AuditLayer {
         AuditLayer {
             metrics,
             ..Default::default()
@@ -430,7 +415,7 @@ impl AuditLayer {
     }
 
     /// The metrics this layer counts security events into.
-    pub fn metrics(&self) -> Arc<crate::admin::Metrics> {
+    pub fn metrics(&self) -> Arc<crate::telemetry::Metrics> {
         self.metrics.clone()
     }
 

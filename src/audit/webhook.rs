@@ -51,12 +51,12 @@ pub struct Webhook {
     /// The newest `chain_head` and `registry_verified` anchors.
     anchors: Arc<[watch::Sender<Option<serde_json::Value>>; 2]>,
     budget: Arc<Mutex<Budget>>,
-    metrics: Arc<crate::admin::Metrics>,
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Webhook {
     /// Starts the sender task for `url` (http://); needs a Tokio runtime.
-    pub fn start(url: &str, metrics: Arc<crate::admin::Metrics>) -> Result<Webhook, String> {
+    pub fn start(url: &str, metrics: Arc<crate::telemetry::Metrics>) -> Result<Webhook, String> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("incident webhook {url:?}: {e}"))?;
@@ -197,7 +197,7 @@ mod tests {
             tx,
             anchors: Arc::new([watch::channel(None).0, watch::channel(None).0]),
             budget: Arc::default(),
-            metrics: Arc::new(crate::admin::Metrics::default()),
+            metrics: Arc::new(crate::telemetry::Metrics::default()),
         };
         (w, rx)
     }

@@ -21,7 +21,7 @@
 //! of failed appends) when the log is writable again.
 
 use super::{AuditError, AuditLog, Head};
-use crate::admin::Metrics;
+use crate::telemetry::Metrics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

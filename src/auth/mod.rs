@@ -225,10 +225,7 @@ impl S3Access for Grants {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         // Name the operation for metrics (the listener reads it back).
         let op = cx.s3_op().name().to_owned();
-        if let Some(slot) = cx
-            .extensions_mut()
-            .get::<crate::serve::listener::Operation>()
-        {
+        if let Some(slot) = cx.extensions_mut().get::<crate::telemetry::Operation>() {
             slot.set(&op);
         }
         let Some(creds) = cx.credentials() else {

@@ -4,6 +4,7 @@
 //! sees which file or key failed and why; the exit code is non-zero.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod config_check;
 mod exception;
 mod objects;
 mod serve;
@@ -323,7 +324,7 @@ fn audit_anchors(
 }
 
 fn config_check(path: Option<PathBuf>) -> CliResult {
-    use crate::config::{Config, check};
+    use crate::config::Config;
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match &path {
         Some(p) => {
@@ -335,7 +336,7 @@ fn config_check(path: Option<PathBuf>) -> CliResult {
             format!("{e} (give --config FILE; the embedded default needs no configuration)")
         })?,
     };
-    let findings = check::check(&cfg);
+    let findings = config_check::check(&cfg);
     for f in &findings {
         println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
     }

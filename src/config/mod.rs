@@ -4,8 +4,6 @@
 //! Without a file, `sealgate serve` runs the embedded default: a real S3
 //! server (s3s-fs) in-process on a local data directory.
 
-pub mod check;
-
 use crate::format::Algorithm;
 use std::path::{Path, PathBuf};
 
@@ -211,12 +209,38 @@ pub struct PolicyConfig {
     pub require_approver_signature: bool,
 }
 
+/// Parses `[security] trusted_proxies`: addresses (`10.0.0.5`) and
+/// networks (`10.0.0.0/8`).
+pub fn trusted_proxy_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    use ipnet::IpNet;
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "trusted_proxies: {s:?} is not an IP address or network (e.g. 10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The default verified-state file of a registry: `<registry>.verified`
+/// (`policy.registry_state` when unset).
+pub fn verified_state_path(registry: &Path) -> PathBuf {
+    let mut s = registry.as_os_str().to_owned();
+    s.push(".verified");
+    PathBuf::from(s)
+}
+
 impl PolicyConfig {
     /// The registry's verified-state file.
     pub fn state_path(&self) -> PathBuf {
         self.registry_state
             .clone()
-            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+            .unwrap_or_else(|| verified_state_path(&self.registry))
     }
 }
 
@@ -377,8 +401,7 @@ impl Config {
             message: e.to_string(),
         })?;
         cfg.algorithm()?;
-        crate::serve::client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
-            .map_err(ConfigError::Invalid)?;
+        trusted_proxy_networks(&cfg.security.trusted_proxies).map_err(ConfigError::Invalid)?;
         Ok(cfg)
     }
 
@@ -533,6 +556,18 @@ impl Config {
     }
 }
 
+/// The effective uid of this process: whose files the key store and
+/// secret files may hold.
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Whether a file owned by `uid` is trusted: the process's own, or root's
+/// (root can write any file anyway), as OpenSSH's StrictModes has it.
+pub(crate) fn trusted_owner(uid: u32) -> bool {
+    uid == euid() || uid == 0
+}
+
 /// Checks that a file holding a secret (`what` names the setting) is
 /// neither readable nor writable by group or others, and is owned by the
 /// user sealgate runs as (or root). `serve` (at start and on SIGHUP, for the
@@ -548,8 +583,8 @@ pub fn check_secret_file(what: &str, path: &Path) -> Result<(), ConfigError> {
         path: path.to_owned(),
         problem,
     };
-    if !crate::keys::trusted_owner(meta.uid()) {
-        let euid = crate::keys::euid();
+    if !trusted_owner(meta.uid()) {
+        let euid = euid();
         return Err(bad(format!(
             "is owned by uid {}, not by the user sealgate runs as (uid {euid}) or root; check it, then run chown {euid} {} (or run sealgate as uid {})",
             meta.uid(),
@@ -749,7 +784,7 @@ mod tests {
             );
         }
         set(0o600);
-        if crate::keys::euid() == 0 {
+        if euid() == 0 {
             std::os::unix::fs::chown(&f, Some(12345), None).unwrap();
             let err = read().unwrap_err().to_string();
             assert!(

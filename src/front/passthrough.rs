@@ -52,9 +52,9 @@ pub(crate) async fn put_object(
     // Ties the record to the response the client got (x-amz-request-id).
     let request_id = req
         .extensions
-        .get::<crate::serve::listener::RequestId>()
+        .get::<crate::telemetry::RequestId>()
         .cloned()
-        .unwrap_or_else(crate::serve::listener::RequestId::new)
+        .unwrap_or_else(crate::telemetry::RequestId::new)
         .0;
     let (exception, grant) =
         match gw

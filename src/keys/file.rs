@@ -5,6 +5,7 @@
 //! ```
 
 use super::{ACTIVE_FILE, KEY_EXT, KeyError, StoredKey};
+use crate::config::{euid, trusted_owner};
 use crate::format::{Kek, KeyId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs;
@@ -48,17 +49,6 @@ pub(super) fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
             .map_err(io(dir))?;
     }
     Ok(())
-}
-
-/// The effective uid of this process: whose files the store may hold.
-pub(crate) fn euid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-/// Whether a file owned by `uid` is trusted: the process's own, or root's
-/// (root can write any file anyway), as OpenSSH's StrictModes has it.
-pub(crate) fn trusted_owner(uid: u32) -> bool {
-    uid == euid() || uid == 0
 }
 
 /// Refuses a file or directory of the store that another user owns.

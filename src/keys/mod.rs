@@ -15,7 +15,6 @@ mod file;
 mod revocation;
 
 pub use error::KeyError;
-pub(crate) use file::{euid, trusted_owner};
 pub use revocation::Revocation;
 
 use crate::format::{Kek, KekLookup, KeyId, OsRandom, RandomSource};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::euid;
 use crate::format::stream::{NameCheck, open_all, seal_single};
 use crate::format::{Algorithm, Envelope, ObjectName};
 use std::os::unix::fs::PermissionsExt;

@@ -5,12 +5,11 @@
 
 use super::approval::{self, Approval};
 use super::verified::{self, StateError, Verified};
-use crate::format::{KekLookup, KeyId, kdf};
+use crate::chain::{self, Chain, Purpose};
+use crate::format::KeyId;
 use crate::keys::KeyStore;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What an exception allows.
@@ -115,6 +114,22 @@ struct Line {
     #[serde(flatten)]
     body: Body,
     mac: String,
+}
+
+impl chain::Record for Line {
+    fn link(&self) -> chain::Link<'_> {
+        chain::Link {
+            seq: self.body.seq,
+            time: self.body.time,
+            prev: &self.body.prev,
+            key: &self.body.key,
+            mac: &self.mac,
+        }
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body).expect("serializable")
+    }
 }
 
 /// Why the registry cannot be used or changed.
@@ -303,7 +318,7 @@ impl Registry {
         )?;
         if current.is_none() && held.is_none() {
             tracing::warn!(
-                target: "sealgate::security",
+                target: crate::telemetry::security::TARGET,
                 event = "registry_state_missing",
                 registry = %path.display(),
                 state = %state.display(),
@@ -312,7 +327,7 @@ impl Registry {
             );
         }
         tracing::info!(
-            target: "sealgate::security",
+            target: crate::telemetry::security::TARGET,
             event = "registry_verified",
             registry = %path.display(),
             seq,
@@ -370,44 +385,29 @@ impl Registry {
                 break; // after the final newline
             }
             let n = i + 1;
-            let line: Line = serde_json::from_slice(raw)
-                .map_err(|e| damaged(n, format!("not a registry record: {e}")))?;
-            if line.body.seq != n as u64 {
-                return Err(damaged(
-                    n,
-                    format!("sequence number {} where {n} was expected", line.body.seq),
-                ));
-            }
-            if line.body.prev != hex::encode(reg.last_hash) {
-                return Err(damaged(n, "does not chain to the previous line".into()));
-            }
-            let id = KeyId::from_hex(&line.body.key)
-                .ok_or_else(|| damaged(n, "malformed key id".into()))?;
-            let kek = keys.kek(&id).ok_or_else(|| {
-                damaged(
-                    n,
-                    format!("authenticated with key {id}, which the key store lacks"),
-                )
-            })?;
-            let time = line.body.time;
-            let seen = latest.map_or(time, |l| l.max(time));
-            if let Some(at) = keys.revoked_at(&id).filter(|at| seen >= *at) {
-                return Err(damaged(
-                    n,
-                    format!(
+            let mut chain = Chain::at(reg.lines as u64, reg.last_hash);
+            // No line may use a key once the chain has passed its revocation.
+            let not_revoked = |id: &KeyId, time: DateTime<Utc>| {
+                let seen = latest.map_or(time, |l| l.max(time));
+                latest = Some(seen);
+                match keys.revoked_at(id).filter(|at| seen >= *at) {
+                    Some(at) => Err(format!(
                         "authenticated with key {id}, revoked at {} (this line or an earlier one is dated {}, at or after the revocation)",
                         at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                ));
-            }
-            latest = Some(seen);
-            let body = serde_json::to_vec(&line.body).expect("serializable");
-            let want = kdf::registry_mac(kek.secret(), &body);
-            let got = hex::decode(&line.mac).unwrap_or_default();
-            if !kdf::ct_eq(&want, &got) {
-                return Err(damaged(n, "authentication failed".into()));
-            }
+                    )),
+                    None => Ok(()),
+                }
+            };
+            let line: Line = chain
+                .verify_next(
+                    raw,
+                    Purpose::Registry,
+                    "a registry record",
+                    keys,
+                    not_revoked,
+                )
+                .map_err(|why| damaged(n, why))?;
             if let Some(a) = &line.body.approval {
                 let Entry::Register(e) = &line.body.entry else {
                     return Err(damaged(n, "an approver signature on a revocation".into()));
@@ -416,7 +416,7 @@ impl Registry {
                 reg.approvals.insert(e.id.clone(), a.clone());
             }
             reg.apply(line.body.entry).map_err(|why| damaged(n, why))?;
-            reg.last_hash = Sha256::digest(raw).into();
+            reg.last_hash = chain.last_hash;
             reg.hashes.push(reg.last_hash);
             reg.lines = n;
         }
@@ -543,30 +543,30 @@ impl Registry {
             .append(true)
             .open(path)
             .map_err(io)?;
-        file.lock().map_err(io)?;
+        let mut locked = chain::Locked::acquire(&mut file).map_err(io)?;
+        let good_len = locked.file().metadata().map_err(io)?.len();
         let mut reg = Registry::read_checked(path, state, keys)?;
         let entry = make(&reg).map_err(RegistryError::Invalid)?;
         let kek = keys.active();
+        let mut chain = Chain::at(reg.lines as u64, reg.last_hash);
         let body = Body {
-            seq: reg.lines as u64 + 1,
+            seq: chain.next_seq(),
             time: Utc::now(),
-            prev: hex::encode(reg.last_hash),
+            prev: chain.prev(),
             key: kek.id().to_string(),
             entry,
             approval,
         };
-        let mac = hex::encode(kdf::registry_mac(
-            kek.secret(),
-            &serde_json::to_vec(&body).expect("serializable"),
-        ));
-        let mut line = serde_json::to_vec(&Line { body, mac }).expect("serializable");
-        reg.last_hash = Sha256::digest(&line).into();
+        let mac = Chain::mac(Purpose::Registry, kek.secret(), &body);
+        let mut line = Vec::new();
+        chain.push(&Line { body, mac }, &mut line);
+        reg.last_hash = chain.last_hash;
         reg.hashes.push(reg.last_hash);
         reg.lines += 1;
-        line.push(b'\n');
-        file.write_all(&line).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        reg.advance(path, state, Some(&file))?;
+        locked
+            .append(good_len, &line)
+            .map_err(|failed| io(failed.error))?;
+        reg.advance(path, state, Some(locked.file()))?;
         Ok(())
     }
 

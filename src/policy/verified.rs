@@ -52,11 +52,7 @@ pub enum StateError {
 }
 
 /// The default state file of a registry: `<registry>.verified`.
-pub fn default_path(registry: &Path) -> PathBuf {
-    let mut s = registry.as_os_str().to_owned();
-    s.push(".verified");
-    PathBuf::from(s)
-}
+pub use crate::config::verified_state_path as default_path;
 
 /// Reads the state; `None` when there is no state file.
 pub fn read(path: &Path) -> Result<Option<Verified>, StateError> {

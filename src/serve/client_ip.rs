@@ -19,19 +19,7 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// Parses addresses (`10.0.0.5`) and networks (`10.0.0.0/8`).
     pub fn parse(list: &[String]) -> Result<TrustedProxies, String> {
-        list.iter()
-            .map(|s| {
-                let s = s.trim();
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        format!(
-                            "trusted_proxies: {s:?} is not an IP address or network (e.g. 10.0.0.0/8)"
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+        crate::config::trusted_proxy_networks(list).map(TrustedProxies)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

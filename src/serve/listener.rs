@@ -10,6 +10,7 @@ use super::client_ip::TrustedProxies;
 use super::idle_body::IdleBody;
 use super::write_timeout::WriteTimeout;
 use crate::auth::failures::FailureWatch;
+use crate::telemetry::{Operation, RequestId};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -55,7 +56,7 @@ pub(crate) struct ServeSettings {
     /// Stop accepting when this fires.
     pub stop: Option<watch::Receiver<bool>>,
     /// Count requests and connections here.
-    pub metrics: Option<Arc<crate::admin::Metrics>>,
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// How long in-flight requests may run after `stop` (default 10 s).
     pub grace: Option<Duration>,
     /// Report bursts of failed client authentications.
@@ -308,7 +309,7 @@ async fn call(
             .and_then(|w| w.record(source, std::time::Instant::now()))
         {
             tracing::warn!(
-                target: "sealgate::security",
+                target: crate::telemetry::security::TARGET,
                 event = "auth_failures",
                 client_ip = %source,
                 count,
@@ -388,7 +389,7 @@ fn stamp(resp: &mut s3s::HttpResponse, id: &str) {
 
 /// What a connection's requests share.
 struct CallContext {
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
     auth_failures: Option<Arc<FailureWatch>>,
     peer: SocketAddr,
     body_timeout: Duration,
@@ -412,39 +413,6 @@ pub(crate) fn claimed_access_key<B>(req: &http::Request<B>) -> Option<&str> {
     };
     let cred = from_header.or_else(from_query)?;
     Some(cred.split(['/', '%', ',']).next().unwrap_or(""))
-}
-
-/// The S3 operation a request resolved to, set by the access check
-/// ([`crate::auth::Grants`]) and read back for metrics. Unset when the
-/// request never got that far.
-#[derive(Debug, Clone, Default)]
-pub struct Operation(Arc<std::sync::OnceLock<String>>);
-
-impl Operation {
-    /// Records the operation's name (first call wins).
-    pub fn set(&self, name: &str) {
-        let _ = self.0.set(name.to_owned());
-    }
-
-    /// The recorded name.
-    pub fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
-    }
-}
-
-/// The id of one client request (16 hex digits), carried in the request's
-/// extensions so handlers can cite it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-impl RequestId {
-    /// A fresh random id.
-    pub(crate) fn new() -> RequestId {
-        use crate::format::RandomSource;
-        let mut b = [0u8; 8];
-        let _ = crate::format::OsRandom.fill(&mut b);
-        RequestId(hex::encode_upper(b))
-    }
 }
 
 fn content_length(h: &http::HeaderMap) -> u64 {

@@ -5,6 +5,7 @@
 //! [`start`] returns once listening, so tests run the real server in-process
 //! on `127.0.0.1:0`; the CLI prints the endpoint and waits.
 
+pub mod background;
 pub mod client_ip;
 pub mod embedded;
 pub(crate) mod gate;
@@ -74,7 +75,7 @@ pub struct Options {
     /// Address of the admin listener (health, metrics); overrides the config.
     pub admin_listen: Option<String>,
     /// Metrics to update (the CLI shares them with its log layer); created when absent.
-    pub metrics: Option<Arc<crate::admin::Metrics>>,
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// The audit log: verified and attached before the listener opens.
     pub audit_log: Option<PathBuf>,
     /// The audit layer installed in the tracing subscriber (the CLI's);
@@ -96,7 +97,7 @@ pub struct Running {
     /// Where the admin listener (health, metrics) listens, if enabled.
     pub admin_addr: Option<SocketAddr>,
     /// The gateway's metrics.
-    pub metrics: Arc<crate::admin::Metrics>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// The bucket policy in force (swap it to reload).
     pub policy: Arc<crate::policy::PolicyCell>,
     /// Client credentials, when the embedded default made or took them.
@@ -174,97 +175,15 @@ pub fn reload_policy(
 /// Starts the gateway and returns once it is listening.
 pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let mut generated_key = None;
-    let mut upstream_info = None;
-    let mut grants = Grants::default();
-    let mut shown_client = None;
-    let (cfg, data_dir) = match &opts.config {
-        Some(path) => {
-            let mut cfg = Config::load(path)?;
-            cfg.apply_env(|k| std::env::var(k).ok())?;
-            (cfg, None)
-        }
-        None if std::env::var_os("SEALGATE_UPSTREAM_ENDPOINT").is_some() => {
-            (Config::from_env(|k| std::env::var(k).ok())?, None)
-        }
-        None => {
-            // Embedded default: a real S3 server (s3s-fs) in-process.
-            let data = opts
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("data"));
-            let (ak, sk) = (random_token(20), random_token(40));
-            let addr = embedded::start(&data, &ak, &sk).await?;
-            upstream_info = Some((addr, ak.clone(), sk.clone()));
-            let cfg = Config {
-                listen: "127.0.0.1:7070".into(),
-                keys_dir: PathBuf::from("keys"),
-                domain: None,
-                tls: None,
-                admin_listen: None,
-                algorithm: Algorithm::Aes256Gcm.name().into(),
-                upstream: UpstreamConfig {
-                    endpoint: format!("http://{addr}"),
-                    region: "us-east-1".into(),
-                    path_style: true,
-                    access_key: Some(ak),
-                    secret_key: Some(sk),
-                    secret_key_file: None,
-                    ca_file: None,
-                    jurisdiction: Some("LOCAL".into()),
-                    connect_timeout_secs: 10,
-                    read_timeout_secs: 60,
-                    state_bucket: None,
-                },
-                credentials: vec![],
-                policy: Default::default(),
-                shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
-                header_timeout_secs: 30,
-                body_timeout_secs: 60,
-                write_timeout_secs: crate::config::DEFAULT_WRITE_TIMEOUT_SECS,
-                max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
-                security: Default::default(),
-            };
-            // Settings the embedded default has too (TLS, admin, limits)
-            // follow the environment as with a file.
-            let mut cfg = cfg;
-            cfg.apply_env(|k| std::env::var(k).ok())?;
-            (cfg, Some(data))
-        }
-    };
-    for c in &cfg.credentials {
-        let sk = secret(&c.secret_key, &c.secret_key_file, "credentials.secret_key")?.ok_or_else(
-            || {
-                ConfigError::Invalid(format!(
-                    "credentials for {}: secret_key missing",
-                    c.access_key
-                ))
-            },
-        )?;
-        grants.add(c.access_key.clone(), sk, c.buckets.clone());
-    }
-    if let Some((ak, sk)) = opts.client.clone() {
-        grants.add(ak.clone(), sk.clone(), vec!["*".into()]);
-        shown_client = Some((ak, sk));
-    } else if grants.is_empty() {
-        if data_dir.is_none() {
-            return Err(ConfigError::Invalid(
-                "no client credentials: add [[credentials]] or set SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY".into(),
-            )
-            .into());
-        }
-        let (ak, sk) = (random_token(20), random_token(40));
-        grants.add(ak.clone(), sk.clone(), vec!["*".into()]);
-        shown_client = Some((ak, sk));
-    }
-
-    for own in cfg
-        .upstream
-        .state_bucket
-        .iter()
-        .chain(&opts.reserved_buckets)
-    {
-        grants.reserve(own.clone());
-    }
+    let LoadedConfig {
+        cfg,
+        data_dir,
+        embedded_upstream,
+    } = load_config(&opts).await?;
+    let ClientGrants {
+        grants,
+        shown_client,
+    } = client_grants(&cfg, &opts, data_dir.is_some())?;
     let keys_dir = opts.keys_dir.clone().unwrap_or(cfg.keys_dir.clone());
     if data_dir.is_some() && !has_keys(&keys_dir) {
         generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());
@@ -311,16 +230,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone())
         .with_audit(audit.recorder());
 
-    let mut b = S3ServiceBuilder::new(gateway);
-    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
-        s3_limits(),
-    ))));
-    b.set_auth(grants.clone());
-    b.set_access(grants);
-    if let Some(domain) = &cfg.domain {
-        b.set_host(host::GatewayHost::new([domain.clone()]).map_err(ConfigError::Invalid)?);
-    }
-    let service = b.build();
+    let service = s3_service(gateway, grants, cfg.domain.as_deref())?;
 
     let tls_files = match opts
         .tls
@@ -333,34 +243,10 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let tls = tls_files.as_ref().map(|t| t.acceptor()).transpose()?;
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
     let (listener, addr) = bind(&listen, "").await?;
-    let proxies = client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
-        .map_err(crate::config::ConfigError::Invalid)?;
     let (shutdown, stop) = watch::channel(false);
     let https = tls.is_some();
-    let auth_failures = Arc::new(crate::auth::failures::FailureWatch::new(
-        cfg.security.auth_failure_threshold,
-        std::time::Duration::from_secs(cfg.security.auth_failure_window_secs),
-    ));
-    let task = tokio::spawn(accept_loop(
-        listener,
-        service,
-        ServeSettings {
-            tls,
-            stop: Some(stop),
-            metrics: Some(metrics.clone()),
-            grace: Some(std::time::Duration::from_secs(cfg.shutdown_grace_secs)),
-            header_timeout: Some(std::time::Duration::from_secs(
-                cfg.header_timeout_secs.max(1),
-            )),
-            auth_failures: Some(auth_failures),
-            body_timeout: Some(std::time::Duration::from_secs(cfg.body_timeout_secs.max(1))),
-            write_timeout: Some(std::time::Duration::from_secs(
-                cfg.write_timeout_secs.max(1),
-            )),
-            max_connections: Some(cfg.max_connections.max(1)),
-            proxies: Some(Arc::new(proxies)),
-        },
-    ));
+    let settings = serve_settings(&cfg, tls, stop, metrics.clone())?;
+    let task = tokio::spawn(accept_loop(listener, service, settings));
     tracing::info!(%addr, tls = https, "sealgate listening");
     Ok(Running {
         addr,
@@ -372,13 +258,199 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         client: shown_client,
         generated_key,
         data_dir,
-        upstream: upstream_info,
+        upstream: embedded_upstream,
         tls_files,
         keys: key_cell,
         provider,
         shutdown,
         task,
         admin_task,
+    })
+}
+
+/// The configuration `start` runs with: from the file, from the
+/// environment alone, or the embedded default.
+struct LoadedConfig {
+    cfg: Config,
+    /// The embedded upstream's data directory (embedded default only).
+    data_dir: Option<PathBuf>,
+    /// The embedded upstream's address and credentials (embedded default only).
+    embedded_upstream: Option<(SocketAddr, String, String)>,
+}
+
+/// Loads the configuration file (with `SEALGATE_*` overrides), or one
+/// from the environment alone, or starts the embedded default.
+async fn load_config(opts: &Options) -> Result<LoadedConfig, ServeError> {
+    let from = |cfg| LoadedConfig {
+        cfg,
+        data_dir: None,
+        embedded_upstream: None,
+    };
+    match &opts.config {
+        Some(path) => {
+            let mut cfg = Config::load(path)?;
+            cfg.apply_env(|k| std::env::var(k).ok())?;
+            Ok(from(cfg))
+        }
+        None if std::env::var_os("SEALGATE_UPSTREAM_ENDPOINT").is_some() => {
+            Ok(from(Config::from_env(|k| std::env::var(k).ok())?))
+        }
+        None => {
+            // Embedded default: a real S3 server (s3s-fs) in-process.
+            let data = opts
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data"));
+            let (ak, sk) = (random_token(20), random_token(40));
+            let addr = embedded::start(&data, &ak, &sk).await?;
+            let mut cfg = embedded_config(addr, ak.clone(), sk.clone());
+            // Settings the embedded default has too (TLS, admin, limits)
+            // follow the environment as with a file.
+            cfg.apply_env(|k| std::env::var(k).ok())?;
+            Ok(LoadedConfig {
+                cfg,
+                data_dir: Some(data),
+                embedded_upstream: Some((addr, ak, sk)),
+            })
+        }
+    }
+}
+
+/// The embedded default's configuration, before environment overrides:
+/// the in-process s3s-fs at `addr` with its credentials.
+fn embedded_config(addr: SocketAddr, ak: String, sk: String) -> Config {
+    Config {
+        listen: "127.0.0.1:7070".into(),
+        keys_dir: PathBuf::from("keys"),
+        domain: None,
+        tls: None,
+        admin_listen: None,
+        algorithm: Algorithm::Aes256Gcm.name().into(),
+        upstream: UpstreamConfig {
+            endpoint: format!("http://{addr}"),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key: Some(ak),
+            secret_key: Some(sk),
+            secret_key_file: None,
+            ca_file: None,
+            jurisdiction: Some("LOCAL".into()),
+            connect_timeout_secs: 10,
+            read_timeout_secs: 60,
+            state_bucket: None,
+        },
+        credentials: vec![],
+        policy: Default::default(),
+        shutdown_grace_secs: crate::config::DEFAULT_SHUTDOWN_GRACE_SECS,
+        header_timeout_secs: 30,
+        body_timeout_secs: 60,
+        write_timeout_secs: crate::config::DEFAULT_WRITE_TIMEOUT_SECS,
+        max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        security: Default::default(),
+    }
+}
+
+/// Who may call the gateway, and the credential to show the operator.
+struct ClientGrants {
+    grants: Grants,
+    /// Given on the command line or generated (embedded default without
+    /// credentials): printed at start.
+    shown_client: Option<(String, String)>,
+}
+
+/// The grants of `[[credentials]]` and of a command-line client; the
+/// embedded default without either gets a generated client. The state
+/// bucket and the reserved buckets are no client's.
+fn client_grants(cfg: &Config, opts: &Options, embedded: bool) -> Result<ClientGrants, ServeError> {
+    let mut grants = Grants::default();
+    let mut shown_client = None;
+    for c in &cfg.credentials {
+        let sk = secret(&c.secret_key, &c.secret_key_file, "credentials.secret_key")?.ok_or_else(
+            || {
+                ConfigError::Invalid(format!(
+                    "credentials for {}: secret_key missing",
+                    c.access_key
+                ))
+            },
+        )?;
+        grants.add(c.access_key.clone(), sk, c.buckets.clone());
+    }
+    if let Some((ak, sk)) = opts.client.clone() {
+        grants.add(ak.clone(), sk.clone(), vec!["*".into()]);
+        shown_client = Some((ak, sk));
+    } else if grants.is_empty() {
+        if !embedded {
+            return Err(ConfigError::Invalid(
+                "no client credentials: add [[credentials]] or set SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY".into(),
+            )
+            .into());
+        }
+        let (ak, sk) = (random_token(20), random_token(40));
+        grants.add(ak.clone(), sk.clone(), vec!["*".into()]);
+        shown_client = Some((ak, sk));
+    }
+
+    for own in cfg
+        .upstream
+        .state_bucket
+        .iter()
+        .chain(&opts.reserved_buckets)
+    {
+        grants.reserve(own.clone());
+    }
+    Ok(ClientGrants {
+        grants,
+        shown_client,
+    })
+}
+
+/// The S3 service: s3s with sealgate's limits, the grants as its auth and
+/// access checks, and virtual-host addressing under `domain`.
+fn s3_service(
+    gateway: Gateway,
+    grants: Grants,
+    domain: Option<&str>,
+) -> Result<s3s::service::S3Service, ServeError> {
+    let mut builder = S3ServiceBuilder::new(gateway);
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_limits(),
+    ))));
+    builder.set_auth(grants.clone());
+    builder.set_access(grants);
+    if let Some(domain) = domain {
+        builder
+            .set_host(host::GatewayHost::new([domain.to_owned()]).map_err(ConfigError::Invalid)?);
+    }
+    Ok(builder.build())
+}
+
+/// How the S3 listener serves its connections, from the configuration:
+/// TLS, the stop signal, timeouts, limits, trusted proxies, and the
+/// failed-authentication watch.
+fn serve_settings(
+    cfg: &Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<crate::telemetry::Metrics>,
+) -> Result<ServeSettings, ServeError> {
+    use std::time::Duration;
+    let proxies = client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
+        .map_err(crate::config::ConfigError::Invalid)?;
+    let auth_failures = Arc::new(crate::auth::failures::FailureWatch::new(
+        cfg.security.auth_failure_threshold,
+        Duration::from_secs(cfg.security.auth_failure_window_secs),
+    ));
+    Ok(ServeSettings {
+        tls,
+        stop: Some(stop),
+        metrics: Some(metrics),
+        grace: Some(Duration::from_secs(cfg.shutdown_grace_secs)),
+        header_timeout: Some(Duration::from_secs(cfg.header_timeout_secs.max(1))),
+        auth_failures: Some(auth_failures),
+        body_timeout: Some(Duration::from_secs(cfg.body_timeout_secs.max(1))),
+        write_timeout: Some(Duration::from_secs(cfg.write_timeout_secs.max(1))),
+        max_connections: Some(cfg.max_connections.max(1)),
+        proxies: Some(Arc::new(proxies)),
     })
 }
 

@@ -4,7 +4,7 @@
 //! An SDK interceptor sees each attempt, including the retries the SDK's
 //! retry strategy makes, which a wrapper around our own calls could not.
 
-use crate::admin::Metrics;
+use crate::telemetry::Metrics;
 use aws_sdk_s3::config::interceptors::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };

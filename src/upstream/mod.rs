@@ -165,7 +165,7 @@ impl Upstream {
     /// Every attempt at a provider request is counted in `metrics`.
     pub async fn connect(
         cfg: &UpstreamConfig,
-        metrics: Option<std::sync::Arc<crate::admin::Metrics>>,
+        metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
     ) -> Result<Upstream, ConfigError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))

@@ -1,4 +1,5 @@
 use super::*;
+use crate::format::kdf;
 use chrono::TimeZone;
 
 fn setup() -> (tempfile::TempDir, PathBuf, KeyStore) {

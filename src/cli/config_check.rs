@@ -1,7 +1,7 @@
 //! `sealgate config check`: everything a gateway would load at start,
 //! checked without starting it, every problem reported (not just the first).
 
-use super::{Config, secret};
+use crate::config::{Config, secret};
 use crate::keys::KeyStore;
 
 /// One checked item.
@@ -29,7 +29,7 @@ fn fail(m: impl Into<String>) -> Finding {
 
 /// Checks a loaded configuration: algorithm, key store, secrets and their
 /// file permissions and owners (checked where they are read, by
-/// [`super::secret`] and the TLS loader, exactly as `serve` checks them),
+/// [`crate::config::secret`] and the TLS loader, exactly as `serve` checks them),
 /// upstream endpoint and CA bundle, TLS files, and states every bucket's
 /// effective mode.
 pub fn check(cfg: &Config) -> Vec<Finding> {
@@ -39,21 +39,24 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         Err(e) => out.push(fail(e.to_string())),
     }
     let store = KeyStore::load(&cfg.keys_dir);
-    let active = match &store {
-        Ok(k) => {
-            out.push(ok(format!(
-                "key store {}: {} key(s), active {}",
-                cfg.keys_dir.display(),
-                k.list().len(),
-                k.active().id()
-            )));
-            Some(k.active().id().to_string())
-        }
-        Err(e) => {
-            out.push(fail(format!("key store: {e}")));
-            None
-        }
-    };
+    out.push(match &store {
+        Ok(k) => ok(format!(
+            "key store {}: {} key(s), active {}",
+            cfg.keys_dir.display(),
+            k.list().len(),
+            k.active().id()
+        )),
+        Err(e) => fail(format!("key store: {e}")),
+    });
+    check_upstream(cfg, &mut out);
+    check_client_credentials(cfg, &mut out);
+    check_listener(cfg, &mut out);
+    check_bucket_modes(cfg, store.as_ref().ok(), &mut out);
+    out
+}
+
+/// The provider: endpoint, credentials, CA bundle.
+fn check_upstream(cfg: &Config, out: &mut Vec<Finding>) {
     let u = &cfg.upstream;
     match url_scheme(&u.endpoint) {
         Some("https") | Some("http") => out.push(ok(format!("upstream endpoint {}", u.endpoint))),
@@ -76,28 +79,36 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         )),
     }
     if let Some(ca) = &u.ca_file {
-        match std::fs::read(ca) {
-            Ok(pem) => {
-                use rustls::pki_types::CertificateDer;
-                use rustls::pki_types::pem::PemObject;
-                let n = CertificateDer::pem_slice_iter(&pem)
-                    .filter(Result::is_ok)
-                    .count();
-                if n > 0 {
-                    out.push(ok(format!(
-                        "upstream.ca_file {}: {n} certificate(s)",
-                        ca.display()
-                    )));
-                } else {
-                    out.push(fail(format!(
-                        "upstream.ca_file {}: no PEM certificate found",
-                        ca.display()
-                    )));
-                }
-            }
-            Err(e) => out.push(fail(format!("upstream.ca_file {}: {e}", ca.display()))),
-        }
+        out.push(check_ca_file(ca));
     }
+}
+
+/// `upstream.ca_file` holds at least one PEM certificate.
+fn check_ca_file(ca: &std::path::Path) -> Finding {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = match std::fs::read(ca) {
+        Ok(pem) => pem,
+        Err(e) => return fail(format!("upstream.ca_file {}: {e}", ca.display())),
+    };
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .filter(Result::is_ok)
+        .count();
+    if certificates > 0 {
+        ok(format!(
+            "upstream.ca_file {}: {certificates} certificate(s)",
+            ca.display()
+        ))
+    } else {
+        fail(format!(
+            "upstream.ca_file {}: no PEM certificate found",
+            ca.display()
+        ))
+    }
+}
+
+/// `[[credentials]]`: at least one, each with its secret.
+fn check_client_credentials(cfg: &Config, out: &mut Vec<Finding>) {
     if cfg.credentials.is_empty() {
         out.push(fail(
             "no client credentials: add [[credentials]] (or set SEALGATE_ACCESS_KEY and SEALGATE_SECRET_KEY when serving)",
@@ -111,6 +122,10 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             Err(e) => out.push(fail(e.to_string())),
         }
     }
+}
+
+/// The S3 listener's TLS files and virtual-host domain, when configured.
+fn check_listener(cfg: &Config, out: &mut Vec<Finding>) {
     if let Some(t) = &cfg.tls {
         match crate::serve::tls::tls_acceptor(&t.cert_file, &t.key_file) {
             Ok(_) => out.push(ok(format!("TLS certificate {}", t.cert_file.display()))),
@@ -123,73 +138,69 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             Err(e) => out.push(fail(e)),
         }
     }
+}
+
+/// The provider's jurisdiction and every bucket's effective mode; the
+/// exceptions behind passthrough buckets need the key store (`keys`).
+fn check_bucket_modes(cfg: &Config, keys: Option<&KeyStore>, out: &mut Vec<Finding>) {
     let algorithm = cfg.algorithm().map(|a| a.name()).unwrap_or("?");
+    let active = keys.map(|k| k.active().id().to_string());
     let encrypted = format!(
         "encrypted ({algorithm}, active key {})",
         active.as_deref().unwrap_or("?")
     );
     let jurisdiction = cfg.upstream.jurisdiction();
-    if cfg.policy.allowed_jurisdictions.is_empty() {
+    let allowed = &cfg.policy.allowed_jurisdictions;
+    let jurisdiction_allowed = allowed
+        .iter()
+        .any(|j| j.eq_ignore_ascii_case(&jurisdiction));
+    if allowed.is_empty() {
         out.push(ok(format!(
             "provider jurisdiction {jurisdiction}; no allowed jurisdictions configured"
         )));
-    } else if cfg
-        .policy
-        .allowed_jurisdictions
-        .iter()
-        .any(|j| j.eq_ignore_ascii_case(&jurisdiction))
-    {
+    } else if jurisdiction_allowed {
         out.push(ok(format!(
             "provider jurisdiction {jurisdiction} is allowed"
         )));
     }
     let restricted = !cfg.policy.passthrough.is_empty()
         || !cfg.policy.legacy_reads.is_empty()
-        || (!cfg.policy.allowed_jurisdictions.is_empty()
-            && !cfg
-                .policy
-                .allowed_jurisdictions
-                .iter()
-                .any(|j| j.eq_ignore_ascii_case(&jurisdiction)));
-    match (&store, !restricted) {
-        (_, true) => out.push(ok(format!(
+        || (!allowed.is_empty() && !jurisdiction_allowed);
+    if !restricted {
+        out.push(ok(format!(
             "every bucket: {encrypted}; no passthrough buckets are configured"
-        ))),
-        (Ok(keys), false) => {
-            match crate::policy::Policy::load(
-                &cfg.policy,
-                &cfg.upstream.jurisdiction(),
-                keys,
-                chrono::Utc::now(),
-            ) {
-                Ok(p) => {
-                    if let Some(id) = p.data_location_exception() {
-                        out.push(ok(format!(
-                            "provider jurisdiction {jurisdiction} is outside the allowed ones, under exception {id}"
-                        )));
-                    }
-                    for r in &cfg.policy.passthrough {
-                        out.push(ok(format!(
-                            "bucket {}: PASSTHROUGH (unencrypted) under exception {}",
-                            r.bucket, r.exception
-                        )));
-                    }
-                    for r in &cfg.policy.legacy_reads {
-                        out.push(ok(format!(
-                            "bucket {}: legacy (not sealgate-format) objects readable under exception {}",
-                            r.bucket, r.exception
-                        )));
-                    }
-                    out.push(ok(format!("every other bucket: {encrypted}")));
-                }
-                Err(e) => out.push(fail(format!("policy: {e}"))),
-            }
-        }
-        (Err(_), false) => out.push(fail(
-            "policy: cannot check the passthrough buckets without the key store",
-        )),
+        )));
+        return;
     }
-    out
+    let Some(keys) = keys else {
+        out.push(fail(
+            "policy: cannot check the passthrough buckets without the key store",
+        ));
+        return;
+    };
+    let policy = crate::policy::Policy::load(&cfg.policy, &jurisdiction, keys, chrono::Utc::now());
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => return out.push(fail(format!("policy: {e}"))),
+    };
+    if let Some(id) = policy.data_location_exception() {
+        out.push(ok(format!(
+            "provider jurisdiction {jurisdiction} is outside the allowed ones, under exception {id}"
+        )));
+    }
+    for r in &cfg.policy.passthrough {
+        out.push(ok(format!(
+            "bucket {}: PASSTHROUGH (unencrypted) under exception {}",
+            r.bucket, r.exception
+        )));
+    }
+    for r in &cfg.policy.legacy_reads {
+        out.push(ok(format!(
+            "bucket {}: legacy (not sealgate-format) objects readable under exception {}",
+            r.bucket, r.exception
+        )));
+    }
+    out.push(ok(format!("every other bucket: {encrypted}")));
 }
 
 fn url_scheme(url: &str) -> Option<&str> {

@@ -4,6 +4,7 @@
 //! mutex (a few dozen label sets at most: S3 operations × statuses, event
 //! names, exception ids). The text is rendered on scrape.
 
+use super::security::DECRYPTION_FAILURES;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -11,15 +12,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the request-latency histogram.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
-
-/// Security events that mean stored data failed to decrypt or authenticate;
-/// summed into `sealgate_decryption_failures_total`.
-const DECRYPTION_FAILURES: [&str; 4] = [
-    "integrity_failure",
-    "unknown_key",
-    "revoked_key_used",
-    "bad_upload_id",
-];
 
 /// A histogram with [`LATENCY_BUCKETS`].
 #[derive(Debug, Default)]
