@@ -84,20 +84,19 @@ impl Readiness {
             .get()
             .registry_ok(&keys)
             .map_err(|e| format!("exception registry: {e}"))?;
-        let probe = self.upstream.client.list_buckets().send();
+        let probe = self.upstream.list_buckets();
         match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(crate::upstream::UpstreamError::from_sdk(e).to_string()),
+            Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("the provider did not answer within 3 s".into()),
         }
         if let Some(state) = self.upstream.state_bucket() {
-            let probe = self.upstream.client.head_bucket().bucket(state).send();
+            let probe = self.upstream.head_bucket(state);
             match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     return Err(format!(
-                        "upstream.state_bucket {state:?}: {} (create it at the provider for sealgate alone)",
-                        crate::upstream::UpstreamError::from_sdk(e)
+                        "upstream.state_bucket {state:?}: {e} (create it at the provider for sealgate alone)"
                     ));
                 }
                 Err(_) => return Err("the provider did not answer within 3 s".into()),
