@@ -100,7 +100,7 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["summary"]
 # Last before the Rust tests: this rebuilds the binary with the RustCrypto
 # backend, so nothing above may run after it.
 step "committed vectors under the RustCrypto backend (ring runs below)"
-cargo test --locked --no-default-features --features backend-rustcrypto --test vectors
+cargo test --locked --no-default-features --features backend-rustcrypto --test it vectors::
 
 step "doc tests"
 cargo test --locked --doc -q
@@ -114,8 +114,8 @@ step "reliability suites (docs/RELIABILITY.md): one line each"
 # Faults, provider tampering, crashes, hostile clients and sustained load,
 # run first and on their own so each prints its summary line. The hostile-
 # client suites' line is nextest's count for them.
-reliability='binary(faults) | binary(provider_tamper) | binary(crash) | binary(load)'
-hostile='binary(smuggling) | binary(slow_clients) | binary(fuzz_corpus)'
+reliability='test(/^faults::/) | test(/^provider_tamper::/) | test(/^crash::/) | test(/^load::/)'
+hostile='test(/^smuggling::/) | test(/^slow_clients::/) | test(/^fuzz_corpus::/)'
 rel_log="$(mktemp)"
 cargo nextest run --locked --no-capture -E "$reliability" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
 grep '^reliability:' "$rel_log"

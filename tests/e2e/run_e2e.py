@@ -493,7 +493,7 @@ def suite(name, gw, gws, work):
         assert head["Metadata"]["owner"] == MARKER.decode() and head["ContentType"] == "application/x-test"
         assert c.get_object(Bucket="boto-bucket", Key="k/big")["Body"].read() == body
         # The checksum sent with the PUT comes back when asked, as on S3
-        # (sealed at the provider: tests/checksums.rs scans for it).
+        # (sealed at the provider: tests/it/checksums.rs scans for it).
         sums = c.head_object(Bucket="boto-bucket", Key="k/big", ChecksumMode="ENABLED")
         assert put.get("ChecksumCRC32") and sums.get("ChecksumCRC32") == put["ChecksumCRC32"], (put, sums)
         assert sums.get("ChecksumType") == "FULL_OBJECT", sums
