@@ -119,7 +119,24 @@ hostile='test(/^smuggling::/) | test(/^slow_clients::/) | test(/^fuzz_corpus::/)
 rel_log="$(mktemp)"
 # The load test is #[ignore]d (a 120 s run): only this step runs it.
 cargo nextest run --locked --no-capture --run-ignored all -E "$reliability" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
-grep '^reliability:' "$rel_log"
+# A suite split into tests prints a line per group of cases,
+# "reliability: NAME [GROUP]: N cases, F failed, X MiB verified": added up
+# here into the suite's one line.
+grep '^reliability:' "$rel_log" | awk '
+  /^reliability: [^[]+ \[[^]]*\]: [0-9]+ cases, [0-9]+ failed, [0-9.]+ MiB verified$/ {
+    name = $0; sub(/^reliability: /, "", name); sub(/ \[.*$/, "", name)
+    rest = $0; sub(/^.*\]: /, "", rest); split(rest, f, " ")
+    if (!(name in cases)) order[++n] = name
+    cases[name] += f[1]; failed[name] += f[3]; mib[name] += f[5]; tests[name]++
+    next
+  }
+  { print }
+  END {
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      printf "reliability: %s: %d cases in %d tests, %d failed, %.1f MiB verified\n", k, cases[k], tests[k], failed[k], mib[k]
+    }
+  }'
 cargo nextest run --locked -E "$hostile" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
 sed -n 's/^ *Summary \[.*\] */reliability: hostile clients (smuggling, slow and oversized requests, connection limits, fuzz corpus replay): /p' "$rel_log"
 rm -f "$rel_log"
