@@ -96,11 +96,9 @@ async fn read(c: &Client, key: &str) -> (Vec<u8>, bool) {
 }
 
 /// The read fails, released only authenticated bytes, and raised a
-/// security event naming the object.
-/// Cases that held, for the suite's summary line.
-static DETECTED: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
-
-async fn assert_detected(c: &Client, key: &str, original: &[u8], case: &str) {
+/// security event naming the object. Returns the bytes released (the
+/// prefix checked against what was written), for the suite's summary line.
+async fn assert_detected(c: &Client, key: &str, original: &[u8], case: &str) -> u64 {
     let (got, complete) = read(c, key).await;
     assert!(
         !complete,
@@ -131,18 +129,30 @@ async fn assert_detected(c: &Client, key: &str, original: &[u8], case: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         waited += 1;
     }
-    DETECTED
-        .lock()
-        .unwrap()
-        .push((case.to_owned(), got.len() as u64));
+    got.len() as u64
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_provider_alteration_is_detected_and_reported() {
+/// A gateway over s3s-fs with the suite's bucket; security events captured
+/// from here on.
+async fn tamper_gateway() -> (Env, Client) {
     events();
     let env = gateway().await;
     let c = client(&env);
     c.create_bucket().bucket(BUCKET).send().await.unwrap();
+    (env, c)
+}
+
+/// Records a case that held. Bytes verified: the prefix released before the
+/// abort, checked against what was written. Each test is one group of
+/// cases with its own summary line (tests/run.sh adds the groups up).
+fn detected(suite: &mut Suite, case: &str, prefix: u64) {
+    suite.record(&format!("{case} -> detected and reported"), Ok(prefix));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn byte_level_changes_to_a_stored_object_are_detected() {
+    let (env, c) = tamper_gateway().await;
+    let mut suite = Suite::new("provider tampering [byte-level changes]");
     let len = 3 * SEG + 777;
     let header = sealgate::format::header::HEADER_LEN;
     let seg = SEG + 16; // a stored segment: plaintext and tag
@@ -206,36 +216,46 @@ async fn every_provider_alteration_is_detected_and_reported() {
         );
         alter(&mut stored);
         std::fs::write(&path, &stored).unwrap();
-        assert_detected(&c, &key, &original, case).await;
+        let prefix = assert_detected(&c, &key, &original, case).await;
+        detected(&mut suite, case, prefix);
     }
+    suite.finish();
+}
 
-    // Whole objects swapped, moved or replayed under another name.
+/// Whole objects swapped, moved or replayed under another name.
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_swapped_or_replayed_under_another_name_are_detected() {
+    let (env, c) = tamper_gateway().await;
+    let mut suite = Suite::new("provider tampering [objects swapped or replayed]");
     let a = payload(100_000, 1);
     let b = payload(100_000, 2);
     put(&c, "swap-a", &a).await;
     put(&c, "swap-b", &b).await;
     copy_object(&env, "swap-b", "swap-a");
-    assert_detected(
-        &c,
-        "swap-a",
-        &a,
-        "object replaced by another of the same size",
-    )
-    .await;
+    let case = "object replaced by another of the same size";
+    let prefix = assert_detected(&c, "swap-a", &a, case).await;
+    detected(&mut suite, case, prefix);
     put(&c, "old-name", &payload(5000, 3)).await;
     let fresh = payload(5000, 4);
     put(&c, "new-name", &fresh).await;
     copy_object(&env, "old-name", "new-name");
-    assert_detected(
-        &c,
-        "new-name",
-        &fresh,
-        "an object replayed under a new name",
-    )
-    .await;
+    let case = "an object replayed under a new name";
+    let prefix = assert_detected(&c, "new-name", &fresh, case).await;
+    detected(&mut suite, case, prefix);
 
-    // Metadata fields: the wrapped key and header, the name binding, the
-    // sealed user metadata.
+    // Nothing else was disturbed: an untouched object still reads.
+    let (got, complete) = read(&c, "swap-b").await;
+    assert!(complete && got == b, "an intact object must still read");
+    suite.record("untouched object still reads", Ok(got.len() as u64));
+    suite.finish();
+}
+
+/// Metadata fields: the wrapped key and header, the name binding, the
+/// sealed user metadata.
+#[tokio::test(flavor = "multi_thread")]
+async fn altered_metadata_fields_are_detected() {
+    let (env, c) = tamper_gateway().await;
+    let mut suite = Suite::new("provider tampering [metadata fields altered]");
     let meta_cases: Vec<(&str, &str)> = vec![
         ("wrapped key and header in metadata altered", META_HEADER),
         ("name binding altered", META_BINDING),
@@ -273,10 +293,17 @@ async fn every_provider_alteration_is_detected_and_reported() {
             };
             m.insert(name, altered.into());
         });
-        assert_detected(&c, &key, &original, case).await;
+        let prefix = assert_detected(&c, &key, &original, case).await;
+        detected(&mut suite, case, prefix);
     }
+    suite.finish();
+}
 
-    // Parts swapped between two multipart objects with the same layout.
+/// Parts swapped between two multipart objects with the same layout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_part_taken_from_another_multipart_object_is_detected() {
+    let (env, c) = tamper_gateway().await;
+    let mut suite = Suite::new("provider tampering [multipart part swapped]");
     let five = 5 * 1024 * 1024;
     let pa = [payload(five, 20), payload(SEG * 2 + 5, 21)];
     let pb = [payload(five, 22), payload(SEG * 2 + 5, 23)];
@@ -289,16 +316,18 @@ async fn every_provider_alteration_is_detected_and_reported() {
     stored_a[first..].copy_from_slice(&stored_b[first..]);
     std::fs::write(data_path(&env, "mp-a"), &stored_a).unwrap();
     let whole_a: Vec<u8> = pa.concat();
-    assert_detected(
-        &c,
-        "mp-a",
-        &whole_a,
-        "part 2 taken from another multipart object",
-    )
-    .await;
+    let case = "part 2 taken from another multipart object";
+    let prefix = assert_detected(&c, "mp-a", &whole_a, case).await;
+    detected(&mut suite, case, prefix);
+    suite.finish();
+}
 
-    // An object naming a key the store does not hold (written under a key
-    // that was later removed from the store).
+/// An object naming a key the store does not hold (written under a key
+/// that was later removed from the store).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_wrapped_with_a_key_the_store_lacks_is_detected() {
+    let (env, c) = tamper_gateway().await;
+    let mut suite = Suite::new("provider tampering [key the store lacks]");
     let dir = env.gw.keys_dir.clone();
     let old = sealgate::keys::KeyStore::load(&dir).unwrap().active().id();
     let new = sealgate::keys::KeyStore::rotate(&dir).unwrap();
@@ -308,13 +337,9 @@ async fn every_provider_alteration_is_detected_and_reported() {
     sealgate::keys::KeyStore::activate(&dir, old).unwrap();
     std::fs::remove_file(dir.join(format!("{new}.kek"))).unwrap();
     env.gw.keys.reload().unwrap();
-    assert_detected(
-        &c,
-        "orphan",
-        &orphan,
-        "object wrapped with a key the store lacks",
-    )
-    .await;
+    let case = "object wrapped with a key the store lacks";
+    let prefix = assert_detected(&c, "orphan", &orphan, case).await;
+    detected(&mut suite, case, prefix);
     assert!(
         events()
             .lock()
@@ -322,17 +347,6 @@ async fn every_provider_alteration_is_detected_and_reported() {
             .iter()
             .any(|(ev, k)| ev == "unknown_key" && k == "orphan")
     );
-
-    // Nothing else was disturbed: an untouched object still reads.
-    let (got, complete) = read(&c, "swap-b").await;
-    assert!(complete && got == b, "an intact object must still read");
-    let mut suite = Suite::new("provider tampering");
-    for (case, prefix) in DETECTED.lock().unwrap().iter() {
-        // Bytes verified: the prefix released before the abort, checked
-        // against what was written.
-        suite.record(&format!("{case} -> detected and reported"), Ok(*prefix));
-    }
-    suite.record("untouched object still reads", Ok(got.len() as u64));
     suite.finish();
 }
 
