@@ -100,7 +100,7 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["summary"]
 # Last before the Rust tests: this rebuilds the binary with the RustCrypto
 # backend, so nothing above may run after it.
 step "committed vectors under the RustCrypto backend (ring runs below)"
-cargo test --locked --no-default-features --features backend-rustcrypto --test vectors
+cargo test --locked --no-default-features --features backend-rustcrypto --test it vectors::
 
 step "doc tests"
 cargo test --locked --doc -q
@@ -114,11 +114,29 @@ step "reliability suites (docs/RELIABILITY.md): one line each"
 # Faults, provider tampering, crashes, hostile clients and sustained load,
 # run first and on their own so each prints its summary line. The hostile-
 # client suites' line is nextest's count for them.
-reliability='binary(faults) | binary(provider_tamper) | binary(crash) | binary(load)'
-hostile='binary(smuggling) | binary(slow_clients) | binary(fuzz_corpus)'
+reliability='test(/^faults::/) | test(/^provider_tamper::/) | test(/^crash::/) | test(/^load::/)'
+hostile='test(/^smuggling::/) | test(/^slow_clients::/) | test(/^fuzz_corpus::/)'
 rel_log="$(mktemp)"
-cargo nextest run --locked --no-capture -E "$reliability" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
-grep '^reliability:' "$rel_log"
+# The load test is #[ignore]d (a 120 s run): only this step runs it.
+cargo nextest run --locked --no-capture --run-ignored all -E "$reliability" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
+# A suite split into tests prints a line per group of cases,
+# "reliability: NAME [GROUP]: N cases, F failed, X MiB verified": added up
+# here into the suite's one line.
+grep '^reliability:' "$rel_log" | awk '
+  /^reliability: [^[]+ \[[^]]*\]: [0-9]+ cases, [0-9]+ failed, [0-9.]+ MiB verified$/ {
+    name = $0; sub(/^reliability: /, "", name); sub(/ \[.*$/, "", name)
+    rest = $0; sub(/^.*\]: /, "", rest); split(rest, f, " ")
+    if (!(name in cases)) order[++n] = name
+    cases[name] += f[1]; failed[name] += f[3]; mib[name] += f[5]; tests[name]++
+    next
+  }
+  { print }
+  END {
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      printf "reliability: %s: %d cases in %d tests, %d failed, %.1f MiB verified\n", k, cases[k], tests[k], failed[k], mib[k]
+    }
+  }'
 cargo nextest run --locked -E "$hostile" >"$rel_log" 2>&1 || { cat "$rel_log"; exit 1; }
 sed -n 's/^ *Summary \[.*\] */reliability: hostile clients (smuggling, slow and oversized requests, connection limits, fuzz corpus replay): /p' "$rel_log"
 rm -f "$rel_log"

@@ -10,7 +10,10 @@ every byte read back, and then scan what the upstream stores for a marker
 string that every uploaded file contains: it must never appear.
 
 Usage: python3 tests/e2e/run_e2e.py --sealgate BIN --s3s-fs BIN
-Prints one line per check and a closing 'e2e: N passed, M failed'.
+           [--provider NAME]... [--client NAME]... [-k TEXT]...
+Prints one line per check and a closing 'e2e: N passed, M failed'. With no
+filter it runs everything (what tests/run.sh runs); the filters are in --help
+and docs/TESTING.md.
 """
 
 import argparse
@@ -63,11 +66,37 @@ def record_key(bucket, key, upload):
 
 results = []
 UP = None  # the provider under test (main sets it): checked after each check
+SELECT = None  # the check-name filter (main sets it from --client and -k)
+skipped = []
+
+
+class Select:
+    """--client and -k: which checks (by name) run. A name is the provider,
+    a colon and what the check does, starting with the client it drives
+    ("moto: rclone copy tree up and back", "rgw: matrix s3cmd sealgate")."""
+
+    def __init__(self, clients, keywords):
+        self.clients = [c.lower() for c in clients or []]
+        self.keywords = [k.lower() for k in keywords or []]
+
+    def __call__(self, name):
+        n = name.lower()
+        what = n.split(": ", 1)[-1].removeprefix("matrix ")
+        if self.clients and not any(what.startswith(c) for c in self.clients):
+            return False
+        return not self.keywords or any(k in n for k in self.keywords)
+
+    def client(self, client):
+        """Whether a client of the matrix (clients.CLIENTS) is selected."""
+        return not self.clients or any(client.lower().startswith(c) for c in self.clients)
 
 
 def check(name):
     def wrap(fn):
         def run(*a, **kw):
+            if SELECT is not None and not SELECT(name):
+                skipped.append(name)
+                return
             t = time.time()
             try:
                 fn(*a, **kw)
@@ -493,7 +522,7 @@ def suite(name, gw, gws, work):
         assert head["Metadata"]["owner"] == MARKER.decode() and head["ContentType"] == "application/x-test"
         assert c.get_object(Bucket="boto-bucket", Key="k/big")["Body"].read() == body
         # The checksum sent with the PUT comes back when asked, as on S3
-        # (sealed at the provider: tests/checksums.rs scans for it).
+        # (sealed at the provider: tests/it/checksums.rs scans for it).
         sums = c.head_object(Bucket="boto-bucket", Key="k/big", ChecksumMode="ENABLED")
         assert put.get("ChecksumCRC32") and sums.get("ChecksumCRC32") == put["ChecksumCRC32"], (put, sums)
         assert sums.get("ChecksumType") == "FULL_OBJECT", sums
@@ -1288,19 +1317,50 @@ def client_matrix(matrix, kind, up, gw, work):
     the provider (it scans what went through sealgate itself)."""
     direct = clients.Target("direct", up.endpoint, UAK, USK, up.ca)
     through = clients.Target("sealgate", gw.endpoint, AK, SK, gw.ca)
-    results.extend(matrix.run(kind, direct, through, work, getattr(up, "stored_blobs", None)))
+    results.extend(matrix.run(kind, direct, through, work, getattr(up, "stored_blobs", None),
+                              select=SELECT, skipped=skipped))
+
+
+CLIENT_NAMES = ["aws", "boto3", "s5cmd", "rclone", "s3cmd", "restic"]
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description="End-to-end suite: real S3 clients -> sealgate -> s3s-fs, moto and Ceph RGW.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""filters (none: run everything, as tests/run.sh does):
+  --provider NAME   only these providers (repeatable; --upstream is the same)
+  --client NAME     only the checks that drive these clients, by the start of
+                    the check's name, and their client-matrix cells (repeatable);
+                    checks that drive no client (raw HTTP, metrics, the
+                    provider's marker scan) are skipped; the matrix's own
+                    plaintext scan runs whenever a matrix cell ran
+  -k TEXT           only the checks whose name contains TEXT, case-insensitive
+                    (repeatable: any of them); names are printed as they run,
+                    'PROVIDER: what it checks'
+  a check runs when it passes every filter given; what was skipped is counted
+  in the closing line. A check may use what an earlier check of its section
+  stored (aws CLI sync uses the bucket 'aws CLI mb/cp' made): select both.
+
+examples:
+  run_e2e.py --sealgate B --s3s-fs F --provider moto --client rclone
+  run_e2e.py --sealgate B --s3s-fs F --provider s3s-fs -k 'aws CLI'
+  run_e2e.py --sealgate B --s3s-fs F --provider moto -k matrix --client s3cmd""")
     ap.add_argument("--sealgate", required=True)
     ap.add_argument("--s3s-fs", required=True)
-    ap.add_argument("--upstream", action="append", choices=[k for k, _ in PROVIDERS])
+    ap.add_argument("--upstream", "--provider", dest="upstream", action="append", choices=[k for k, _ in PROVIDERS],
+                    help="run only against this provider (repeatable)")
+    ap.add_argument("--client", action="append", choices=CLIENT_NAMES,
+                    help="run only the checks and matrix cells of this client (repeatable)")
+    ap.add_argument("-k", dest="keyword", action="append", metavar="TEXT",
+                    help="run only the checks whose name contains TEXT (repeatable)")
     ap.add_argument("--large-gib", type=int, default=int(os.environ.get("SEALGATE_E2E_LARGE_GIB", "5")),
                     help="size of the large-object check on s3s-fs (0 to skip)")
     ap.add_argument("--matrix-only", action="store_true", help="run only the client matrix (tests/e2e/clients.py)")
     args = ap.parse_args()
-    global UP
+    global UP, SELECT
+    if args.client or args.keyword:
+        SELECT = Select(args.client, args.keyword)
     matrix = clients.Matrix()
     for kind, provider in PROVIDERS:
         if args.upstream and kind not in args.upstream:
@@ -1347,7 +1407,7 @@ def main():
     print("client matrix (tests/e2e/clients.py; docs/TESTING.md):\n" + matrix.table())
     passed = sum(1 for _, ok in results if ok)
     failed = len(results) - passed
-    print(f"e2e: {passed} passed, {failed} failed")
+    print(f"e2e: {passed} passed, {failed} failed" + (f", {len(skipped)} skipped by the filters" if SELECT else ""))
     sys.exit(1 if failed or not passed else 0)
 
 
