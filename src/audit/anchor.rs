@@ -227,7 +227,7 @@ pub struct AnchorSchedule {
 /// write is logged (`anchor_failed`) and retried next period.
 pub async fn keep_anchoring(
     layer: super::AuditLayer,
-    client: aws_sdk_s3::Client,
+    provider: crate::upstream::Upstream,
     schedule: AnchorSchedule,
 ) {
     let AnchorSchedule {
@@ -240,7 +240,7 @@ pub async fn keep_anchoring(
     loop {
         if let Some((path, seq, hash)) = layer.head().filter(|h| h.1 > 0 && anchored != Some(h.1)) {
             let record = chain_head(&path, seq, &hash);
-            match put_once(&client, &bucket, &prefix, &record, retain_days).await {
+            match put_once(&provider, &bucket, &prefix, &record, retain_days).await {
                 Ok(_) => anchored = Some(seq),
                 Err(why) => {
                     tracing::warn!(target: crate::telemetry::security::TARGET, event = "anchor_failed", bucket = %bucket, reason = %why, "the audit chain head could not be anchored at the provider; retrying next period")
@@ -257,43 +257,25 @@ pub async fn keep_anchoring(
 /// COMPLIANCE mode until then (the bucket must have Object Lock enabled at
 /// the provider; s3s-fs ignores it).
 pub async fn put_once(
-    client: &aws_sdk_s3::Client,
+    provider: &crate::upstream::Upstream,
     bucket: &str,
     prefix: &str,
     record: &serde_json::Map<String, serde_json::Value>,
     retain_days: Option<u32>,
 ) -> Result<Put, String> {
+    use crate::upstream::WriteOnce;
     let seq = record.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
     let key = format!("{prefix}{seq:020}.json");
     let mut body = serde_json::to_vec(record).expect("serializable");
     body.push(b'\n');
-    let mut req = client
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .if_none_match("*")
-        .body(aws_sdk_s3::primitives::ByteStream::from(body));
-    if let Some(days) = retain_days {
-        let until = chrono::Utc::now() + chrono::Duration::days(i64::from(days));
-        req = req
-            .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(
-                until.timestamp(),
-            ));
-    }
-    match req.send().await {
-        Ok(_) => Ok(Put::Written),
-        Err(e) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            if status == Some(412) {
-                Ok(Put::AlreadyThere)
-            } else {
-                Err(format!(
-                    "anchor s3://{bucket}/{key}: {}",
-                    crate::upstream::UpstreamError::from_sdk(e)
-                ))
-            }
-        }
+    let retain_until = retain_days
+        .map(|days| (chrono::Utc::now() + chrono::Duration::days(i64::from(days))).timestamp());
+    match provider
+        .put_write_once(bucket, &key, "application/json", body, retain_until)
+        .await
+    {
+        Ok(WriteOnce::Written) => Ok(Put::Written),
+        Ok(WriteOnce::AlreadyThere) => Ok(Put::AlreadyThere),
+        Err(e) => Err(format!("anchor s3://{bucket}/{key}: {e}")),
     }
 }

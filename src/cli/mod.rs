@@ -233,38 +233,37 @@ fn fetch_anchors(
         .build()?;
     rt.block_on(async {
         let up = crate::upstream::Upstream::connect(&cfg.upstream, None).await?;
-        let sdk = |e: String| format!("{url}: {e}");
+        let failed = |e: crate::upstream::UpstreamError| format!("{url}: {e}");
         let mut token = None;
         let mut n = 0usize;
         loop {
             let page = up
-                .client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token)
-                .send()
+                .list_objects_v2(crate::upstream::ListRequest {
+                    bucket: bucket.to_owned(),
+                    prefix: Some(prefix.to_owned()),
+                    continuation_token: token,
+                    ..Default::default()
+                })
                 .await
-                .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
+                .map_err(failed)?;
+            for key in page.contents.iter().filter_map(|o| o.key.as_deref()) {
                 let got = up
-                    .client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(crate::upstream::key(key))
-                    .send()
+                    .get_object(crate::upstream::GetRequest {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        ..Default::default()
+                    })
                     .await
-                    .map_err(|e| sdk(crate::upstream::UpstreamError::from_sdk(e).to_string()))?;
-                let bytes = got.body.collect().await.map_err(|e| sdk(e.to_string()))?;
+                    .map_err(failed)?;
+                let bytes = got.body.collect().await.map_err(failed)?;
                 n += 1;
                 std::fs::write(
                     dir.path().join(format!("{n:08}-{}", key.replace('/', "_"))),
-                    bytes.into_bytes(),
+                    bytes,
                 )?;
             }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            match page.next_continuation_token {
+                Some(t) if page.is_truncated == Some(true) => token = Some(t),
                 _ => break,
             }
         }

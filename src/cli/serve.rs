@@ -148,7 +148,7 @@ async fn run(a: ServeArgs, opts: Options, audit: AuditLayer, began: Instant) -> 
         };
         tokio::spawn(keep_anchoring(
             audit.clone(),
-            running.provider.client.clone(),
+            running.provider.clone(),
             schedule,
         ))
     });

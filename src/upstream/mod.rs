@@ -30,7 +30,7 @@ pub use multipart::{
 };
 pub use object::{
     AttributeParts, Attributes, AttributesRequest, Checksums, Copied, CopyRequest, DeleteFailure,
-    DeleteResult, Download, GetRequest, Metadata, ObjectInfo, PutOutput, PutRequest,
+    DeleteResult, Download, GetRequest, Metadata, ObjectInfo, PutOutput, PutRequest, WriteOnce,
 };
 pub use state::record_key;
 
@@ -48,10 +48,9 @@ use std::time::Duration;
 /// A connected upstream.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    /// The SDK client (cheap to clone; shares the connection pool). The
-    /// front end never uses it; the admin probe, the audit anchor and the
-    /// `objects` command still do, until they call methods of their own.
-    pub(crate) client: aws_sdk_s3::Client,
+    /// The SDK client (cheap to clone; shares the connection pool),
+    /// private: every provider call is a method of this module.
+    client: aws_sdk_s3::Client,
     /// How long a download may go without a byte while sealgate waits.
     read_timeout: Duration,
     /// The provider bucket holding sealgate's upload records, if any.

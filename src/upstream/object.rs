@@ -206,7 +206,50 @@ pub struct AttributeParts {
     pub parts: Vec<(Option<i32>, Option<i64>, Checksums)>,
 }
 
+/// What a write-once PUT found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOnce {
+    /// The object was stored.
+    Written,
+    /// An object was already there; it was left as it was.
+    AlreadyThere,
+}
+
 impl Upstream {
+    /// PUTs `body` at `bucket`/`object` only where no object is
+    /// (`If-None-Match: *`: nothing is ever overwritten), with Object Lock in
+    /// COMPLIANCE mode until `retain_until` (Unix seconds) when given. For
+    /// the audit log's chain-head anchors (`audit::anchor`).
+    pub async fn put_write_once(
+        &self,
+        bucket: &str,
+        object: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        retain_until: Option<i64>,
+    ) -> Result<WriteOnce, UpstreamError> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key(object))
+            .content_type(content_type)
+            .if_none_match("*")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body));
+        if let Some(until) = retain_until {
+            req = req
+                .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(until));
+        }
+        match req.send().await {
+            Ok(_) => Ok(WriteOnce::Written),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
+                Ok(WriteOnce::AlreadyThere)
+            }
+            Err(e) => Err(UpstreamError::from_sdk(e)),
+        }
+    }
+
     /// HEAD of an object.
     pub async fn head_object(
         &self,

@@ -688,14 +688,21 @@ async fn heads_are_anchored_write_once_in_a_bucket_at_the_provider() {
 
     // The write path: If-None-Match: * never overwrites an anchor.
     use sealgate::audit::anchor::{Put, chain_head, put_once};
+    let upstream: sealgate::config::UpstreamConfig = toml::from_str(&format!(
+        "endpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\""
+    ))
+    .unwrap();
+    let provider_up = sealgate::upstream::Upstream::connect(&upstream, None)
+        .await
+        .unwrap();
     let first = chain_head(Path::new("a.jsonl"), 7, &[1; 32]);
     let second = chain_head(Path::new("a.jsonl"), 7, &[2; 32]);
     assert_eq!(
-        put_once(&provider, "anchors", "t/", &first, None).await,
+        put_once(&provider_up, "anchors", "t/", &first, None).await,
         Ok(Put::Written)
     );
     assert_eq!(
-        put_once(&provider, "anchors", "t/", &second, None).await,
+        put_once(&provider_up, "anchors", "t/", &second, None).await,
         Ok(Put::AlreadyThere)
     );
     let kept = std::fs::read_to_string(d.join("data/anchors/t/00000000000000000007.json")).unwrap();
