@@ -9,6 +9,8 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -26,6 +28,9 @@ pub struct IdleBody<B> {
     timer: Option<Pin<Box<Sleep>>>,
     /// Whether the last poll returned `Pending` (the timer is running).
     waiting: bool,
+    /// Set once the body was read to its end; the listener reads it to
+    /// tell whether a connection can carry another request.
+    finished: Arc<AtomicBool>,
 }
 
 impl<B> IdleBody<B> {
@@ -36,7 +41,13 @@ impl<B> IdleBody<B> {
             limit,
             timer: None,
             waiting: false,
+            finished: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that turns true once the body has been read to its end.
+    pub fn finished(&self) -> Arc<AtomicBool> {
+        self.finished.clone()
     }
 }
 
@@ -56,6 +67,9 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
                 this.waiting = false;
+                if r.is_none() || this.inner.is_end_stream() {
+                    this.finished.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(r.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {

@@ -228,7 +228,8 @@ async fn call(
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     use tracing::Instrument;
     let expect = expects_continue(req.headers());
-    let close_after_answer = expect && !has_body(req.headers());
+    let with_body = has_body(req.headers());
+    let close_after_answer = expect && !with_body;
     let started = std::time::Instant::now();
     let bytes_in = content_length(req.headers());
     let signed = claimed_access_key(&req).map(str::to_owned);
@@ -265,7 +266,10 @@ async fn call(
     }
     let operation = Operation::default();
     let limit = ctx.body_timeout;
-    let mut req = req.map(|b| s3s::Body::http_body(IdleBody::new(b, limit)));
+    let (parts, body) = req.into_parts();
+    let body = IdleBody::new(body, limit);
+    let body_read = body.finished();
+    let mut req = http::Request::from_parts(parts, s3s::Body::http_body(body));
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(operation.clone());
     // The claimed access key (verified by s3s before any handler runs)
@@ -324,7 +328,16 @@ async fn call(
     // the next request on the connection as that body ("400 Bad Request"
     // to botocore's next call, seen in the e2e suite). No reuse after an
     // error to such a request.
-    if close_after_answer || (expect && resp.status().as_u16() >= 300) {
+    // And without Expect: an error answered before the body was read to
+    // its end ends the connection (hyper closes it: the rest of the body
+    // would be read as the next request); saying so keeps the client from
+    // reusing it for its next request, which would then fail on a closed
+    // socket (an SDK's IncompleteMessage after a provider refused a part).
+    let unread = with_body && !body_read.load(std::sync::atomic::Ordering::Relaxed);
+    if close_after_answer
+        || (expect && resp.status().as_u16() >= 300)
+        || (unread && resp.status().as_u16() >= 300)
+    {
         resp.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),

@@ -104,3 +104,31 @@ async fn an_error_to_an_expect_continue_request_closes_the_connection() {
         "the next request's bytes were read on that connection:\n{answer}"
     );
 }
+
+/// A refusal answered before the request's body was read (here an unsigned
+/// PUT, refused from its headers, with most of its body still unsent)
+/// says `Connection: close`: hyper closes such a connection after the
+/// answer (it cannot tell where the next request starts), and a client that
+/// saw no `Connection: close` puts it back in its pool and loses its next
+/// request to the closed socket (seen in CI: an SDK's CreateMultipartUpload
+/// right after an UploadPart the provider refused failed with
+/// IncompleteMessage).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_answered_before_the_body_was_read_closes_the_connection() {
+    let env = gateway().await;
+    let c = client(&env);
+    c.create_bucket().bucket("early").send().await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(env.gw.addr).await.unwrap();
+    s.write_all(b"PUT /early/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&[b'x'; 1024]).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let answer = String::from_utf8_lossy(&out).to_string();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "an answer before the body was read does not say the connection closes:\n{answer}"
+    );
+}
