@@ -176,10 +176,17 @@ async fn handle(
             let body = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"
             );
+            // Answered at once, before the body is read, then the body is
+            // read out and dropped, as S3 and RGW do: a provider that
+            // closed instead would race the gateway's upload (its answer
+            // lost to a reset, docs/COMPATIBILITY.md) and make the case
+            // flaky rather than test what the client is told.
+            tokio::spawn(async move {
+                let _ = req.into_body().collect().await;
+            });
             return Ok(http::Response::builder()
                 .status(status)
                 .header("content-type", "application/xml")
-                .header("connection", "close")
                 .body(full(Bytes::from(body)))
                 .unwrap());
         }
