@@ -7,7 +7,7 @@
 # stable flags (coverage instrumentation via -Cpasses=sancov-module). New
 # inputs go to a temporary directory, so the committed corpus only changes
 # by hand; a crash is saved under fuzz/artifacts/<target>/ — commit it, and
-# tests/fuzz_corpus.rs replays it on every test run from then on.
+# tests/it/fuzz_corpus.rs replays it on every test run from then on.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-${SEALGATE_FUZZ_SECS:-30}}"

@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets (fuzz/) and for `tests/fuzz_corpus.rs`,
+//! Entry points for the fuzz targets (fuzz/) and for `tests/it/fuzz_corpus.rs`,
 //! which replays the committed corpus on every test run. Not an API.
 //!
 //! Each entry takes arbitrary bytes, feeds them to one parser that reads
