@@ -7,6 +7,7 @@
 
 pub mod background;
 pub mod client_ip;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub(crate) mod gate;
 pub mod host;
@@ -16,8 +17,8 @@ pub mod tls;
 pub mod write_timeout;
 
 use crate::auth::Grants;
-use crate::config::{Config, ConfigError, UpstreamConfig, secret};
-use crate::format::{Algorithm, OsRandom, RandomSource};
+use crate::config::{Config, ConfigError, secret};
+use crate::format::{OsRandom, RandomSource};
 use crate::front::Gateway;
 use crate::keys::{KeyError, KeyStore};
 use crate::upstream::Upstream;
@@ -47,6 +48,12 @@ pub enum ServeError {
     /// The audit log cannot be opened or is damaged.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// No configuration was given and this build has no embedded provider
+    /// (built without the `embedded` cargo feature).
+    #[error(
+        "no configuration given, and this build has no embedded provider (cargo feature `embedded`): give --config FILE or set SEALGATE_UPSTREAM_ENDPOINT"
+    )]
+    NoEmbeddedProvider,
     /// A socket or directory could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -295,29 +302,40 @@ async fn load_config(opts: &Options) -> Result<LoadedConfig, ServeError> {
         None if std::env::var_os("SEALGATE_UPSTREAM_ENDPOINT").is_some() => {
             Ok(from(Config::from_env(|k| std::env::var(k).ok())?))
         }
-        None => {
-            // Embedded default: a real S3 server (s3s-fs) in-process.
-            let data = opts
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("data"));
-            let (ak, sk) = (random_token(20), random_token(40));
-            let addr = embedded::start(&data, &ak, &sk).await?;
-            let mut cfg = embedded_config(addr, ak.clone(), sk.clone());
-            // Settings the embedded default has too (TLS, admin, limits)
-            // follow the environment as with a file.
-            cfg.apply_env(|k| std::env::var(k).ok())?;
-            Ok(LoadedConfig {
-                cfg,
-                data_dir: Some(data),
-                embedded_upstream: Some((addr, ak, sk)),
-            })
-        }
+        None => start_embedded(opts).await,
     }
+}
+
+/// The embedded default: a real S3 server (s3s-fs) in-process, storing
+/// under the data directory, with fresh credentials.
+#[cfg(feature = "embedded")]
+async fn start_embedded(opts: &Options) -> Result<LoadedConfig, ServeError> {
+    let data = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let (ak, sk) = (random_token(20), random_token(40));
+    let addr = embedded::start(&data, &ak, &sk).await?;
+    let mut cfg = embedded_config(addr, ak.clone(), sk.clone());
+    // Settings the embedded default has too (TLS, admin, limits) follow the
+    // environment as with a file.
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    Ok(LoadedConfig {
+        cfg,
+        data_dir: Some(data),
+        embedded_upstream: Some((addr, ak, sk)),
+    })
+}
+
+/// Without the `embedded` feature there is nothing to start.
+#[cfg(not(feature = "embedded"))]
+async fn start_embedded(_: &Options) -> Result<LoadedConfig, ServeError> {
+    Err(ServeError::NoEmbeddedProvider)
 }
 
 /// The embedded default's configuration, before environment overrides:
 /// the in-process s3s-fs at `addr` with its credentials.
+#[cfg(feature = "embedded")]
 fn embedded_config(addr: SocketAddr, ak: String, sk: String) -> Config {
     Config {
         listen: "127.0.0.1:7070".into(),
@@ -325,8 +343,8 @@ fn embedded_config(addr: SocketAddr, ak: String, sk: String) -> Config {
         domain: None,
         tls: None,
         admin_listen: None,
-        algorithm: Algorithm::Aes256Gcm.name().into(),
-        upstream: UpstreamConfig {
+        algorithm: crate::format::Algorithm::Aes256Gcm.name().into(),
+        upstream: crate::config::UpstreamConfig {
             endpoint: format!("http://{addr}"),
             region: "us-east-1".into(),
             path_style: true,
