@@ -14,12 +14,13 @@ use crate::telemetry::{Operation, RequestId};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use s3s::service::S3Service;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish the TLS handshake.
@@ -82,145 +83,231 @@ pub(crate) async fn accept_loop(
     service: S3Service,
     settings: ServeSettings,
 ) {
-    let ServeSettings {
-        tls,
-        mut stop,
-        metrics,
-        grace,
-        auth_failures,
-        header_timeout,
-        body_timeout,
-        write_timeout,
-        max_connections,
-        proxies,
-    } = settings;
-    let write_timeout = write_timeout.unwrap_or(WRITE_TIMEOUT);
-    let proxies = proxies.unwrap_or_default();
-    let body_timeout = body_timeout.unwrap_or(BODY_TIMEOUT);
-    // Each connection holds a permit; at the limit the loop stops
-    // accepting and further clients wait in the kernel's accept queue.
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        max_connections.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
-    ));
-    let grace = grace.unwrap_or(DRAIN_TIMEOUT);
-    let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
-    // hyper enforces the header timeout only with a timer: without one a
-    // client trickling header bytes holds its connection forever.
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout.unwrap_or(HEADER_TIMEOUT));
-    let http = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let stopped = async {
-            match stop.as_mut() {
-                Some(s) => {
-                    let _ = s.changed().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = stopped => break,
-        };
-        let stopped = async {
-            match stop.as_mut() {
-                Some(s) => {
-                    let _ = s.changed().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let (socket, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(cause = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = stopped => break,
-        };
-        let _ = socket.set_nodelay(true);
-        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
-        let svc = service.clone();
-        let ctx = Arc::new(CallContext {
-            metrics: metrics.clone(),
-            auth_failures: auth_failures.clone(),
-            peer,
+    Listener::new(listener, service, settings).run().await;
+}
+
+/// One listening socket and what outlives its connections: the connection
+/// limit, the stop signal and the graceful-shutdown watch.
+struct Listener {
+    socket: TcpListener,
+    service: S3Service,
+    http: Arc<ConnBuilder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    stop: Option<watch::Receiver<bool>>,
+    /// Each connection holds a permit; at the limit the listener stops
+    /// accepting and further clients wait in the kernel's accept queue.
+    slots: Arc<Semaphore>,
+    graceful: GracefulShutdown,
+    grace: Duration,
+    write_timeout: Duration,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
+    auth_failures: Option<Arc<FailureWatch>>,
+    body_timeout: Duration,
+    proxies: Arc<TrustedProxies>,
+}
+
+impl Listener {
+    fn new(socket: TcpListener, service: S3Service, settings: ServeSettings) -> Self {
+        let ServeSettings {
+            tls,
+            stop,
+            metrics,
+            grace,
+            auth_failures,
+            header_timeout,
             body_timeout,
-            proxies: proxies.clone(),
-        });
-        let service = hyper::service::service_fn(move |req| call(svc.clone(), req, ctx.clone()));
-        let conn_metrics = metrics.clone();
+            write_timeout,
+            max_connections,
+            proxies,
+        } = settings;
+        let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
+        // hyper enforces the header timeout only with a timer: without one a
+        // client trickling header bytes holds its connection forever.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout.unwrap_or(HEADER_TIMEOUT));
+        Self {
+            socket,
+            service,
+            http: Arc::new(builder),
+            tls,
+            stop,
+            slots: Arc::new(Semaphore::new(
+                max_connections.unwrap_or(Semaphore::MAX_PERMITS),
+            )),
+            graceful: GracefulShutdown::new(),
+            grace: grace.unwrap_or(DRAIN_TIMEOUT),
+            write_timeout: write_timeout.unwrap_or(WRITE_TIMEOUT),
+            metrics,
+            auth_failures,
+            body_timeout: body_timeout.unwrap_or(BODY_TIMEOUT),
+            proxies: proxies.unwrap_or_default(),
+        }
+    }
+
+    async fn run(mut self) {
+        while let Some((permit, socket, peer)) = self.accept().await {
+            self.spawn(permit, socket, peer);
+        }
+        self.shut_down().await;
+    }
+
+    /// The next connection with its slot, or `None` once stopped. The slot
+    /// is taken first so that, at the limit, nothing is accepted.
+    async fn accept(&mut self) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+        loop {
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => p.ok()?,
+                () = stopped(&mut self.stop) => return None,
+            };
+            tokio::select! {
+                r = self.socket.accept() => match r {
+                    Ok((socket, peer)) => return Some((permit, socket, peer)),
+                    Err(e) => tracing::warn!(cause = %e, "accept failed"),
+                },
+                () = stopped(&mut self.stop) => return None,
+            }
+        }
+    }
+
+    fn spawn(&self, permit: OwnedSemaphorePermit, socket: TcpStream, peer: SocketAddr) {
+        let _ = socket.set_nodelay(true);
+        let handler = Handler {
+            http: self.http.clone(),
+            watcher: self.graceful.watcher(),
+            tls: self.tls.clone(),
+            write_timeout: self.write_timeout,
+            service: self.service.clone(),
+            ctx: Arc::new(CallContext {
+                metrics: self.metrics.clone(),
+                auth_failures: self.auth_failures.clone(),
+                peer,
+                body_timeout: self.body_timeout,
+                proxies: self.proxies.clone(),
+            }),
+        };
         // The handshake runs in the connection's task so a slow client
         // cannot hold up the accept loop.
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Some(m) = &conn_metrics {
-                m.connection(1);
-            }
-            match tls {
-                None => {
-                    let io = WriteTimeout::new(socket, write_timeout);
-                    let conn = http.serve_connection(TokioIo::new(io), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(tls) => {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::info!(%peer, cause = %e, "TLS handshake failed");
-                                if let Some(m) = &conn_metrics {
-                                    m.connection(-1);
-                                }
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!(%peer, "TLS handshake timed out");
-                                if let Some(m) = &conn_metrics {
-                                    m.connection(-1);
-                                }
-                                return;
-                            }
-                        };
-                    let io = WriteTimeout::new(stream, write_timeout);
-                    let conn = http.serve_connection(TokioIo::new(io), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-            }
-            if let Some(m) = &conn_metrics {
-                m.connection(-1);
-            }
-        });
+        tokio::spawn(handler.run(socket, permit));
     }
-    // Close the socket now, so new connections are refused (and a load
-    // balancer moves on) while in-flight requests finish.
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; closing");
+
+    async fn shut_down(self) {
+        let Self {
+            socket,
+            graceful,
+            grace,
+            ..
+        } = self;
+        // Close the socket now, so new connections are refused (and a load
+        // balancer moves on) while in-flight requests finish.
+        drop(socket);
+        tokio::select! {
+            () = graceful.shutdown() => {},
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; closing");
+            }
         }
     }
 }
 
-/// Calls the S3 service, closing the connection after a response to an
-/// empty-bodied `Expect: 100-continue` request, and after an error response
-/// to any `Expect: 100-continue` request.
-///
-/// Why: hyper sends `100 Continue` only when a body is read, so such a
-/// request gets its final response directly (as RFC 9110 allows). botocore
-/// (boto3, aws CLI) then keeps that response's status line cached for the
-/// connection and misreads the next response on it, stalling until its read
-/// timeout (seen with an empty PUT followed by a small one). A fresh
-/// connection resets botocore's state.
+/// Resolves when `stop` fires; never without one.
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(s) => {
+            let _ = s.changed().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// One accepted connection: TLS if configured, then HTTP/1.1 until the
+/// client leaves or graceful shutdown ends it.
+struct Handler {
+    http: Arc<ConnBuilder<TokioExecutor>>,
+    watcher: Watcher,
+    tls: Option<TlsAcceptor>,
+    write_timeout: Duration,
+    service: S3Service,
+    ctx: Arc<CallContext>,
+}
+
+impl Handler {
+    /// Holds the connection's slot until the connection ends, and counts
+    /// it as open meanwhile (a failed handshake included).
+    async fn run(self, socket: TcpStream, _permit: OwnedSemaphorePermit) {
+        let metrics = self.ctx.metrics.clone();
+        if let Some(m) = &metrics {
+            m.connection(1);
+        }
+        match self.tls.clone() {
+            None => self.serve_http(socket).await,
+            Some(tls) => {
+                if let Some(stream) = handshake(&tls, socket, self.ctx.peer).await {
+                    self.serve_http(stream).await;
+                }
+            }
+        }
+        if let Some(m) = &metrics {
+            m.connection(-1);
+        }
+    }
+
+    async fn serve_http<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            http,
+            watcher,
+            write_timeout,
+            service,
+            ctx,
+            ..
+        } = self;
+        let io = WriteTimeout::new(stream, write_timeout);
+        let service =
+            hyper::service::service_fn(move |req| call(service.clone(), req, ctx.clone()));
+        let conn = http.serve_connection(TokioIo::new(io), service);
+        let _ = watcher.watch(conn.into_owned()).await;
+    }
+}
+
+/// The TLS handshake, bounded so a silent client cannot hold its slot.
+async fn handshake(
+    tls: &TlsAcceptor,
+    socket: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, cause = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// What is known of a request from its head, before the service runs.
+struct RequestHead {
+    id: RequestId,
+    started: std::time::Instant,
+    client_ip: IpAddr,
+    /// The claimed access key (verified by s3s before any handler runs)
+    /// attributes security events to a client for the audit rate limits.
+    signed: Option<String>,
+    bytes_in: u64,
+    expect: bool,
+    with_body: bool,
+}
+
+/// Calls the S3 service, naming the request in its response and its logs,
+/// counting it, and closing the connection where reusing it would confuse
+/// the client (see [`closes_connection`]).
 async fn call(
     service: S3Service,
     req: http::Request<Incoming>,
@@ -229,64 +316,90 @@ async fn call(
     use tracing::Instrument;
     let expect = expects_continue(req.headers());
     let with_body = has_body(req.headers());
-    let close_after_answer = expect && !with_body;
     let started = std::time::Instant::now();
     let bytes_in = content_length(req.headers());
     let signed = claimed_access_key(&req).map(str::to_owned);
     let client_ip = ctx.proxies.client(ctx.peer.ip(), req.headers());
     // One id per request: on every log line inside it (span), in records
     // that cite it, and in the response (x-amz-request-id).
-    let id = RequestId::new();
+    let head = RequestHead {
+        id: RequestId::new(),
+        started,
+        client_ip,
+        signed,
+        bytes_in,
+        expect,
+        with_body,
+    };
     if let Some(e) = super::gate::refusal(&req) {
-        // Refused from its headers: the body is never read.
-        tracing::info!(request_id = %id.0, %client_ip, method = %req.method(), code = %e.code().as_str(), "request refused before its body was read");
-        if let Some(m) = &ctx.metrics {
-            m.request(
-                "refused",
-                e.status_code().map_or(500, |s| s.as_u16()),
-                started.elapsed().as_secs_f64(),
-                0,
-                0,
-            );
-        }
-        // A small body is read out (and dropped) before the answer: a
-        // client still sending when the connection closes gets a broken
-        // pipe instead of the error (seen with a 5 MiB DeleteObjects). A
-        // large one is not read; the connection closes either way.
-        if (1..=DRAIN_MAX).contains(&bytes_in) {
-            drain(req.into_body(), ctx.body_timeout).await;
-        }
-        let mut resp = super::gate::response(e, &id.0);
-        stamp(&mut resp, &id.0);
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-        return Ok(resp);
+        return Ok(refuse(req, e, &head, &ctx).await);
     }
     let operation = Operation::default();
-    let limit = ctx.body_timeout;
     let (parts, body) = req.into_parts();
-    let body = IdleBody::new(body, limit);
+    let body = IdleBody::new(body, ctx.body_timeout);
     let body_read = body.finished();
     let mut req = http::Request::from_parts(parts, s3s::Body::http_body(body));
-    req.extensions_mut().insert(id.clone());
+    req.extensions_mut().insert(head.id.clone());
     req.extensions_mut().insert(operation.clone());
-    // The claimed access key (verified by s3s before any handler runs)
-    // attributes security events to a client for the audit rate limits.
     let span = tracing::info_span!(
         "request",
-        request_id = %id.0,
-        %client_ip,
-        access_key = signed.as_deref().unwrap_or("")
+        request_id = %head.id.0,
+        client_ip = %head.client_ip,
+        access_key = head.signed.as_deref().unwrap_or("")
     );
     let mut resp = service.call(req).instrument(span.clone()).await?;
-    stamp(&mut resp, &id.0);
-    // The access check names the operation; a signed request refused before
-    // it ran failed authentication (bad signature, unknown key, skew).
-    let op = operation.get();
+    stamp(&mut resp, &head.id.0);
+    account(&head, &resp, operation.get(), &span, &ctx);
+    let unread = !body_read.load(std::sync::atomic::Ordering::Relaxed);
+    if closes_connection(&head, unread, resp.status()) {
+        close(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// The answer to a request the gate refused from its headers: the body is
+/// never handed to the service.
+async fn refuse(
+    req: http::Request<Incoming>,
+    e: s3s::S3Error,
+    head: &RequestHead,
+    ctx: &CallContext,
+) -> s3s::HttpResponse {
+    tracing::info!(request_id = %head.id.0, client_ip = %head.client_ip, method = %req.method(), code = %e.code().as_str(), "request refused before its body was read");
+    if let Some(m) = &ctx.metrics {
+        m.request(
+            "refused",
+            e.status_code().map_or(500, |s| s.as_u16()),
+            head.started.elapsed().as_secs_f64(),
+            0,
+            0,
+        );
+    }
+    // A small body is read out (and dropped) before the answer: a
+    // client still sending when the connection closes gets a broken
+    // pipe instead of the error (seen with a 5 MiB DeleteObjects). A
+    // large one is not read; the connection closes either way.
+    if (1..=DRAIN_MAX).contains(&head.bytes_in) {
+        drain(req.into_body(), ctx.body_timeout).await;
+    }
+    let mut resp = super::gate::response(e, &head.id.0);
+    stamp(&mut resp, &head.id.0);
+    close(&mut resp);
+    resp
+}
+
+/// Counts a served request, and reports a failed client authentication.
+/// The access check names the operation; a signed request refused before
+/// it ran failed authentication (bad signature, unknown key, skew).
+fn account(
+    head: &RequestHead,
+    resp: &s3s::HttpResponse,
+    op: Option<&str>,
+    span: &tracing::Span,
+    ctx: &CallContext,
+) {
     let auth_failed =
-        op.is_none() && signed.is_some() && resp.status() == http::StatusCode::FORBIDDEN;
+        op.is_none() && head.signed.is_some() && resp.status() == http::StatusCode::FORBIDDEN;
     if let Some(m) = &ctx.metrics {
         m.request(
             op.unwrap_or(if auth_failed {
@@ -295,8 +408,8 @@ async fn call(
                 "unknown"
             }),
             resp.status().as_u16(),
-            started.elapsed().as_secs_f64(),
-            bytes_in,
+            head.started.elapsed().as_secs_f64(),
+            head.bytes_in,
             content_length(resp.headers()),
         );
         if auth_failed {
@@ -305,45 +418,64 @@ async fn call(
     }
     if auth_failed {
         let _g = span.enter();
-        let source = client_ip;
-        tracing::info!(client_ip = %source, access_key = signed.as_deref().unwrap_or(""), "client authentication failed");
-        if let Some(count) = ctx
-            .auth_failures
-            .as_ref()
-            .and_then(|w| w.record(source, std::time::Instant::now()))
-        {
-            tracing::warn!(
-                target: crate::telemetry::security::TARGET,
-                event = "auth_failures",
-                client_ip = %source,
-                count,
-                access_key = signed.as_deref().unwrap_or(""),
-                "repeated client authentication failures from one address"
-            );
-        }
+        report_auth_failure(head, ctx);
     }
-    // The same dance with a body: a refusal answered before the body was
-    // asked for (KeyTooLongError, an unknown bucket...) leaves the client
-    // free not to send it, while hyper may still expect its bytes and read
-    // the next request on the connection as that body ("400 Bad Request"
-    // to botocore's next call, seen in the e2e suite). No reuse after an
-    // error to such a request.
-    // And without Expect: an error answered before the body was read to
-    // its end ends the connection (hyper closes it: the rest of the body
-    // would be read as the next request); saying so keeps the client from
-    // reusing it for its next request, which would then fail on a closed
-    // socket (an SDK's IncompleteMessage after a provider refused a part).
-    let unread = with_body && !body_read.load(std::sync::atomic::Ordering::Relaxed);
-    if close_after_answer
-        || (expect && resp.status().as_u16() >= 300)
-        || (unread && resp.status().as_u16() >= 300)
+}
+
+/// Logs a failed authentication, and a security event when one address
+/// fails too often (the watch decides).
+fn report_auth_failure(head: &RequestHead, ctx: &CallContext) {
+    let source = head.client_ip;
+    let access_key = head.signed.as_deref().unwrap_or("");
+    tracing::info!(client_ip = %source, access_key, "client authentication failed");
+    if let Some(count) = ctx
+        .auth_failures
+        .as_ref()
+        .and_then(|w| w.record(source, std::time::Instant::now()))
     {
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
+        tracing::warn!(
+            target: crate::telemetry::security::TARGET,
+            event = "auth_failures",
+            client_ip = %source,
+            count,
+            access_key,
+            "repeated client authentication failures from one address"
         );
     }
-    Ok(resp)
+}
+
+/// Whether the answer must end the connection (`unread`: the service did
+/// not read the body to its end).
+///
+/// An empty-bodied `Expect: 100-continue` request, and an error to any
+/// such request: hyper sends `100 Continue` only when a body is read, so
+/// such a request gets its final response directly (as RFC 9110 allows).
+/// botocore (boto3, aws CLI) then keeps that response's status line cached
+/// for the connection and misreads the next response on it, stalling until
+/// its read timeout (seen with an empty PUT followed by a small one). A
+/// fresh connection resets botocore's state. With a body, a refusal
+/// answered before the body was asked for (KeyTooLongError, an unknown
+/// bucket...) leaves the client free not to send it, while hyper may still
+/// expect its bytes and read the next request on the connection as that
+/// body ("400 Bad Request" to botocore's next call, seen in the e2e suite).
+///
+/// And without Expect: an error answered before the body was read to its
+/// end ends the connection (hyper closes it: the rest of the body would be
+/// read as the next request); saying so keeps the client from reusing it
+/// for its next request, which would then fail on a closed socket (an
+/// SDK's IncompleteMessage after a provider refused a part).
+fn closes_connection(head: &RequestHead, unread: bool, status: http::StatusCode) -> bool {
+    if status.as_u16() < 300 {
+        return head.expect && !head.with_body;
+    }
+    head.expect || (head.with_body && unread)
+}
+
+fn close(resp: &mut s3s::HttpResponse) {
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
 }
 
 /// The largest body a request refused from its headers is read out before
@@ -473,5 +605,28 @@ mod tests {
         let h = headers(&[("expect", "100-continue"), ("transfer-encoding", "chunked")]);
         assert!(has_body(&h));
         assert!(!expects_continue(&headers(&[("content-length", "0")])));
+    }
+
+    #[test]
+    fn connection_close_decisions() {
+        let head = |expect, with_body| RequestHead {
+            id: RequestId("0".into()),
+            started: std::time::Instant::now(),
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            signed: None,
+            bytes_in: 0,
+            expect,
+            with_body,
+        };
+        let (ok, err) = (http::StatusCode::OK, http::StatusCode::NOT_FOUND);
+        // Empty-bodied Expect: always; Expect with a body: on an error.
+        assert!(closes_connection(&head(true, false), false, ok));
+        assert!(!closes_connection(&head(true, true), false, ok));
+        assert!(closes_connection(&head(true, true), false, err));
+        // No Expect: only an error answered with the body left unread.
+        assert!(closes_connection(&head(false, true), true, err));
+        assert!(!closes_connection(&head(false, true), false, err));
+        assert!(!closes_connection(&head(false, true), true, ok));
+        assert!(!closes_connection(&head(false, false), true, err));
     }
 }
