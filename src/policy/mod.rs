@@ -13,8 +13,159 @@ pub mod verified;
 use crate::config::PolicyConfig;
 use crate::keys::KeyStore;
 use chrono::{DateTime, Utc};
-use registry::{Allowance, Exception, Registry, State};
+use registry::{Allowance, Exception, Registry, RegistryError, State};
 use std::path::PathBuf;
+
+/// Why the policy refuses: a configuration that cannot start, or an
+/// exception that does not (or no longer) allow what is asked. The texts
+/// are the operator's (CLI output, logs, S3 messages) and stay as they are.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// An entry of `policy.approver_keys` is not a public key.
+    #[error("policy.approver_keys: {0}")]
+    ApproverKeys(#[source] approval::ApprovalError),
+    /// Signatures are required but no approver key is trusted.
+    #[error("policy.require_approver_signature is set but policy.approver_keys lists no key")]
+    NoApproverKeys,
+    /// The exception registry cannot be read or does not verify.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Signatures are required and the exception has none.
+    #[error("exception {id} is not signed by an approver (policy.require_approver_signature)")]
+    Unsigned {
+        /// The exception.
+        id: String,
+    },
+    /// The exception's signer is not a trusted approver.
+    #[error("exception {id} is signed by {key}, which is not among policy.approver_keys")]
+    UntrustedSigner {
+        /// The exception.
+        id: String,
+        /// The key that signed it.
+        key: String,
+    },
+    /// A bucket's exception is not approved ([`PolicyError::Unsigned`] or
+    /// [`PolicyError::UntrustedSigner`]).
+    #[error("bucket {bucket:?}: {why}")]
+    BucketUnapproved {
+        /// The bucket (or pattern) of the rule.
+        bucket: String,
+        /// Why the approval fails.
+        why: Box<PolicyError>,
+    },
+    /// A rule names an exception the registry lacks.
+    #[error("bucket {bucket:?} names exception {id}, which is not in the registry")]
+    NotRegistered {
+        /// The bucket (or pattern) of the rule.
+        bucket: String,
+        /// The exception.
+        id: String,
+    },
+    /// A rule's exception is revoked, expired or not yet valid.
+    #[error(
+        "bucket {bucket:?} names exception {id}, which is {state} (valid {starts} to {expires})"
+    )]
+    NotActive {
+        /// The bucket (or pattern) of the rule.
+        bucket: String,
+        /// The exception.
+        id: String,
+        /// Its state now.
+        state: State,
+        /// Its start.
+        starts: DateTime<Utc>,
+        /// Its expiry.
+        expires: DateTime<Utc>,
+    },
+    /// The registry has no state for an exception it lists.
+    #[error("exception {id} vanished")]
+    Vanished {
+        /// The exception.
+        id: String,
+    },
+    /// A rule's exception does not allow what the rule uses it for.
+    #[error("exception {id} does not allow {allowance} (bucket {bucket:?})")]
+    NotAllowed {
+        /// The exception.
+        id: String,
+        /// The allowance missing (`unencrypted-writes`, `legacy-reads`).
+        allowance: &'static str,
+        /// The bucket (or pattern) of the rule.
+        bucket: String,
+    },
+    /// A rule's exception does not cover its bucket.
+    #[error("exception {id} does not cover bucket {bucket:?} (it covers {covers})")]
+    NotCovered {
+        /// The exception.
+        id: String,
+        /// The bucket (or pattern) of the rule.
+        bucket: String,
+        /// The buckets it covers, comma-separated.
+        covers: String,
+    },
+    /// A `[[policy.legacy_reads]]` rule is refused.
+    #[error("legacy_reads: {0}")]
+    LegacyReads(Box<PolicyError>),
+    /// The provider is outside the allowed jurisdictions and no exception
+    /// is named for it.
+    #[error(
+        "the provider's jurisdiction {jurisdiction} is not among the allowed ({allowed}); storing data there needs policy.data_location_exception naming a registered data-location exception"
+    )]
+    OutsideJurisdiction {
+        /// The provider's jurisdiction.
+        jurisdiction: String,
+        /// The allowed ones, comma-separated.
+        allowed: String,
+    },
+    /// `policy.data_location_exception` names an exception the registry lacks.
+    #[error("data_location_exception {id} is not in the registry")]
+    LocationNotRegistered {
+        /// The exception.
+        id: String,
+    },
+    /// The data-location exception is not approved.
+    #[error("data_location_exception: {0}")]
+    LocationUnapproved(Box<PolicyError>),
+    /// The data-location exception is revoked, expired or not yet valid.
+    #[error("data_location_exception {id} is {state}")]
+    LocationNotActive {
+        /// The exception.
+        id: String,
+        /// Its state now.
+        state: State,
+    },
+    /// The data-location exception does not allow data-location.
+    #[error("exception {id} does not allow data-location")]
+    LocationNotAllowed {
+        /// The exception.
+        id: String,
+    },
+    /// The data-location exception does not cover every bucket.
+    #[error(
+        "exception {id} must cover every bucket (bucket \"*\") to allow the provider's location"
+    )]
+    LocationNotEveryBucket {
+        /// The exception.
+        id: String,
+    },
+    /// The data-location exception the provider depends on has expired.
+    #[error(
+        "the provider is outside the allowed jurisdictions and exception {id} expired at {expires}"
+    )]
+    LocationExpired {
+        /// The exception.
+        id: String,
+        /// When it expired.
+        expires: DateTime<Utc>,
+    },
+    /// A legacy read in a bucket no `[[policy.legacy_reads]]` rule names.
+    #[error("bucket {bucket} is not named under [[policy.legacy_reads]] in the configuration")]
+    NotLegacyBucket {
+        /// The bucket.
+        bucket: String,
+    },
+}
 
 /// The policy in force, shared by every request and swapped whole on
 /// reload (SIGHUP): a request sees either the old or the new policy.
@@ -103,14 +254,11 @@ struct Approvers {
 }
 
 impl Approvers {
-    fn from_config(cfg: &PolicyConfig) -> Result<Approvers, String> {
-        let keys = approval::parse_trusted(&cfg.approver_keys)
-            .map_err(|e| format!("policy.approver_keys: {e}"))?;
+    fn from_config(cfg: &PolicyConfig) -> Result<Approvers, PolicyError> {
+        let keys =
+            approval::parse_trusted(&cfg.approver_keys).map_err(PolicyError::ApproverKeys)?;
         if cfg.require_approver_signature && keys.is_empty() {
-            return Err(
-                "policy.require_approver_signature is set but policy.approver_keys lists no key"
-                    .into(),
-            );
+            return Err(PolicyError::NoApproverKeys);
         }
         Ok(Approvers {
             keys,
@@ -120,21 +268,19 @@ impl Approvers {
 
     /// Why exception `id` is not in force under this requirement, if so.
     /// The signature itself was verified when the registry was read.
-    fn refuse(&self, reg: &Registry, id: &str) -> Option<String> {
+    fn refuse(&self, reg: &Registry, id: &str) -> Option<PolicyError> {
         if !self.required {
             return None;
         }
         let Some(a) = reg.approval(id) else {
-            return Some(format!(
-                "exception {id} is not signed by an approver (policy.require_approver_signature)"
-            ));
+            return Some(PolicyError::Unsigned { id: id.to_owned() });
         };
         match approval::parse_public(&a.key) {
             Ok(k) if self.keys.contains(&k) => None,
-            _ => Some(format!(
-                "exception {id} is signed by {}, which is not among policy.approver_keys",
-                a.key
-            )),
+            _ => Some(PolicyError::UntrustedSigner {
+                id: id.to_owned(),
+                key: a.key.clone(),
+            }),
         }
     }
 }
@@ -145,7 +291,7 @@ fn refuse(
     rule: &Rule,
     approvers: &Approvers,
     now: DateTime<Utc>,
-) -> Option<String> {
+) -> Option<PolicyError> {
     refuse_for(reg, rule, approvers, now, Allowance::UnencryptedWrites)
 }
 
@@ -156,26 +302,32 @@ fn refuse_for(
     approvers: &Approvers,
     now: DateTime<Utc>,
     what: Allowance,
-) -> Option<String> {
+) -> Option<PolicyError> {
     let id = &rule.exception;
     let Some((e, _)) = reg.exceptions.get(id) else {
-        return Some(format!(
-            "bucket {:?} names exception {id}, which is not in the registry",
-            rule.bucket
-        ));
+        return Some(PolicyError::NotRegistered {
+            bucket: rule.bucket.clone(),
+            id: id.clone(),
+        });
     };
     if let Some(why) = approvers.refuse(reg, id) {
-        return Some(format!("bucket {:?}: {why}", rule.bucket));
+        return Some(PolicyError::BucketUnapproved {
+            bucket: rule.bucket.clone(),
+            why: Box::new(why),
+        });
     }
     match reg.state(id, now) {
         Some(State::Active) => {}
         Some(s) => {
-            return Some(format!(
-                "bucket {:?} names exception {id}, which is {s} (valid {} to {})",
-                rule.bucket, e.starts, e.expires
-            ));
+            return Some(PolicyError::NotActive {
+                bucket: rule.bucket.clone(),
+                id: id.clone(),
+                state: s,
+                starts: e.starts,
+                expires: e.expires,
+            });
         }
-        None => return Some(format!("exception {id} vanished")),
+        None => return Some(PolicyError::Vanished { id: id.clone() }),
     }
     if !e.allows.contains(&what) {
         let name = match what {
@@ -183,17 +335,18 @@ fn refuse_for(
             Allowance::LegacyReads => "legacy-reads",
             Allowance::DataLocation => "data-location",
         };
-        return Some(format!(
-            "exception {id} does not allow {name} (bucket {:?})",
-            rule.bucket
-        ));
+        return Some(PolicyError::NotAllowed {
+            id: id.clone(),
+            allowance: name,
+            bucket: rule.bucket.clone(),
+        });
     }
     if !covers(e, &rule.bucket) {
-        return Some(format!(
-            "exception {id} does not cover bucket {:?} (it covers {})",
-            rule.bucket,
-            e.buckets.join(", ")
-        ));
+        return Some(PolicyError::NotCovered {
+            id: id.clone(),
+            bucket: rule.bucket.clone(),
+            covers: e.buckets.join(", "),
+        });
     }
     None
 }
@@ -216,7 +369,7 @@ impl Policy {
         jurisdiction: &str,
         keys: &KeyStore,
         now: DateTime<Utc>,
-    ) -> Result<Policy, String> {
+    ) -> Result<Policy, PolicyError> {
         let rules: Vec<Rule> = cfg
             .passthrough
             .iter()
@@ -248,7 +401,7 @@ impl Policy {
                 ..Policy::default()
             });
         }
-        let reg = Registry::load_at(&cfg.registry, &state, keys).map_err(|e| e.to_string())?;
+        let reg = Registry::load_at(&cfg.registry, &state, keys)?;
         let mut in_force = Vec::new();
         for rule in &rules {
             if let Some(why) = refuse(&reg, rule, &approvers, now) {
@@ -259,37 +412,39 @@ impl Policy {
         let mut legacy_in_force = Vec::new();
         for rule in &legacy {
             if let Some(why) = refuse_for(&reg, rule, &approvers, now, Allowance::LegacyReads) {
-                return Err(format!("legacy_reads: {why}"));
+                return Err(PolicyError::LegacyReads(Box::new(why)));
             }
             legacy_in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
         let data_location = if outside {
             let allowed = cfg.allowed_jurisdictions.join(", ");
             let Some(id) = &cfg.data_location_exception else {
-                return Err(format!(
-                    "the provider's jurisdiction {jurisdiction} is not among the allowed ({allowed}); storing data there needs policy.data_location_exception naming a registered data-location exception"
-                ));
+                return Err(PolicyError::OutsideJurisdiction {
+                    jurisdiction: jurisdiction.to_owned(),
+                    allowed,
+                });
             };
             let Some((e, _)) = reg.exceptions.get(id) else {
-                return Err(format!(
-                    "data_location_exception {id} is not in the registry"
-                ));
+                return Err(PolicyError::LocationNotRegistered { id: id.clone() });
             };
             if let Some(why) = approvers.refuse(&reg, id) {
-                return Err(format!("data_location_exception: {why}"));
+                return Err(PolicyError::LocationUnapproved(Box::new(why)));
             }
             match reg.state(id, now) {
                 Some(State::Active) => {}
-                Some(s) => return Err(format!("data_location_exception {id} is {s}")),
-                None => return Err(format!("exception {id} vanished")),
+                Some(s) => {
+                    return Err(PolicyError::LocationNotActive {
+                        id: id.clone(),
+                        state: s,
+                    });
+                }
+                None => return Err(PolicyError::Vanished { id: id.clone() }),
             }
             if !e.allows.contains(&Allowance::DataLocation) {
-                return Err(format!("exception {id} does not allow data-location"));
+                return Err(PolicyError::LocationNotAllowed { id: id.clone() });
             }
             if !e.buckets.iter().any(|b| b == "*") {
-                return Err(format!(
-                    "exception {id} must cover every bucket (bucket \"*\") to allow the provider's location"
-                ));
+                return Err(PolicyError::LocationNotEveryBucket { id: id.clone() });
             }
             Some(e.clone())
         } else {
@@ -316,12 +471,12 @@ impl Policy {
 
     /// Whether new data may be written to the provider now: refused once a
     /// data-location exception it depends on has expired.
-    pub fn check_location(&self, now: DateTime<Utc>) -> Result<(), String> {
+    pub fn check_location(&self, now: DateTime<Utc>) -> Result<(), PolicyError> {
         match &self.data_location {
-            Some(e) if now >= e.expires => Err(format!(
-                "the provider is outside the allowed jurisdictions and exception {} expired at {}",
-                e.id, e.expires
-            )),
+            Some(e) if now >= e.expires => Err(PolicyError::LocationExpired {
+                id: e.id.clone(),
+                expires: e.expires,
+            }),
             _ => Ok(()),
         }
     }
@@ -389,21 +544,20 @@ impl Policy {
         let mut out = Vec::new();
         for rule in &self.rules {
             if let Err(why) = self.authorize_write(rule, keys, now) {
-                out.push((rule.exception.clone(), rule.bucket.clone(), why));
+                out.push((rule.exception.clone(), rule.bucket.clone(), why.to_string()));
             }
         }
         if let (Some(e), Err(why)) = (&self.data_location, self.check_location(now)) {
-            out.push((e.id.clone(), "*".into(), why));
+            out.push((e.id.clone(), "*".into(), why.to_string()));
         }
         out
     }
 
     /// Whether the exception registry still reads and verifies (for
     /// readiness): a damaged registry is an incident, not a quiet state.
-    pub fn registry_ok(&self, keys: &KeyStore) -> Result<(), String> {
-        Registry::load_at(&self.registry, &self.state, keys)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    pub fn registry_ok(&self, keys: &KeyStore) -> Result<(), PolicyError> {
+        Registry::load_at(&self.registry, &self.state, keys)?;
+        Ok(())
     }
 
     /// The rule that makes `bucket` passthrough, if any.
@@ -424,18 +578,17 @@ impl Policy {
         keys: &KeyStore,
         bucket: &str,
         now: DateTime<Utc>,
-    ) -> Result<Exception, String> {
+    ) -> Result<Exception, PolicyError> {
         let Some(rule) = self
             .legacy
             .iter()
             .find(|r| registry::matches(&r.bucket, bucket))
         else {
-            return Err(format!(
-                "bucket {bucket} is not named under [[policy.legacy_reads]] in the configuration"
-            ));
+            return Err(PolicyError::NotLegacyBucket {
+                bucket: bucket.to_owned(),
+            });
         };
-        let reg =
-            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
+        let reg = Registry::load_at(&self.registry, &self.state, keys)?;
         let probe = Rule {
             bucket: bucket.to_owned(),
             exception: rule.exception.clone(),
@@ -455,9 +608,8 @@ impl Policy {
         rule: &Rule,
         keys: &KeyStore,
         now: DateTime<Utc>,
-    ) -> Result<(Exception, PassthroughGrant), String> {
-        let reg =
-            Registry::load_at(&self.registry, &self.state, keys).map_err(|e| e.to_string())?;
+    ) -> Result<(Exception, PassthroughGrant), PolicyError> {
+        let reg = Registry::load_at(&self.registry, &self.state, keys)?;
         if let Some(why) = refuse(&reg, rule, &self.approvers, now) {
             return Err(why);
         }
@@ -515,7 +667,9 @@ mod tests {
         let now = Utc::now();
         let (_d, mut cfg, keys) = setup(&["*"], 30);
         assert!(Policy::load(&cfg, "eu", &keys, now).is_ok());
-        let err = Policy::load(&cfg, "US", &keys, now).unwrap_err();
+        let err = Policy::load(&cfg, "US", &keys, now)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("US") && err.contains("data_location_exception"),
             "{err}"
@@ -524,6 +678,7 @@ mod tests {
         assert!(
             Policy::load(&cfg, "US", &keys, now)
                 .unwrap_err()
+                .to_string()
                 .contains("not in the registry")
         );
         cfg.data_location_exception = Some("EX-LOC".into());
@@ -531,11 +686,45 @@ mod tests {
         assert_eq!(p.data_location_exception(), Some("EX-LOC"));
         assert!(p.check_location(now).is_ok());
         let later = now + chrono::Duration::days(31);
-        assert!(p.check_location(later).unwrap_err().contains("expired"));
+        assert!(
+            p.check_location(later)
+                .unwrap_err()
+                .to_string()
+                .contains("expired")
+        );
 
         let (_d, mut cfg, keys) = setup(&["backups"], 30);
         cfg.data_location_exception = Some("EX-LOC".into());
-        let err = Policy::load(&cfg, "US", &keys, now).unwrap_err();
+        let err = Policy::load(&cfg, "US", &keys, now)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("every bucket"), "{err}");
+    }
+
+    #[test]
+    fn policy_error_texts_are_the_operators() {
+        let unsigned = PolicyError::Unsigned { id: "EX-1".into() };
+        let nested = PolicyError::LegacyReads(Box::new(PolicyError::BucketUnapproved {
+            bucket: "logs".into(),
+            why: Box::new(unsigned),
+        }));
+        assert_eq!(
+            nested.to_string(),
+            "legacy_reads: bucket \"logs\": exception EX-1 is not signed by an approver (policy.require_approver_signature)"
+        );
+        let e = PolicyError::NotAllowed {
+            id: "EX-2".into(),
+            allowance: "legacy-reads",
+            bucket: "b*".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "exception EX-2 does not allow legacy-reads (bucket \"b*\")"
+        );
+        let e = PolicyError::LocationNotEveryBucket { id: "EX-3".into() };
+        assert_eq!(
+            e.to_string(),
+            "exception EX-3 must cover every bucket (bucket \"*\") to allow the provider's location"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub enum ServeError {
     Keys(#[from] KeyError),
     /// The bucket policy or exception registry does not allow starting.
     #[error("policy: {0}")]
-    Policy(String),
+    Policy(#[from] crate::policy::PolicyError),
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -177,6 +177,7 @@ pub fn reload_policy(
         &keys,
         chrono::Utc::now(),
     )
+    .map_err(|e| e.to_string())
 }
 
 /// Starts the gateway and returns once it is listening.
@@ -199,15 +200,12 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let keys = key_cell.get();
     let metrics = opts.metrics.clone().unwrap_or_default();
     let upstream = Upstream::connect(&cfg.upstream, Some(metrics.clone())).await?;
-    let policy = Arc::new(crate::policy::PolicyCell::new(
-        crate::policy::Policy::load(
-            &cfg.policy,
-            &cfg.upstream.jurisdiction(),
-            &keys,
-            chrono::Utc::now(),
-        )
-        .map_err(ServeError::Policy)?,
-    ));
+    let policy = Arc::new(crate::policy::PolicyCell::new(crate::policy::Policy::load(
+        &cfg.policy,
+        &cfg.upstream.jurisdiction(),
+        &keys,
+        chrono::Utc::now(),
+    )?));
     // The audit log is verified (streaming) and attached before anything
     // listens: no request is served that its record could miss.
     let audit = opts
