@@ -93,7 +93,11 @@ cargo test --locked --benches -q 2>&1 | tail -n 3
 # The end-to-end benchmark with tiny sizes: the harness runs and writes its
 # outputs (speeds in a debug build on a busy machine mean nothing).
 bench_out="$(mktemp -d)"
-python3 benches/e2e.py --smoke --debug --out "$bench_out" 2>/dev/null | tail -n 1
+# Its progress lines go to a file, shown only when the run fails.
+bench_err="$(mktemp)"
+python3 benches/e2e.py --smoke --debug --out "$bench_out" 2>"$bench_err" | tail -n 1 \
+  || { echo "benchmark smoke run failed:" >&2; tail -n 30 "$bench_err" >&2; exit 1; }
+rm -f "$bench_err"
 for f in results.json table.md throughput.png latency.png; do
   test -s "$bench_out/$f" || { echo "benchmark smoke run: $f missing" >&2; exit 1; }
 done
