@@ -5,9 +5,9 @@
 //! being ignored.
 
 use super::Gateway;
-use super::error::{upstream_bucket, upstream_object};
+use super::error::{FrontError, FrontResult, upstream_bucket, upstream_object};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 
 /// The owner sealgate reports (as in ListBuckets and listings).
 pub(super) fn owner() -> Owner {
@@ -34,7 +34,7 @@ fn owner_full_control() -> Grants {
 pub async fn get_bucket_acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
-) -> S3Result<S3Response<GetBucketAclOutput>> {
+) -> FrontResult<S3Response<GetBucketAclOutput>> {
     gw.upstream
         .head_bucket(&req.input.bucket)
         .await
@@ -48,12 +48,11 @@ pub async fn get_bucket_acl(
 pub async fn get_object_acl(
     gw: &Gateway,
     req: S3Request<GetObjectAclInput>,
-) -> S3Result<S3Response<GetObjectAclOutput>> {
+) -> FrontResult<S3Response<GetObjectAclOutput>> {
     let i = req.input;
     if i.version_id.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "reading a specific version is not supported"
+        return Err(FrontError::NotImplemented(
+            "reading a specific version is not supported".into(),
         ));
     }
     gw.upstream
@@ -68,9 +67,6 @@ pub async fn get_object_acl(
 }
 
 /// PutBucketAcl and PutObjectAcl.
-pub fn refuse_acl_change() -> s3s::S3Error {
-    s3_error!(
-        NotImplemented,
-        "sealgate does not apply S3 ACLs: access is granted per bucket and access key in its configuration (the buckets of each [[credentials]] entry)"
-    )
+pub fn refuse_acl_change() -> FrontError {
+    FrontError::NotImplemented("sealgate does not apply S3 ACLs: access is granted per bucket and access key in its configuration (the buckets of each [[credentials]] entry)".into())
 }

@@ -5,13 +5,13 @@
 //! Passthrough objects (and legacy reads under an exception) are answered
 //! by the provider.
 
-use super::error::upstream_object;
+use super::error::{FrontError, FrontResult, upstream_object};
 use super::get::{locate, stored_part_headers};
 use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
 use crate::upstream::AttributesRequest;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 
 /// S3's default and largest page of parts.
 const MAX_PARTS: i32 = 1000;
@@ -19,19 +19,17 @@ const MAX_PARTS: i32 = 1000;
 pub async fn get_object_attributes(
     gw: &Gateway,
     req: S3Request<GetObjectAttributesInput>,
-) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+) -> FrontResult<S3Response<GetObjectAttributesOutput>> {
     let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     if i.version_id.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "reading a specific version is not supported"
+        return Err(FrontError::NotImplemented(
+            "reading a specific version is not supported".into(),
         ));
     }
     if i.sse_customer_algorithm.is_some() || i.sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "sealgate does not apply SSE-C: objects are encrypted by the gateway"
+        return Err(FrontError::NotImplemented(
+            "sealgate does not apply SSE-C: objects are encrypted by the gateway".into(),
         ));
     }
     // One header may carry several names ("ETag,ObjectSize": botocore),
@@ -44,9 +42,8 @@ pub async fn get_object_attributes(
         .filter(|a| !a.is_empty())
         .collect();
     if asked.is_empty() {
-        return Err(s3_error!(
-            InvalidArgument,
-            "x-amz-object-attributes must name at least one attribute"
+        return Err(FrontError::InvalidArgument(
+            "x-amz-object-attributes must name at least one attribute".into(),
         ));
     }
     const KNOWN: &[&str] = &[
@@ -57,17 +54,15 @@ pub async fn get_object_attributes(
         ObjectAttributes::STORAGE_CLASS,
     ];
     if let Some(a) = asked.iter().find(|a| !KNOWN.contains(&a.as_str())) {
-        return Err(s3_error!(
-            InvalidArgument,
+        return Err(FrontError::InvalidArgument(format!(
             "Invalid attribute name specified: {a}"
-        ));
+        )));
     }
     let max_parts = i.max_parts.unwrap_or(MAX_PARTS);
     let marker = i.part_number_marker.unwrap_or(0);
     if !(0..=MAX_PARTS).contains(&max_parts) || marker < 0 {
-        return Err(s3_error!(
-            InvalidArgument,
-            "max-parts must be between 0 and 1000 and part-number-marker not negative"
+        return Err(FrontError::InvalidArgument(
+            "max-parts must be between 0 and 1000 and part-number-marker not negative".into(),
         ));
     }
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
@@ -75,7 +70,7 @@ pub async fn get_object_attributes(
     }
     let obj = match locate(gw, &i.bucket, &i.key).await {
         Ok(o) => o,
-        Err(e) if super::passthrough::is_not_sealed(&e) => {
+        Err(e) if e.is_not_sealed() => {
             super::passthrough::legacy_read(
                 gw,
                 &i.bucket,
@@ -151,7 +146,7 @@ async fn provider_attributes(
     gw: &Gateway,
     i: GetObjectAttributesInput,
     asked: &[String],
-) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+) -> FrontResult<S3Response<GetObjectAttributesOutput>> {
     let r = gw
         .upstream
         .object_attributes(AttributesRequest {

@@ -1,17 +1,17 @@
 //! Bucket operations: forwarded as they are (buckets hold no plaintext).
 
 use super::Gateway;
-use super::error::upstream_bucket;
+use super::error::{FrontError, FrontResult, upstream_bucket};
 use crate::upstream::ListRequest;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response};
 
 /// Lists the provider's buckets that the caller's grant names (set by the
 /// access check, `auth::VisibleBuckets`; without it, none).
 pub async fn list_buckets(
     gw: &Gateway,
     req: S3Request<ListBucketsInput>,
-) -> S3Result<S3Response<ListBucketsOutput>> {
+) -> FrontResult<S3Response<ListBucketsOutput>> {
     let visible = req
         .extensions
         .get::<crate::auth::VisibleBuckets>()
@@ -40,7 +40,7 @@ pub async fn list_buckets(
 pub async fn create_bucket(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
-) -> S3Result<S3Response<CreateBucketOutput>> {
+) -> FrontResult<S3Response<CreateBucketOutput>> {
     let bucket = req.input.bucket;
     gw.upstream
         .create_bucket(&bucket)
@@ -52,7 +52,7 @@ pub async fn create_bucket(
 }
 
 /// Asks the provider whether the bucket exists and is reachable.
-async fn bucket_exists(gw: &Gateway, bucket: &str) -> S3Result<()> {
+async fn bucket_exists(gw: &Gateway, bucket: &str) -> FrontResult<()> {
     gw.upstream
         .head_bucket(bucket)
         .await
@@ -62,7 +62,7 @@ async fn bucket_exists(gw: &Gateway, bucket: &str) -> S3Result<()> {
 pub async fn head_bucket(
     gw: &Gateway,
     req: S3Request<HeadBucketInput>,
-) -> S3Result<S3Response<HeadBucketOutput>> {
+) -> FrontResult<S3Response<HeadBucketOutput>> {
     bucket_exists(gw, &req.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput::default()))
 }
@@ -70,7 +70,7 @@ pub async fn head_bucket(
 pub async fn delete_bucket(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
-) -> S3Result<S3Response<DeleteBucketOutput>> {
+) -> FrontResult<S3Response<DeleteBucketOutput>> {
     // S3 deletes only an empty bucket; s3s-fs (the embedded default)
     // would remove a bucket and every object in it. One listed key is
     // enough to refuse, as S3 does.
@@ -84,10 +84,7 @@ pub async fn delete_bucket(
         .await
         .map_err(upstream_bucket)?;
     if !listed.contents.is_empty() || !listed.common_prefixes.is_empty() {
-        return Err(s3s::s3_error!(
-            BucketNotEmpty,
-            "The bucket you tried to delete is not empty"
-        ));
+        return Err(FrontError::BucketNotEmpty);
     }
     gw.upstream
         .delete_bucket(&req.input.bucket)
@@ -99,7 +96,7 @@ pub async fn delete_bucket(
 pub async fn get_bucket_location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
-) -> S3Result<S3Response<GetBucketLocationOutput>> {
+) -> FrontResult<S3Response<GetBucketLocationOutput>> {
     // The provider's location where it has one (clients pick the signing
     // region from it); an empty answer means us-east-1, as on S3.
     let location = match gw.upstream.bucket_location(&req.input.bucket).await {

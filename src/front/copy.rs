@@ -9,7 +9,7 @@
 //! range, found by walking and checking the part headers), so the copy
 //! keeps its `-N` ETag and listings keep exact sizes.
 
-use super::error::{format as format_err, upstream_object};
+use super::error::{FrontError, FrontResult, format as format_err, upstream_object};
 use super::get::{Located, locate, stored_part_headers};
 use super::put::{check_metadata_size, object_metadata};
 use super::{Gateway, client_etag};
@@ -18,7 +18,7 @@ use crate::format::{ObjectName, OsRandom};
 use crate::upstream::{CompleteRequest, CopyRequest, PartCopyRequest, UpstreamError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 use std::collections::HashMap;
 
 /// Characters kept as-is in x-amz-copy-source (RFC 3986 unreserved and `/`).
@@ -31,19 +31,17 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The bucket and key of a copy source; versions and access points are
 /// not supported.
-pub(super) fn source(s: &CopySource) -> S3Result<(&str, &str)> {
+pub(super) fn source(s: &CopySource) -> FrontResult<(&str, &str)> {
     match s {
         CopySource::Bucket {
             version_id: Some(_),
             ..
-        } => Err(s3_error!(
-            NotImplemented,
-            "copying a specific version is not supported"
+        } => Err(FrontError::NotImplemented(
+            "copying a specific version is not supported".into(),
         )),
         CopySource::Bucket { bucket, key, .. } => Ok((bucket, key)),
-        _ => Err(s3_error!(
-            NotImplemented,
-            "copy sources other than bucket/key are not supported"
+        _ => Err(FrontError::NotImplemented(
+            "copy sources other than bucket/key are not supported".into(),
         )),
     }
 }
@@ -51,7 +49,7 @@ pub(super) fn source(s: &CopySource) -> S3Result<(&str, &str)> {
 pub async fn copy_object(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
+) -> FrontResult<S3Response<CopyObjectOutput>> {
     let headers = req.headers;
     let i = req.input;
     let (src_bucket, src_key) = source(&i.copy_source)?;
@@ -62,10 +60,7 @@ pub async fn copy_object(
         .as_ref()
         .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
     if src_bucket == i.bucket && src_key == i.key && !replace {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
+        return Err(FrontError::InvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into()));
     }
     let src = locate(gw, src_bucket, src_key).await?;
     check_copy_conditions(&i, &src)?;
@@ -97,7 +92,7 @@ pub async fn copy_object(
             Some(h) => StoredMetadata::single_part(&h.to_bytes(), &tag, sealed),
             None => StoredMetadata::multipart(&src.envelope, &tag, sealed),
         };
-        Ok::<_, s3s::S3Error>(upstream_meta)
+        Ok::<_, FrontError>(upstream_meta)
     };
     let mut upstream_meta = stored_meta(&meta)?;
     if check_metadata_size(&upstream_meta).is_err() && !meta.checksums.is_empty() {
@@ -177,13 +172,13 @@ async fn copy_parts(
     i: &CopyObjectInput,
     source: &str,
     upstream_meta: HashMap<String, String>,
-) -> S3Result<Option<String>> {
+) -> FrontResult<Option<String>> {
     let upstream = &gw.upstream;
     let upload = upstream
         .create_multipart_upload(&i.bucket, &i.key, upstream_meta)
         .await
         .map_err(upstream_object)?
-        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
+        .ok_or_else(|| FrontError::Internal("the storage provider returned no upload id".into()))?;
     let result = async {
         // Every part (and the completion record) is verified before its
         // bytes are copied: a copy must not launder a truncated source.
@@ -233,7 +228,7 @@ async fn copy_parts(
 
 /// x-amz-copy-source-if-* against the source as clients see it; S3 answers
 /// 412 for any that fails.
-fn check_copy_conditions(i: &CopyObjectInput, src: &Located) -> S3Result<()> {
+fn check_copy_conditions(i: &CopyObjectInput, src: &Located) -> FrontResult<()> {
     let etag = client_etag(&src.upstream_etag);
     let ok = super::conditions::evaluate(
         &etag,
@@ -245,9 +240,6 @@ fn check_copy_conditions(i: &CopyObjectInput, src: &Located) -> S3Result<()> {
     );
     match ok {
         super::conditions::Outcome::Proceed => Ok(()),
-        _ => Err(s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )),
+        _ => Err(FrontError::PreconditionFailed),
     }
 }

@@ -1,14 +1,14 @@
 //! DeleteObject and DeleteObjects: forwarded (deleting reveals nothing).
 
 use super::Gateway;
-use super::error::upstream_object;
+use super::error::{FrontError, FrontResult, upstream_object};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 
 pub async fn delete_object(
     gw: &Gateway,
     req: S3Request<DeleteObjectInput>,
-) -> S3Result<S3Response<DeleteObjectOutput>> {
+) -> FrontResult<S3Response<DeleteObjectOutput>> {
     let i = req.input;
     gw.upstream
         .delete_object(&i.bucket, &i.key)
@@ -23,14 +23,13 @@ pub const MAX_DELETE_KEYS: usize = 1000;
 pub async fn delete_objects(
     gw: &Gateway,
     req: S3Request<DeleteObjectsInput>,
-) -> S3Result<S3Response<DeleteObjectsOutput>> {
+) -> FrontResult<S3Response<DeleteObjectsOutput>> {
     let i = req.input;
     if i.delete.objects.len() > MAX_DELETE_KEYS {
         // S3's answer; nothing is deleted.
-        return Err(s3_error!(
-            MalformedXML,
+        return Err(FrontError::MalformedXml(format!(
             "The XML you provided was not well-formed or did not validate against our published schema: at most {MAX_DELETE_KEYS} keys per DeleteObjects request"
-        ));
+        )));
     }
     let keys: Vec<String> = i.delete.objects.iter().map(|o| o.key.clone()).collect();
     let out = gw

@@ -8,7 +8,7 @@
 //! client segment by segment after its tag verified; any failure aborts the
 //! response, so a client never takes a short or altered body as complete.
 
-use super::error::{format as format_err, upstream_object};
+use super::error::{FrontError, FrontResult, format as format_err, upstream_object};
 use super::multipart::MIN_PART;
 use super::{Gateway, client_etag, etag_parts};
 use crate::format::FORMAT_V1;
@@ -23,7 +23,7 @@ use crate::format::{Dek, Envelope, FormatError, ObjectName};
 use crate::upstream::{Body, GetRequest, ObjectInfo};
 use bytes::Bytes;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -74,7 +74,7 @@ pub(super) struct Located {
 
 /// HEADs an object at the provider, unwraps its data key and checks its
 /// binding to `bucket`/`key` and its sealed metadata.
-pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Located> {
+pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> FrontResult<Located> {
     let head = gw
         .upstream
         .head_object(bucket, key)
@@ -84,7 +84,12 @@ pub(super) async fn locate(gw: &Gateway, bucket: &str, key: &str) -> S3Result<Lo
 }
 
 /// [`locate`] from a HEAD's answer already at hand.
-async fn locate_from(gw: &Gateway, bucket: &str, key: &str, head: ObjectInfo) -> S3Result<Located> {
+async fn locate_from(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    head: ObjectInfo,
+) -> FrontResult<Located> {
     let ferr = |e| format_err(e, bucket, key);
     let empty = HashMap::new();
     let m = head.metadata.as_ref().unwrap_or(&empty);
@@ -187,7 +192,7 @@ pub(super) async fn part_header_at(
     key: &str,
     etag: &str,
     at: u64,
-) -> S3Result<PartHeader> {
+) -> FrontResult<PartHeader> {
     read_header_at(gw, bucket, key, etag, at)
         .await?
         .map_err(|e| format_err(e, bucket, key))
@@ -201,7 +206,7 @@ async fn read_header_at(
     key: &str,
     etag: &str,
     at: u64,
-) -> S3Result<Result<PartHeader, FormatError>> {
+) -> FrontResult<Result<PartHeader, FormatError>> {
     let resp = gw
         .upstream
         .get_object(GetRequest {
@@ -266,12 +271,9 @@ impl ReadError {
 /// Records a provider connection that failed while an object was being
 /// read (`upstream_read_failed`): counted and in the audit log, but not
 /// taken for tampering. The client's response is aborted all the same.
-fn provider_read_failed(bucket: &str, key: &str, cause: &str) -> s3s::S3Error {
+fn provider_read_failed(bucket: &str, key: &str, cause: &str) -> FrontError {
     tracing::warn!(target: "sealgate::security", event = "upstream_read_failed", %bucket, %key, %cause, "the storage provider's connection failed while reading an object");
-    s3_error!(
-        ServiceUnavailable,
-        "the storage provider's connection failed"
-    )
+    FrontError::Unavailable("the storage provider's connection failed".into())
 }
 
 /// One part's share of a ranged read of a multipart object.
@@ -293,7 +295,7 @@ async fn plan_multipart_range(
     bucket: &str,
     key: &str,
     (start, end): (u64, u64),
-) -> S3Result<Option<Vec<PartRead>>> {
+) -> FrontResult<Option<Vec<PartRead>>> {
     let ferr = |e| format_err(e, bucket, key);
     let Some(first) = &obj.first else {
         return Ok(None);
@@ -427,7 +429,7 @@ struct Sizing<'a> {
 }
 
 impl Sizing<'_> {
-    fn err(&self, e: FormatError) -> s3s::S3Error {
+    fn err(&self, e: FormatError) -> FrontError {
         format_err(e, self.name.0, self.name.1)
     }
 
@@ -438,7 +440,7 @@ impl Sizing<'_> {
     /// A header read at `at` that belongs to this object as part `number`:
     /// same envelope and binding, commitment verified. `Ok(None)` when the
     /// bytes there are not a header of this object (a wrong layout guess).
-    async fn header(&self, gw: &Gateway, at: u64, number: u32) -> S3Result<Option<PartHeader>> {
+    async fn header(&self, gw: &Gateway, at: u64, number: u32) -> FrontResult<Option<PartHeader>> {
         let (bucket, key) = self.name;
         let Ok(h) = read_header_at(gw, bucket, key, self.etag, at).await? else {
             return Ok(None);
@@ -464,7 +466,7 @@ impl Sizing<'_> {
     /// size) one more header read settles it: the last data part at its
     /// predicted offset, or the completion record at the end. Any other
     /// layout is sized by walking the part headers.
-    async fn size(&self, gw: &Gateway) -> S3Result<(u64, Layout)> {
+    async fn size(&self, gw: &Gateway) -> FrontResult<(u64, Layout)> {
         let (first, stored, parts) = (self.first, self.stored, self.parts);
         let h = HEADER_LEN as u64;
         if parts <= 1 {
@@ -549,7 +551,7 @@ impl Sizing<'_> {
     /// the plaintext total. The walk must end exactly at `data_stored`, and
     /// in version 3 its last part must end the object unless a record
     /// follows.
-    async fn walk(&self, gw: &Gateway, layout: Layout) -> S3Result<u64> {
+    async fn walk(&self, gw: &Gateway, layout: Layout) -> FrontResult<u64> {
         let (mut at, mut total) = (0u64, 0u64);
         for n in 1..=layout.data_parts {
             let h = if n == 1 {
@@ -588,7 +590,7 @@ pub(super) async fn stored_part_headers(
     gw: &Gateway,
     obj: &Located,
     (bucket, key): (&str, &str),
-) -> S3Result<Vec<PartHeader>> {
+) -> FrontResult<Vec<PartHeader>> {
     let first = obj
         .first
         .as_ref()
@@ -669,13 +671,12 @@ fn range(r: &Option<Range>) -> Option<ByteRange> {
 pub(super) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
-) -> S3Result<S3Response<GetObjectOutput>> {
+) -> FrontResult<S3Response<GetObjectOutput>> {
     let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     if i.part_number.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "GetObject with partNumber is not supported"
+        return Err(FrontError::NotImplemented(
+            "GetObject with partNumber is not supported".into(),
         ));
     }
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
@@ -685,7 +686,7 @@ pub(super) async fn get_object(
     let (located, prefetched) = locate_for_get(gw, &bucket, &key, i.range.is_none()).await?;
     let obj = match located {
         Ok(o) => o,
-        Err(e) if super::passthrough::is_not_sealed(&e) => {
+        Err(e) if e.is_not_sealed() => {
             super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())
                 .await?;
             return super::passthrough::get_plain(gw, i).await;
@@ -770,7 +771,7 @@ async fn locate_for_get(
     bucket: &str,
     key: &str,
     whole: bool,
-) -> S3Result<(S3Result<Located>, Option<Body>)> {
+) -> FrontResult<(FrontResult<Located>, Option<Body>)> {
     if !whole {
         return Ok((locate(gw, bucket, key).await, None));
     }
@@ -835,7 +836,7 @@ fn plan_read(
     ranged: bool,
     start: u64,
     end: u64,
-) -> S3Result<(Option<String>, Plan)> {
+) -> FrontResult<(Option<String>, Plan)> {
     let ferr = |e| format_err(e, bucket, key);
     Ok(match &obj.header {
         Some(h) if ranged && start < end => {
@@ -1013,13 +1014,12 @@ async fn pump(
 pub async fn head_object(
     gw: &Gateway,
     req: S3Request<HeadObjectInput>,
-) -> S3Result<S3Response<HeadObjectOutput>> {
+) -> FrontResult<S3Response<HeadObjectOutput>> {
     let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     if i.part_number.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "HeadObject with partNumber is not supported"
+        return Err(FrontError::NotImplemented(
+            "HeadObject with partNumber is not supported".into(),
         ));
     }
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
@@ -1027,7 +1027,7 @@ pub async fn head_object(
     }
     let obj = match locate(gw, &i.bucket, &i.key).await {
         Ok(o) => o,
-        Err(e) if super::passthrough::is_not_sealed(&e) => {
+        Err(e) if e.is_not_sealed() => {
             super::passthrough::legacy_read(
                 gw,
                 &i.bucket,
@@ -1070,7 +1070,7 @@ fn preconditions(
     obj: &Located,
     (if_match, if_none_match): (Option<&ETagCondition>, Option<&ETagCondition>),
     (modified_since, unmodified_since): (Option<&Timestamp>, Option<&Timestamp>),
-) -> S3Result<()> {
+) -> FrontResult<()> {
     use super::conditions::{Outcome, evaluate};
     match evaluate(
         &client_etag(&obj.upstream_etag),
@@ -1083,7 +1083,6 @@ fn preconditions(
         Outcome::Proceed => Ok(()),
         Outcome::NotModified => {
             // A 304 carries the ETag and date the client validates against.
-            let mut e = super::error::not_modified();
             let mut h = http::HeaderMap::new();
             if let Ok(v) =
                 http::HeaderValue::from_str(&format!("\"{}\"", client_etag(&obj.upstream_etag)))
@@ -1102,10 +1101,9 @@ fn preconditions(
             {
                 h.insert(http::header::LAST_MODIFIED, v);
             }
-            e.set_headers(h);
-            Err(e)
+            Err(FrontError::NotModified(h))
         }
-        Outcome::Failed => Err(super::error::precondition_failed()),
+        Outcome::Failed => Err(FrontError::PreconditionFailed),
     }
 }
 

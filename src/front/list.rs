@@ -7,14 +7,14 @@
 //! count, and sync tools (s3cmd) compare the listed ETag with what HEAD and
 //! their own records say, so a listing must carry the ETag HEAD gives.
 
-use super::error::upstream_bucket;
+use super::error::{FrontResult, upstream_bucket};
 use super::{Gateway, etag, etag_parts};
 use crate::format::size::object_plaintext_len;
 use crate::upstream::{ListRequest, ListedObject};
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response};
 
 /// Characters left unencoded when a client asks for `encoding-type=url`.
 const KEEP: &AsciiSet = &NON_ALPHANUMERIC
@@ -126,7 +126,7 @@ fn prefixes(p: &[Option<String>], enc: &Enc) -> Vec<CommonPrefix> {
 pub async fn list_objects_v2(
     gw: &Gateway,
     req: S3Request<ListObjectsV2Input>,
-) -> S3Result<S3Response<ListObjectsV2Output>> {
+) -> FrontResult<S3Response<ListObjectsV2Output>> {
     let i = req.input;
     let enc = Enc::of(&i.encoding_type);
     let out = gw
@@ -175,7 +175,7 @@ pub async fn list_objects_v2(
 pub async fn list_objects(
     gw: &Gateway,
     req: S3Request<ListObjectsInput>,
-) -> S3Result<S3Response<ListObjectsOutput>> {
+) -> FrontResult<S3Response<ListObjectsOutput>> {
     let i = req.input;
     let enc = Enc::of(&i.encoding_type);
     let out = gw

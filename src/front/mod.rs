@@ -76,12 +76,12 @@ impl Gateway {
 
     /// Refuses new data once the data-location exception the provider's
     /// jurisdiction depends on has expired (recorded as a denial).
-    fn check_location(&self) -> S3Result<()> {
+    fn check_location(&self) -> error::FrontResult<()> {
         self.policy()
             .check_location(chrono::Utc::now())
             .map_err(|why| {
                 tracing::warn!(target: "sealgate::security", event = "exception_denied", scope = "data-location", reason = %why, "write refused: provider location no longer allowed");
-                s3s::s3_error!(AccessDenied, "{why}")
+                error::FrontError::AccessDenied(why.to_string())
             })
     }
 }
@@ -92,7 +92,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        bucket::list_buckets(self, req).await
+        Ok(bucket::list_buckets(self, req).await?)
     }
     async fn create_bucket(
         &self,
@@ -104,49 +104,49 @@ impl S3 for Gateway {
             &req.headers,
             unsupported::Op::CreateBucket,
         )?;
-        bucket::create_bucket(self, req).await
+        Ok(bucket::create_bucket(self, req).await?)
     }
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        bucket::head_bucket(self, req).await
+        Ok(bucket::head_bucket(self, req).await?)
     }
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        bucket::delete_bucket(self, req).await
+        Ok(bucket::delete_bucket(self, req).await?)
     }
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        bucket::get_bucket_location(self, req).await
+        Ok(bucket::get_bucket_location(self, req).await?)
     }
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        acl::get_bucket_acl(self, req).await
+        Ok(acl::get_bucket_acl(self, req).await?)
     }
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        acl::get_object_acl(self, req).await
+        Ok(acl::get_object_acl(self, req).await?)
     }
     async fn put_bucket_acl(
         &self,
         _req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        Err(acl::refuse_acl_change())
+        Err(acl::refuse_acl_change().into())
     }
     async fn put_object_acl(
         &self,
         _req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        Err(acl::refuse_acl_change())
+        Err(acl::refuse_acl_change().into())
     }
     async fn put_object(
         &self,
@@ -159,49 +159,49 @@ impl S3 for Gateway {
             unsupported::Op::PutObject,
         )?;
         self.check_location()?;
-        put::put_object(self, req).await
+        Ok(put::put_object(self, req).await?)
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        get::get_object(self, req).await
+        Ok(get::get_object(self, req).await?)
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        get::head_object(self, req).await
+        Ok(get::head_object(self, req).await?)
     }
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        attributes::get_object_attributes(self, req).await
+        Ok(attributes::get_object_attributes(self, req).await?)
     }
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        delete::delete_object(self, req).await
+        Ok(delete::delete_object(self, req).await?)
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        delete::delete_objects(self, req).await
+        Ok(delete::delete_objects(self, req).await?)
     }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        list::list_objects(self, req).await
+        Ok(list::list_objects(self, req).await?)
     }
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        list::list_objects_v2(self, req).await
+        Ok(list::list_objects_v2(self, req).await?)
     }
     async fn copy_object(
         &self,
@@ -214,7 +214,7 @@ impl S3 for Gateway {
             unsupported::Op::CopyObject,
         )?;
         self.check_location()?;
-        copy::copy_object(self, req).await
+        Ok(copy::copy_object(self, req).await?)
     }
     async fn create_multipart_upload(
         &self,
@@ -227,7 +227,7 @@ impl S3 for Gateway {
             unsupported::Op::CreateMultipartUpload,
         )?;
         self.check_location()?;
-        multipart::create_multipart_upload(self, req).await
+        Ok(multipart::create_multipart_upload(self, req).await?)
     }
     async fn upload_part(
         &self,
@@ -240,20 +240,20 @@ impl S3 for Gateway {
             unsupported::Op::UploadPart,
         )?;
         self.check_location()?;
-        multipart::upload_part(self, req).await
+        Ok(multipart::upload_part(self, req).await?)
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.check_location()?;
-        multipart::complete_multipart_upload(self, req).await
+        Ok(multipart::complete_multipart_upload(self, req).await?)
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        multipart::abort_multipart_upload(self, req).await
+        Ok(multipart::abort_multipart_upload(self, req).await?)
     }
     async fn upload_part_copy(
         &self,
@@ -266,19 +266,19 @@ impl S3 for Gateway {
             unsupported::Op::UploadPartCopy,
         )?;
         self.check_location()?;
-        multipart::upload_part_copy(self, req).await
+        Ok(multipart::upload_part_copy(self, req).await?)
     }
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        multipart::list_parts(self, req).await
+        Ok(multipart::list_parts(self, req).await?)
     }
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        multipart::list_multipart_uploads(self, req).await
+        Ok(multipart::list_multipart_uploads(self, req).await?)
     }
 }
 

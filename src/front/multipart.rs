@@ -15,7 +15,7 @@
 //! part numbers 1..N without gaps (FORMAT.md §Multipart objects).
 
 use super::Gateway;
-use super::error::{format as format_err, upstream_object};
+use super::error::{FrontError, FrontResult, format as format_err, upstream_object};
 use super::put::{
     Checks, MAX_PUT, Sealing, check_metadata_size, client_checks, object_metadata,
     plaintext_length, stream_part,
@@ -31,7 +31,7 @@ use crate::upstream::{
     UpstreamError,
 };
 use s3s::dto::*;
-use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 use std::collections::{BTreeMap, HashMap};
 
 /// S3's smallest part, except the last.
@@ -39,16 +39,13 @@ pub(super) const MIN_PART: u64 = 5 << 20;
 /// S3's largest part number.
 const MAX_PART_NUMBER: i32 = 10_000;
 
-fn no_such_upload() -> S3Error {
-    s3_error!(
-        NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-    )
+fn no_such_upload() -> FrontError {
+    FrontError::NoSuchUpload
 }
 
 /// Authenticates a client upload id for `name` (FORMAT.md §Upload ids); an
 /// altered id, or one for another object, is logged and is NoSuchUpload.
-fn authenticate(gw: &Gateway, id: &str, name: ObjectName<'_>) -> S3Result<upload_id::UploadId> {
+fn authenticate(gw: &Gateway, id: &str, name: ObjectName<'_>) -> FrontResult<upload_id::UploadId> {
     upload_id::decode(id, name, gw.keys.get().as_ref()).map_err(|e| {
         tracing::warn!(target: "sealgate::security", event = "bad_upload_id", bucket = %name.bucket, key = %name.key, cause = %e, "upload id altered or used for another object");
         no_such_upload()
@@ -61,11 +58,10 @@ fn open_upload(
     id: &str,
     name: ObjectName<'_>,
     part_number: i32,
-) -> S3Result<upload_id::UploadId> {
+) -> FrontResult<upload_id::UploadId> {
     if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
+        return Err(FrontError::InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive".into(),
         ));
     }
     authenticate(gw, id, name)
@@ -73,7 +69,7 @@ fn open_upload(
 
 /// The provider's id inside a client upload id (either form), for calls that
 /// need no data key.
-fn upstream_id(id: &str) -> S3Result<String> {
+fn upstream_id(id: &str) -> FrontResult<String> {
     upload_id::upstream_part(id).ok_or_else(no_such_upload)
 }
 
@@ -81,7 +77,12 @@ fn upstream_id(id: &str) -> S3Result<String> {
 /// bucket and key like an UploadPart's (ListParts, AbortMultipartUpload):
 /// the provider may not bind its upload ids to a bucket (s3s-fs does not),
 /// so a bare `sgu.` id, or another object's id, is NoSuchUpload.
-fn authenticated_upstream_id(gw: &Gateway, id: &str, bucket: &str, key: &str) -> S3Result<String> {
+fn authenticated_upstream_id(
+    gw: &Gateway,
+    id: &str,
+    bucket: &str,
+    key: &str,
+) -> FrontResult<String> {
     let name = ObjectName { bucket, key };
     upload_id::decode_upstream(id, name, gw.keys.get().as_ref()).map_err(|e| {
         tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
@@ -102,7 +103,7 @@ fn etag_value(e: &ETag) -> &str {
 pub async fn create_multipart_upload(
     gw: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
-) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+) -> FrontResult<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     super::passthrough::refuse_unsupported(gw, &bucket, "multipart uploads")?;
@@ -129,7 +130,7 @@ pub async fn create_multipart_upload(
         .create_multipart_upload(&bucket, &key, upstream_meta)
         .await
         .map_err(upstream_object)?
-        .ok_or_else(|| s3_error!(InternalError, "the storage provider returned no upload id"))?;
+        .ok_or_else(|| FrontError::Internal("the storage provider returned no upload id".into()))?;
     let provider_id = provider_id.as_str();
     let id = upload_id::encode(&env, &dek, name, provider_id);
     // The record lets ListMultipartUploads list this very id. It grants
@@ -165,7 +166,7 @@ async fn forget_upload(gw: &Gateway, bucket: &str, key: &str, upstream_id: &str)
 pub async fn upload_part(
     gw: &Gateway,
     req: S3Request<UploadPartInput>,
-) -> S3Result<S3Response<UploadPartOutput>> {
+) -> FrontResult<S3Response<UploadPartOutput>> {
     let headers = req.headers;
     let trailers = req.trailing_headers;
     let mut input = req.input;
@@ -176,11 +177,11 @@ pub async fn upload_part(
     };
     let id = open_upload(gw, &input.upload_id, name, input.part_number)?;
     let Some(body) = input.body.take() else {
-        return Err(s3_error!(IncompleteBody));
+        return Err(FrontError::IncompleteBody(None));
     };
     let len = plaintext_length(input.content_length, &headers)?;
     if len > MAX_PUT {
-        return Err(s3_error!(EntityTooLarge));
+        return Err(FrontError::EntityTooLarge);
     }
     let check = client_checks!(input, &headers)?;
     let etag = seal_part(
@@ -209,7 +210,7 @@ async fn seal_part(
     (body, len): (StreamingBlob, u64),
     check: Checks,
     trailers: Option<s3s::TrailingHeaders>,
-) -> S3Result<Option<ETag>> {
+) -> FrontResult<Option<ETag>> {
     let ferr = |e| format_err(e, name.bucket, name.key);
     let tag = id.envelope.binding_tag(&id.dek, name);
     let number = u32::try_from(part_number).expect("checked by open_upload");
@@ -290,7 +291,7 @@ fn part_kind(envelope: &Envelope, len: u64) -> PartKind {
 }
 
 /// Upstream failures of calls on an upload: a 404 means the upload is gone.
-fn upload_error(e: UpstreamError) -> S3Error {
+fn upload_error(e: UpstreamError) -> FrontError {
     if e.is_missing() {
         return no_such_upload();
     }
@@ -303,7 +304,7 @@ async fn list_parts_page(
     (bucket, key, upload): (&str, &str, &str),
     marker: Option<String>,
     max_parts: Option<i32>,
-) -> S3Result<PartsPage> {
+) -> FrontResult<PartsPage> {
     gw.upstream
         .list_parts((bucket, key, upload), marker, max_parts)
         .await
@@ -317,7 +318,7 @@ async fn provider_parts(
     bucket: &str,
     key: &str,
     upload: &str,
-) -> S3Result<BTreeMap<i32, (String, u64)>> {
+) -> FrontResult<BTreeMap<i32, (String, u64)>> {
     let mut parts = BTreeMap::new();
     let mut marker: Option<String> = None;
     loop {
@@ -334,7 +335,7 @@ async fn provider_parts(
 pub async fn complete_multipart_upload(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
-) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+) -> FrontResult<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let name = ObjectName {
@@ -344,12 +345,7 @@ pub async fn complete_multipart_upload(
     let id = authenticate(gw, &input.upload_id, name)?;
     let result = complete_checked(gw, &bucket, &key, &id, input).await;
     let result = match result {
-        Err(e)
-            if matches!(
-                e.code(),
-                s3s::S3ErrorCode::NoSuchUpload | s3s::S3ErrorCode::InvalidPart
-            ) =>
-        {
+        Err(e) if e.is_upload_or_part_gone() => {
             // A completion whose answer was lost (a dropped connection, a
             // retry after the provider had finished) finds the upload gone
             // or its parts consumed. If the object now at the key is this
@@ -385,7 +381,7 @@ async fn complete_checked(
     key: &str,
     id: &upload_id::UploadId,
     input: CompleteMultipartUploadInput,
-) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+) -> FrontResult<S3Response<CompleteMultipartUploadOutput>> {
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
     let named: Vec<(i32, String)> = input
         .multipart_upload
@@ -399,16 +395,10 @@ async fn complete_checked(
         })
         .collect();
     if named.is_empty() {
-        return Err(s3_error!(
-            MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema"
-        ));
+        return Err(FrontError::MalformedXml("The XML you provided was not well-formed or did not validate against our published schema".into()));
     }
     if named.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(s3_error!(
-            InvalidPartOrder,
-            "The list of parts was not in ascending order. Parts must be ordered by part number."
-        ));
+        return Err(FrontError::InvalidPartOrder);
     }
     if let Some(gap) = named
         .iter()
@@ -416,21 +406,17 @@ async fn complete_checked(
         .find(|(i, (n, _))| *n != *i as i32 + 1)
     {
         // S3 allows gaps; the format needs 1..N (FORMAT.md §Multipart objects).
-        return Err(s3_error!(
-            InvalidPart,
+        return Err(FrontError::InvalidPart(format!(
             "sealgate requires part numbers 1, 2, ..., N without gaps; part {} is missing",
             gap.0 + 1
-        ));
+        )));
     }
     let stored = provider_parts(gw, &bucket, &key, &id.upstream).await?;
     let last = named.len() - 1;
     let (mut total, mut last_len) = (0u64, 0u64);
     for (i, (n, etag)) in named.iter().enumerate() {
         let invalid = || {
-            s3_error!(
-                InvalidPart,
-                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
-            )
+            FrontError::InvalidPart("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.".into())
         };
         let (stored_etag, stored_size) = stored.get(n).ok_or_else(invalid)?;
         // A provider that lists no part ETags (s3s-fs) checks them itself,
@@ -446,10 +432,7 @@ async fn complete_checked(
         let plain =
             size::part_plaintext_len(*stored_size).map_err(|e| format_err(e, &bucket, &key))?;
         if i < last && plain < MIN_PART {
-            return Err(s3_error!(
-                EntityTooSmall,
-                "Your proposed upload is smaller than the minimum allowed object size."
-            ));
+            return Err(FrontError::EntityTooSmall);
         }
         total += plain;
         last_len = plain;
@@ -470,10 +453,9 @@ async fn complete_checked(
     if let Some(size) = input.mpu_object_size
         && u64::try_from(size).ok() != Some(total)
     {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(FrontError::InvalidRequest(format!(
             "The provided 'x-amz-mp-object-size' header value {size} does not match what was computed: {total}"
-        ));
+        )));
     }
     // If-Match: compare with the ETag clients see, then pin the provider's
     // version so a concurrent write still fails (as PutObject does). Both
@@ -488,7 +470,7 @@ async fn complete_checked(
         // provider that keeps it can later serve this part list: FORMAT.md
         // §Limits), so refuse what is known to fail before sealing one.
         if create_only && object_exists(gw, &bucket, &key).await? {
-            return Err(super::error::precondition_failed());
+            return Err(FrontError::PreconditionFailed);
         }
         // The last part was too large to know it was last when it was
         // sealed: commit the part count and total here (FORMAT.md §Completion).
@@ -518,7 +500,7 @@ async fn complete_checked(
 
 /// Whether an object is stored at `key` (for If-None-Match: * ahead of
 /// sealing a completion record).
-async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
+async fn object_exists(gw: &Gateway, bucket: &str, key: &str) -> FrontResult<bool> {
     match gw.upstream.head_object(bucket, key).await {
         Ok(_) => Ok(true),
         Err(e) if e.status() == Some(404) => Ok(false),
@@ -535,15 +517,12 @@ async fn upload_completion_record(
     id: &upload_id::UploadId,
     data_parts: usize,
     total: u64,
-) -> S3Result<(i32, String)> {
+) -> FrontResult<(i32, String)> {
     let number = u32::try_from(data_parts + 1)
         .ok()
         .filter(|n| *n <= MAX_PART_NUMBER as u32)
         .ok_or_else(|| {
-            s3_error!(
-                InvalidArgument,
-                "sealgate stores at most 9,999 parts when the last part is 5 MiB or larger (it adds a completion record as the next part); upload fewer, larger parts"
-            )
+            FrontError::InvalidArgument("sealgate stores at most 9,999 parts when the last part is 5 MiB or larger (it adds a completion record as the next part); upload fewer, larger parts".into())
         })?;
     let name = ObjectName { bucket, key };
     let mut salt = [0u8; 32];
@@ -580,7 +559,7 @@ async fn upload_completion_record(
 pub async fn abort_multipart_upload(
     gw: &Gateway,
     req: S3Request<AbortMultipartUploadInput>,
-) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+) -> FrontResult<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
     let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
     gw.upstream
@@ -594,7 +573,7 @@ pub async fn abort_multipart_upload(
 pub async fn list_parts(
     gw: &Gateway,
     req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
+) -> FrontResult<S3Response<ListPartsOutput>> {
     let i = req.input;
     let upload = authenticated_upstream_id(gw, &i.upload_id, &i.bucket, &i.key)?;
     let page = list_parts_page(
@@ -640,7 +619,7 @@ pub async fn list_parts(
 pub async fn list_multipart_uploads(
     gw: &Gateway,
     req: S3Request<ListMultipartUploadsInput>,
-) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+) -> FrontResult<S3Response<ListMultipartUploadsOutput>> {
     let i = req.input;
     let marker = match &i.upload_id_marker {
         Some(m) => Some(upstream_id(m)?),
@@ -725,7 +704,7 @@ pub async fn list_multipart_uploads(
 pub async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
-) -> S3Result<S3Response<UploadPartCopyOutput>> {
+) -> FrontResult<S3Response<UploadPartCopyOutput>> {
     let i = req.input.clone();
     let (bucket, key) = (i.bucket.clone(), i.key.clone());
     let name = ObjectName {
@@ -757,9 +736,9 @@ pub async fn upload_part_copy(
         .await
         .map_err(|e| {
             // Every failed copy-source condition is 412 for a copy.
-            if e.status_code().map(|s| s.as_u16()) == Some(304) {
-                super::error::precondition_failed()
-            } else if last_byte.is_some() && *e.code() == s3s::S3ErrorCode::InvalidRange {
+            if e.is_not_modified() {
+                FrontError::PreconditionFailed
+            } else if last_byte.is_some() && e.is_range_not_satisfiable() {
                 copy_range_outside(None)
             } else {
                 e
@@ -781,11 +760,11 @@ pub async fn upload_part_copy(
     }
     let len = u64::try_from(source.content_length.unwrap_or(0)).unwrap_or(0);
     if len > MAX_PUT {
-        return Err(s3_error!(EntityTooLarge));
+        return Err(FrontError::EntityTooLarge);
     }
     let body = source
         .body
-        .ok_or_else(|| s3_error!(InternalError, "source body missing"))?;
+        .ok_or_else(|| FrontError::Internal("source body missing".into()))?;
     let check = Checks::new(&None, &None, Checksum::default(), &http::HeaderMap::new())?;
     let etag = seal_part(gw, &id, name, i.part_number, (body, len), check, None).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
@@ -799,25 +778,22 @@ pub async fn upload_part_copy(
 }
 
 /// S3's answer to an x-amz-copy-source-range outside its source.
-fn copy_range_outside(size: Option<u64>) -> S3Error {
+fn copy_range_outside(size: Option<u64>) -> FrontError {
     match size {
-        Some(size) => s3_error!(
-            InvalidArgument,
+        Some(size) => FrontError::InvalidArgument(format!(
             "Range specified is not valid for source object of size: {size}"
-        ),
-        None => s3_error!(
-            InvalidArgument,
-            "Range specified is not valid for source object"
-        ),
+        )),
+        None => {
+            FrontError::InvalidArgument("Range specified is not valid for source object".into())
+        }
     }
 }
 
 /// x-amz-copy-source-range: `bytes=first-last`, both required (S3's rule).
-pub(crate) fn parse_copy_range(r: &str) -> S3Result<Range> {
+pub(crate) fn parse_copy_range(r: &str) -> FrontResult<Range> {
     let bad = || {
-        s3_error!(
-            InvalidArgument,
-            "The x-amz-copy-source-range value must be of the form bytes=first-last"
+        FrontError::InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last".into(),
         )
     };
     let (a, b) = r

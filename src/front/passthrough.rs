@@ -15,22 +15,21 @@
 //! the object only if the provider confirms them (front/unsupported.rs).
 
 use super::Gateway;
-use super::error::upstream_object;
+use super::error::{FrontError, FrontResult, upstream_object};
 use super::put::{Checks, MAX_PUT, Sealing, client_checks, plaintext_length, stream_part};
 use crate::format::metadata::StoredMetadata;
 use crate::policy::Rule;
 use crate::upstream::{GetRequest, PutRequest};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 
 /// Refuses an operation sealgate does not do in passthrough buckets.
-pub(crate) fn refuse_unsupported(gw: &Gateway, bucket: &str, what: &str) -> S3Result<()> {
+pub(crate) fn refuse_unsupported(gw: &Gateway, bucket: &str, what: &str) -> FrontResult<()> {
     match gw.policy().passthrough(bucket) {
-        Some(rule) => Err(s3_error!(
-            NotImplemented,
+        Some(rule) => Err(FrontError::NotImplemented(format!(
             "{what} are not supported in bucket {bucket}, which is passthrough under exception {}",
             rule.exception
-        )),
+        ))),
         None => Ok(()),
     }
 }
@@ -39,7 +38,7 @@ pub(crate) async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
     rule: Rule,
-) -> S3Result<S3Response<PutObjectOutput>> {
+) -> FrontResult<S3Response<PutObjectOutput>> {
     let access_key = req
         .credentials
         .as_ref()
@@ -75,18 +74,17 @@ pub(crate) async fn put_object(
                     reason = %why,
                     "unencrypted write refused"
                 );
-                return Err(s3_error!(
-                    AccessDenied,
+                return Err(FrontError::AccessDenied(format!(
                     "unencrypted write to {bucket} refused: {why}"
-                ));
+                )));
             }
         };
     let Some(body) = input.body.take() else {
-        return Err(s3_error!(IncompleteBody));
+        return Err(FrontError::IncompleteBody(None));
     };
     let len = plaintext_length(input.content_length, &headers)?;
     if len > MAX_PUT {
-        return Err(s3_error!(EntityTooLarge));
+        return Err(FrontError::EntityTooLarge);
     }
     let check = client_checks!(input, &headers)?;
     super::put::refuse_if_none_match_etag(input.if_none_match.as_ref())?;
@@ -207,7 +205,7 @@ async fn sse_not_applied(
     key: &str,
     asked: &str,
     applied: Option<&str>,
-) -> s3s::S3Error {
+) -> FrontError {
     let removed = gw.upstream.delete_object(bucket, key).await.is_ok();
     tracing::warn!(
         target: "sealgate::security",
@@ -219,8 +217,7 @@ async fn sse_not_applied(
         removed,
         "the provider did not apply the server-side encryption the client asked for"
     );
-    s3_error!(
-        NotImplemented,
+    FrontError::NotImplemented(format!(
         "x-amz-server-side-encryption: {asked} was forwarded, but the storage provider did not apply it (it answered {}); the object was {}",
         applied.unwrap_or("none"),
         if removed {
@@ -228,7 +225,7 @@ async fn sse_not_applied(
         } else {
             "stored without it and could not be removed"
         }
-    )
+    ))
 }
 
 /// An audit record from its fields (`severity` warn).
@@ -248,7 +245,7 @@ async fn authorise(
     gw: &Gateway,
     event: serde_json::Map<String, serde_json::Value>,
     emit: impl FnOnce(),
-) -> S3Result<()> {
+) -> FrontResult<()> {
     let name = event
         .get("event")
         .and_then(|v| v.as_str())
@@ -267,19 +264,11 @@ async fn authorise(
                 error = %e,
                 "operation refused: its audit record could not be written"
             );
-            Err(s3_error!(
-                ServiceUnavailable,
+            Err(FrontError::Unavailable(format!(
                 "refused: the audit record this operation needs could not be written ({e}); retry later"
-            ))
+            )))
         }
     }
-}
-
-/// Whether a failed lookup means "not in sealgate's format" (the one case
-/// that maps to InvalidObjectState).
-pub(crate) fn is_not_sealed(e: &s3s::S3Error) -> bool {
-    *e.code() == s3s::S3ErrorCode::InvalidObjectState
-        && e.message() == Some(super::error::NOT_SEALED)
 }
 
 /// Allows (and records) or refuses (and records) a read of an object not
@@ -293,7 +282,7 @@ pub(crate) async fn legacy_read(
     key: &str,
     operation: &str,
     access_key: Option<&str>,
-) -> S3Result<()> {
+) -> FrontResult<()> {
     let access_key = access_key.unwrap_or_default();
     let allowed = gw
         .policy()
@@ -338,17 +327,14 @@ pub(crate) async fn legacy_read(
                 reason = %why,
                 "read of an object not in sealgate's format refused"
             );
-            Err(s3_error!(
-                InvalidObjectState,
-                "object is not in sealgate's encrypted format, and {why}"
-            ))
+            Err(FrontError::LegacyReadDenied(why.to_string()))
         }
     }
 }
 
 /// Whether a passthrough bucket's object is stored as plaintext (no
 /// sealgate metadata): then GET/HEAD serve it as stored.
-pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> S3Result<bool> {
+pub(crate) async fn is_plain(gw: &Gateway, bucket: &str, key: &str) -> FrontResult<bool> {
     if gw.policy().passthrough(bucket).is_none() {
         return Ok(false);
     }
@@ -376,7 +362,7 @@ fn range_header(r: &Option<Range>) -> Option<String> {
 pub(crate) async fn get_plain(
     gw: &Gateway,
     i: GetObjectInput,
-) -> S3Result<S3Response<GetObjectOutput>> {
+) -> FrontResult<S3Response<GetObjectOutput>> {
     let download = gw
         .upstream
         .get_object(GetRequest {
@@ -419,7 +405,7 @@ fn cond(c: &ETagCondition) -> Option<String> {
 pub(crate) async fn head_plain(
     gw: &Gateway,
     i: HeadObjectInput,
-) -> S3Result<S3Response<HeadObjectOutput>> {
+) -> FrontResult<S3Response<HeadObjectOutput>> {
     let r = gw
         .upstream
         .head_object(&i.bucket, &i.key)

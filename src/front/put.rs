@@ -8,7 +8,7 @@
 //! request is aborted before its last byte, so the provider creates or
 //! replaces nothing. Memory: a few chunks, whatever the object size.
 
-use super::error::{format as format_err, upstream_object};
+use super::error::{FrontError, FrontResult, format as format_err, upstream_object};
 use super::{Gateway, checksums, client_etag};
 use crate::format::header::PartKind;
 use crate::format::metadata::{self, ObjectMetadata, StoredMetadata};
@@ -22,7 +22,7 @@ use futures::StreamExt;
 use http_body::Frame;
 use md5::Digest;
 use s3s::dto::*;
-use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -48,7 +48,7 @@ pub(crate) const SEALED_HEADERS: &[&str] = &[
 pub async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
-) -> S3Result<S3Response<PutObjectOutput>> {
+) -> FrontResult<S3Response<PutObjectOutput>> {
     if let Some(rule) = gw.policy().passthrough(&req.input.bucket) {
         return super::passthrough::put_object(gw, req, rule.clone()).await;
     }
@@ -56,11 +56,11 @@ pub async fn put_object(
     let trailers = req.trailing_headers;
     let mut input = req.input;
     let Some(body) = input.body.take() else {
-        return Err(s3_error!(IncompleteBody));
+        return Err(FrontError::IncompleteBody(None));
     };
     let len = plaintext_length(input.content_length, &headers)?;
     if len > MAX_PUT {
-        return Err(s3_error!(EntityTooLarge));
+        return Err(FrontError::EntityTooLarge);
     }
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let name = ObjectName {
@@ -202,9 +202,9 @@ pub(crate) async fn stream_part<T, F>(
     trailers: Option<s3s::TrailingHeaders>,
     (bucket, key, plain_len, answer_within): (&str, &str, Option<u64>, std::time::Duration),
     send: impl FnOnce(UploadBody) -> F,
-) -> S3Result<(T, Checksum)>
+) -> FrontResult<(T, Checksum)>
 where
-    F: std::future::Future<Output = S3Result<T>> + Send + 'static,
+    F: std::future::Future<Output = FrontResult<T>> + Send + 'static,
     T: Send + 'static,
 {
     let ferr = |e| format_err(e, bucket, key);
@@ -245,10 +245,9 @@ where
         match sealer {
             Some(s) => s.finish(&mut out).map_err(|e| Pumped::Failed(ferr(e)))?,
             None if Some(seen) != plain_len => {
-                return Err(Pumped::Failed(s3_error!(
-                    IncompleteBody,
-                    "body length differs from Content-Length"
-                )));
+                return Err(Pumped::Failed(FrontError::IncompleteBody(Some(
+                    "body length differs from Content-Length",
+                ))));
             }
             None => {}
         }
@@ -282,27 +281,23 @@ where
             drop(tx);
             return match upload.await {
                 Ok(Err(e)) => Err(e),
-                Ok(Ok(_)) => Err(s3_error!(
-                    InternalError,
-                    "the storage provider answered before taking the whole upload"
+                Ok(Ok(_)) => Err(FrontError::Internal(
+                    "the storage provider answered before taking the whole upload".into(),
                 )),
-                Err(e) => Err(s3_error!(InternalError, "upload task failed: {e}")),
+                Err(e) => Err(FrontError::Internal(format!("upload task failed: {e}"))),
             };
         }
     };
     drop(tx);
     let mut upload = upload;
     let answer = tokio::select! {
-        r = &mut upload => r.map_err(|e| s3_error!(InternalError, "upload task failed: {e}"))?,
+        r = &mut upload => r.map_err(|e| FrontError::Internal(format!("upload task failed: {e}")))?,
         () = tokio::time::sleep(answer_within) => {
             // Dropping the request closes its connection: an answer that
             // comes later is not taken for this upload's.
             upload.abort();
             tracing::warn!(%bucket, %key, secs = answer_within.as_secs(), "the provider took the upload but did not answer in time");
-            Err(s3_error!(
-                ServiceUnavailable,
-                "the storage provider did not answer the upload in time"
-            ))
+            Err(FrontError::Unavailable("the storage provider did not answer the upload in time".into()))
         }
     };
     answer.map(|a| (a, verified))
@@ -310,17 +305,11 @@ where
 
 /// The S3 error for a client body that failed while streaming: a wrong
 /// trailing checksum or signature is the client's data, not a short body.
-fn client_body_error(cause: &str) -> S3Error {
+fn client_body_error(cause: &str) -> FrontError {
     if cause.contains("Mismatch") || cause.contains("mismatch") {
-        s3_error!(
-            BadDigest,
-            "the request body does not match its checksum or signature"
-        )
+        FrontError::BadDigest("the request body does not match its checksum or signature".into())
     } else {
-        s3_error!(
-            IncompleteBody,
-            "the request body ended early or was malformed"
-        )
+        FrontError::IncompleteBody(Some("the request body ended early or was malformed"))
     }
 }
 
@@ -331,13 +320,12 @@ const MAX_USER_METADATA: usize = 2048;
 /// metadata as user metadata, under S3's 2 KB limit; a client whose metadata
 /// would not fit once sealed gets MetadataTooLarge from sealgate rather than
 /// an opaque upstream error. (This leaves clients about 1.2 KB; docs/FORMAT.md.)
-pub(crate) fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3Result<()> {
+pub(crate) fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> FrontResult<()> {
     let size: usize = upstream_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_USER_METADATA {
-        return Err(s3_error!(
-            MetadataTooLarge,
+        return Err(FrontError::MetadataTooLarge(format!(
             "metadata and content headers take {size} bytes at the provider once sealed; the limit is {MAX_USER_METADATA}"
-        ));
+        )));
     }
     Ok(())
 }
@@ -348,7 +336,7 @@ pub(crate) fn check_metadata_size(upstream_meta: &HashMap<String, String>) -> S3
 pub(crate) fn plaintext_length(
     content_length: Option<i64>,
     headers: &http::HeaderMap,
-) -> S3Result<u64> {
+) -> FrontResult<u64> {
     let decoded = || {
         headers
             .get("x-amz-decoded-content-length")
@@ -357,8 +345,8 @@ pub(crate) fn plaintext_length(
     };
     let l = content_length
         .or_else(decoded)
-        .ok_or_else(|| s3_error!(MissingContentLength))?;
-    u64::try_from(l).map_err(|_| s3_error!(InvalidArgument, "negative Content-Length"))
+        .ok_or_else(|| FrontError::MissingContentLength)?;
+    u64::try_from(l).map_err(|_| FrontError::InvalidArgument("negative Content-Length".into()))
 }
 
 /// Why feeding an upload stopped.
@@ -366,7 +354,7 @@ enum Pumped {
     /// The upstream request no longer takes the body (it ended).
     Closed,
     /// The client's body or its checks failed: abort the upstream request.
-    Failed(S3Error),
+    Failed(FrontError),
 }
 
 async fn send_chunk(tx: &Tx, b: Bytes) -> Result<(), Pumped> {
@@ -446,14 +434,14 @@ impl Checks {
         algorithm: &Option<ChecksumAlgorithm>,
         expected: Checksum,
         headers: &http::HeaderMap,
-    ) -> S3Result<Checks> {
+    ) -> FrontResult<Checks> {
         let md5 = match content_md5 {
             Some(b64) => {
                 let want = B64
                     .decode(b64.trim())
                     .ok()
                     .filter(|d| d.len() == 16)
-                    .ok_or_else(|| s3_error!(InvalidDigest))?;
+                    .ok_or_else(|| FrontError::InvalidDigest)?;
                 Some((md5::Md5::new(), want))
             }
             None => None,
@@ -506,11 +494,13 @@ impl Checks {
     /// unsigned/streaming uploads that send checksums after the body;
     /// returns the values that were compared and matched (the checksums
     /// sealgate verified on the plaintext).
-    fn finish(self, trailers: Option<s3s::TrailingHeaders>) -> S3Result<Checksum> {
+    fn finish(self, trailers: Option<s3s::TrailingHeaders>) -> FrontResult<Checksum> {
         if let Some((h, want)) = self.md5
             && h.finalize().as_slice() != want.as_slice()
         {
-            return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
+            return Err(FrontError::BadDigest(
+                "Content-MD5 does not match the body".into(),
+            ));
         }
         let mut expected = self.expected;
         if let Some(t) = trailers.and_then(|t| t.take()) {
@@ -539,11 +529,10 @@ impl Checks {
         for (name, got, want) in pairs {
             if let (Some(g), Some(w)) = (got, want) {
                 if g != w {
-                    return Err(s3_error!(
-                        BadDigest,
+                    return Err(FrontError::BadDigest(format!(
                         "x-amz-checksum-{} does not match the body",
                         name.to_ascii_lowercase()
-                    ));
+                    )));
                 }
                 *checksums::field(&mut verified, name) = Some(w.clone());
             }
@@ -554,11 +543,10 @@ impl Checks {
 
 /// S3 takes only `If-None-Match: *` on a write (create if absent); any
 /// other value is NotImplemented there, and must not be dropped here.
-pub(super) fn refuse_if_none_match_etag(c: Option<&ETagCondition>) -> S3Result<()> {
+pub(super) fn refuse_if_none_match_etag(c: Option<&ETagCondition>) -> FrontResult<()> {
     match c {
-        Some(c) if !c.is_any() => Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on a write takes only *"
+        Some(c) if !c.is_any() => Err(FrontError::NotImplemented(
+            "If-None-Match on a write takes only *".into(),
         )),
         _ => Ok(()),
     }
@@ -572,7 +560,7 @@ pub(super) async fn if_match_holds(
     bucket: &str,
     key: &str,
     cond: &ETagCondition,
-) -> S3Result<String> {
+) -> FrontResult<String> {
     let current = gw
         .upstream
         .head_object(bucket, key)
@@ -586,6 +574,6 @@ pub(super) async fn if_match_holds(
     if holds {
         Ok(upstream_etag)
     } else {
-        Err(super::error::precondition_failed())
+        Err(FrontError::PreconditionFailed)
     }
 }

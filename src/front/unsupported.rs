@@ -19,7 +19,7 @@
 //!   (`super::passthrough`).
 
 use super::Gateway;
-use s3s::{S3Result, s3_error};
+use super::error::{FrontError, FrontResult};
 
 /// The operation being checked.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,12 @@ const GRANTS: &[&str] = &[
 
 /// Refuses, before anything is stored, a write to `bucket` that asks for a
 /// protection sealgate does not carry out.
-pub(crate) fn check(gw: &Gateway, bucket: &str, headers: &http::HeaderMap, op: Op) -> S3Result<()> {
+pub(crate) fn check(
+    gw: &Gateway,
+    bucket: &str,
+    headers: &http::HeaderMap,
+    op: Op,
+) -> FrontResult<()> {
     let passthrough = gw.policy().passthrough(bucket).is_some();
     check_headers(headers, bucket, op, passthrough)
 }
@@ -85,89 +90,80 @@ fn check_headers(
     bucket: &str,
     op: Op,
     passthrough: bool,
-) -> S3Result<()> {
+) -> FrontResult<()> {
     for h in SSE_C {
         if headers.contains_key(*h) {
-            return Err(s3_error!(
-                NotImplemented,
+            return Err(FrontError::NotImplemented(format!(
                 "{h} is not supported: sealgate does not forward customer-provided keys (SSE-C); objects are encrypted by sealgate{}",
                 if passthrough {
                     ", except in passthrough buckets, where SSE-S3 and SSE-KMS are forwarded to the provider"
                 } else {
                     " under keys it holds"
                 }
-            ));
+            )));
         }
     }
     let forwards_sse = passthrough && op == Op::PutObject;
     for h in SSE {
         let Some(v) = value(headers, h) else { continue };
         if !forwards_sse {
-            return Err(s3_error!(
-                NotImplemented,
+            return Err(FrontError::NotImplemented(format!(
                 "{h}: {v} is not supported in bucket {bucket}: {}",
                 if passthrough {
                     "provider-side encryption is forwarded only for single PutObject requests in passthrough buckets"
                 } else {
                     "sealgate encrypts every object itself under keys it holds and does not ask the provider for its own encryption; send the request without this header"
                 }
-            ));
+            )));
         }
         if *h == "x-amz-server-side-encryption"
             && !matches!(v.as_str(), "AES256" | "aws:kms" | "aws:kms:dsse")
         {
-            return Err(s3_error!(
-                InvalidArgument,
+            return Err(FrontError::InvalidArgument(format!(
                 "x-amz-server-side-encryption: {v} is not a valid value (AES256, aws:kms or aws:kms:dsse)"
-            ));
+            )));
         }
     }
     if forwards_sse
         && value(headers, "x-amz-server-side-encryption").is_none()
         && let Some(h) = SSE[1..].iter().find(|h| headers.contains_key(**h))
     {
-        return Err(s3_error!(
-            InvalidArgument,
+        return Err(FrontError::InvalidArgument(format!(
             "{h} needs x-amz-server-side-encryption: aws:kms"
-        ));
+        )));
     }
     if let Some(v) = value(headers, "x-amz-bucket-object-lock-enabled")
         && v.eq_ignore_ascii_case("true")
     {
-        return Err(s3_error!(
-            NotImplemented,
+        return Err(FrontError::NotImplemented(format!(
             "x-amz-bucket-object-lock-enabled: {v} is not supported: sealgate does not carry out Object Lock, so the bucket's objects would not be protected as asked"
-        ));
+        )));
     }
     for h in LOCK {
         if let Some(v) = value(headers, h) {
-            return Err(s3_error!(
-                NotImplemented,
+            return Err(FrontError::NotImplemented(format!(
                 "{h}: {v} is not supported: sealgate does not carry out Object Lock retention or legal holds, so the object would not be protected as asked"
-            ));
+            )));
         }
     }
     if let Some(v) = value(headers, "x-amz-acl")
         && !v.eq_ignore_ascii_case("private")
     {
-        return Err(s3_error!(
-            NotImplemented,
+        return Err(FrontError::NotImplemented(format!(
             "x-amz-acl: {v} is not supported: sealgate keeps every object private to its clients (only x-amz-acl: private is accepted)"
-        ));
+        )));
     }
     for h in GRANTS {
         if headers.contains_key(*h) {
-            return Err(s3_error!(
-                NotImplemented,
+            return Err(FrontError::NotImplemented(format!(
                 "{h} is not supported: sealgate does not carry out ACL grants; access is given by its own credentials' bucket grants"
-            ));
+            )));
         }
     }
     if let Some(v) = value(headers, "x-amz-tagging").filter(|v| !v.is_empty()) {
-        return Err(s3_error!(
-            NotImplemented,
+        return Err(FrontError::NotImplemented(format!(
             "x-amz-tagging: {v} is not supported: sealgate does not store object tags"
-        ));
+        )));
     }
     Ok(())
 }
@@ -190,7 +186,10 @@ mod tests {
     fn refused(pairs: &[(&str, &str)], op: Op, passthrough: bool) -> Option<String> {
         check_headers(&headers(pairs), "b", op, passthrough)
             .err()
-            .map(|e| format!("{:?} {}", e.code(), e.message().unwrap_or_default()))
+            .map(|e| {
+                let e = s3s::S3Error::from(e);
+                format!("{:?} {}", e.code(), e.message().unwrap_or_default())
+            })
     }
 
     #[test]

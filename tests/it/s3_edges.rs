@@ -1052,9 +1052,9 @@ async fn injected_provider_refusals_keep_their_code_and_status() {
 
 #[test]
 fn an_sdk_refusal_is_invalid_argument_never_closed_upload() {
-    let e = sealgate::front::error::upstream_object(
+    let e = s3s::S3Error::from(sealgate::front::error::upstream_object(
         sealgate::upstream::UpstreamError::Construction("MissingField key".into()),
-    );
+    ));
     assert_eq!(e.code().as_str(), "InvalidArgument");
     assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
 }
