@@ -668,6 +668,9 @@ fn range(r: &Option<Range>) -> Option<ByteRange> {
     })
 }
 
+/// GetObject: refuses part numbers, then dispatches early by what is
+/// stored: a passthrough bucket's plaintext, an object not in sealgate's
+/// format (only under a legacy-reads exception), or a sealed object.
 pub(super) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
@@ -682,59 +685,97 @@ pub(super) async fn get_object(
     if super::passthrough::is_plain(gw, &i.bucket, &i.key).await? {
         return super::passthrough::get_plain(gw, i).await;
     }
-    let (bucket, key) = (i.bucket.clone(), i.key.clone());
-    let (located, prefetched) = locate_for_get(gw, &bucket, &key, i.range.is_none()).await?;
-    let obj = match located {
-        Ok(o) => o,
+    let (located, prefetched) = locate_for_get(gw, &i.bucket, &i.key, i.range.is_none()).await?;
+    match located {
+        Ok(obj) => get_sealed(gw, &i, obj, prefetched).await,
         Err(e) if e.is_not_sealed() => {
-            super::passthrough::legacy_read(gw, &bucket, &key, "GetObject", access_key.as_deref())
-                .await?;
-            return super::passthrough::get_plain(gw, i).await;
+            super::passthrough::legacy_read(
+                gw,
+                &i.bucket,
+                &i.key,
+                "GetObject",
+                access_key.as_deref(),
+            )
+            .await?;
+            super::passthrough::get_plain(gw, i).await
         }
-        Err(e) => return Err(e),
-    };
+        Err(e) => Err(e),
+    }
+}
+
+/// A sealed object's GET once located: its conditions, then the range it
+/// asks for, served from the touched parts of a multipart object
+/// (FORMAT.md §Ranges) or from one upstream read.
+async fn get_sealed(
+    gw: &Gateway,
+    i: &GetObjectInput,
+    obj: Located,
+    prefetched: Option<Body>,
+) -> FrontResult<S3Response<GetObjectOutput>> {
+    let (bucket, key) = (i.bucket.as_str(), i.key.as_str());
     preconditions(
         &obj,
         (i.if_match.as_ref(), i.if_none_match.as_ref()),
         (i.if_modified_since.as_ref(), i.if_unmodified_since.as_ref()),
     )?;
-    let p = obj.plaintext_len;
     let (start, end) = match range(&i.range) {
-        Some(r) => r.resolve(p).map_err(|e| format_err(e, &bucket, &key))?,
-        None => (0, p),
+        Some(r) => r
+            .resolve(obj.plaintext_len)
+            .map_err(|e| format_err(e, bucket, key))?,
+        None => (0, obj.plaintext_len),
     };
     let ranged = i.range.is_some();
-
-    // A range of a multipart object: only the touched parts' headers and
-    // covering segments (FORMAT.md §Ranges), unless the layout is not uniform.
+    // Only the touched parts' headers and covering segments, unless the
+    // layout is not uniform (then the single read below).
     if obj.header.is_none()
         && ranged
         && start < end
-        && let Some(reads) = plan_multipart_range(gw, &obj, &bucket, &key, (start, end)).await?
+        && let Some(reads) = plan_multipart_range(gw, &obj, bucket, key, (start, end)).await?
     {
-        return Ok(S3Response::new(respond_part_reads(
-            gw, &obj, &bucket, &key, reads, start, end,
-        )));
+        let rx = spawn_part_reads(gw, &obj, bucket, key, reads);
+        return Ok(S3Response::new(sealed_output(i, obj, (start, end), rx)));
     }
-    let (upstream_range, plan) = plan_read(&obj, &bucket, &key, ranged, start, end)?;
+    let (upstream_range, plan) = plan_read(&obj, bucket, key, ranged, start, end)?;
     let body = match prefetched {
         Some(body) if upstream_range.is_none() => body,
-        _ => {
-            gw.upstream
-                .get_object(GetRequest {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    range: upstream_range,
-                    // The object must not change between HEAD and GET.
-                    if_match: Some(obj.upstream_etag.clone()),
-                    if_none_match: None,
-                })
-                .await
-                .map_err(upstream_object)?
-                .body
-        }
+        _ => fetch_pinned(gw, &obj, bucket, key, upstream_range).await?,
     };
-    let rx = spawn_pump(gw, &obj, &bucket, &key, body, plan);
+    let rx = spawn_pump(gw, &obj, bucket, key, body, plan);
+    Ok(S3Response::new(sealed_output(i, obj, (start, end), rx)))
+}
+
+/// The stored bytes `range` of a located object, pinned to the ETag it
+/// was located at: the object must not change between HEAD and GET.
+async fn fetch_pinned(
+    gw: &Gateway,
+    obj: &Located,
+    bucket: &str,
+    key: &str,
+    range: Option<String>,
+) -> FrontResult<Body> {
+    let resp = gw
+        .upstream
+        .get_object(GetRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            range,
+            if_match: Some(obj.upstream_etag.clone()),
+            if_none_match: None,
+        })
+        .await
+        .map_err(upstream_object)?;
+    Ok(resp.body)
+}
+
+/// The GetObject answer for plaintext bytes `start..end` streamed from
+/// `rx`: length, range, ETag, the client's metadata and, for a whole
+/// object asked with ChecksumMode, its full-object checksums.
+fn sealed_output(
+    i: &GetObjectInput,
+    obj: Located,
+    (start, end): (u64, u64),
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> GetObjectOutput {
     let mut out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -745,7 +786,7 @@ pub(super) async fn get_object(
         last_modified: obj.last_modified,
         ..Default::default()
     };
-    if ranged {
+    if i.range.is_some() {
         out.content_range = Some(format!(
             "bytes {}-{}/{}",
             start,
@@ -757,7 +798,7 @@ pub(super) async fn get_object(
         super::checksums::apply_checksums!(out, &obj.meta.checksums);
     }
     apply_meta!(out, &obj.meta);
-    Ok(S3Response::new(out))
+    out
 }
 
 /// Locates an object for a GET. A whole object needs one upstream GET for
@@ -788,18 +829,16 @@ async fn locate_for_get(
     Ok((located, Some(download.body)))
 }
 
-/// The answer to a ranged GET of a multipart object read part by part
-/// ([`plan_multipart_range`]): the planned reads stream in a task of their
-/// own.
-fn respond_part_reads(
+/// Streams a ranged GET of a multipart object read part by part
+/// ([`plan_multipart_range`]): the planned reads run in a task of their
+/// own, which feeds the returned channel.
+fn spawn_part_reads(
     gw: &Gateway,
     obj: &Located,
     bucket: &str,
     key: &str,
     reads: Vec<PartRead>,
-    start: u64,
-    end: u64,
-) -> GetObjectOutput {
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     // Spawned work stays in the request's span (its request id).
     tokio::spawn(
@@ -811,19 +850,7 @@ fn respond_part_reads(
         )
         .instrument(tracing::Span::current()),
     );
-    let mut out = GetObjectOutput {
-        body: Some(StreamingBlob::wrap(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )),
-        content_length: Some((end - start) as i64),
-        content_range: Some(format!("bytes {}-{}/{}", start, end - 1, obj.plaintext_len)),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(client_etag(&obj.upstream_etag))),
-        last_modified: obj.last_modified.clone(),
-        ..Default::default()
-    };
-    apply_meta!(out, &obj.meta);
-    out
+    rx
 }
 
 /// What to fetch of a located object and how to open it: a single-part
