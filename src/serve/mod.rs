@@ -182,7 +182,6 @@ pub fn reload_policy(
 
 /// Starts the gateway and returns once it is listening.
 pub async fn start(opts: Options) -> Result<Running, ServeError> {
-    let mut generated_key = None;
     let LoadedConfig {
         cfg,
         data_dir,
@@ -193,10 +192,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         shown_client,
     } = client_grants(&cfg, &opts, data_dir.is_some())?;
     let keys_dir = opts.keys_dir.clone().unwrap_or(cfg.keys_dir.clone());
-    if data_dir.is_some() && !has_keys(&keys_dir) {
-        generated_key = Some(KeyStore::generate(&keys_dir, false)?.to_string());
-    }
-    let key_cell = Arc::new(crate::keys::KeyCell::new(KeyStore::load(&keys_dir)?));
+    let (key_cell, generated_key) = open_keys(&keys_dir, data_dir.is_some())?;
     let keys = key_cell.get();
     let metrics = opts.metrics.clone().unwrap_or_default();
     let upstream = Upstream::connect(&cfg.upstream, Some(metrics.clone())).await?;
@@ -216,35 +212,21 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         audit.attach(crate::audit::AuditLog::open(path, &keys)?);
     }
     policy.get().announce();
-    let mut admin_task = None;
-    let admin_addr = match opts.admin_listen.clone().or(cfg.admin_listen.clone()) {
-        Some(listen) => {
-            let (l, a) = bind(&listen, " for the admin listener").await?;
-            let ready = Arc::new(crate::admin::Readiness {
-                upstream: upstream.clone(),
-                policy: policy.clone(),
-                keys: key_cell.clone(),
-                audit: audit.recorder(),
-            });
-            admin_task = Some(tokio::spawn(crate::admin::serve(l, metrics.clone(), ready)));
-            Some(a)
-        }
-        None => None,
+    let ready = crate::admin::Readiness {
+        upstream: upstream.clone(),
+        policy: policy.clone(),
+        keys: key_cell.clone(),
+        audit: audit.recorder(),
     };
+    let admin_listen = opts.admin_listen.clone().or(cfg.admin_listen.clone());
+    let (admin_addr, admin_task) = start_admin(admin_listen, &metrics, ready).await?;
     let provider = upstream.clone();
     let gateway = Gateway::new(upstream, key_cell.clone(), cfg.algorithm()?, policy.clone())
         .with_audit(audit.recorder());
 
     let service = s3_service(gateway, grants, cfg.domain.as_deref())?;
 
-    let tls_files = match opts
-        .tls
-        .clone()
-        .or(cfg.tls.clone().map(|t| (t.cert_file, t.key_file)))
-    {
-        Some((cert, key)) => Some(tls::TlsFiles::load(&cert, &key)?),
-        None => None,
-    };
+    let tls_files = load_tls(&opts, &cfg)?;
     let tls = tls_files.as_ref().map(|t| t.acceptor()).transpose()?;
     let listen = opts.listen.clone().unwrap_or(cfg.listen.clone());
     let (listener, addr) = bind(&listen, "").await?;
@@ -270,6 +252,49 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         shutdown,
         task,
         admin_task,
+    })
+}
+
+/// The key store in `keys_dir`, shared by reference with whatever reloads
+/// it. On the embedded default (`embedded`) a directory without keys gets
+/// a first key, whose id is returned to be shown.
+fn open_keys(
+    keys_dir: &std::path::Path,
+    embedded: bool,
+) -> Result<(Arc<crate::keys::KeyCell>, Option<String>), ServeError> {
+    let mut generated_key = None;
+    if embedded && !has_keys(keys_dir) {
+        generated_key = Some(KeyStore::generate(keys_dir, false)?.to_string());
+    }
+    let cell = crate::keys::KeyCell::new(KeyStore::load(keys_dir)?);
+    Ok((Arc::new(cell), generated_key))
+}
+
+/// The admin listener (metrics, health, readiness), when one is
+/// configured: its bound address and its task.
+async fn start_admin(
+    listen: Option<String>,
+    metrics: &Arc<crate::telemetry::Metrics>,
+    ready: crate::admin::Readiness,
+) -> Result<(Option<SocketAddr>, Option<tokio::task::JoinHandle<()>>), ServeError> {
+    let Some(listen) = listen else {
+        return Ok((None, None));
+    };
+    let (l, a) = bind(&listen, " for the admin listener").await?;
+    let task = tokio::spawn(crate::admin::serve(l, metrics.clone(), Arc::new(ready)));
+    Ok((Some(a), Some(task)))
+}
+
+/// The S3 endpoint's certificate and key, from the options or the
+/// configuration, when it speaks HTTPS.
+fn load_tls(opts: &Options, cfg: &Config) -> Result<Option<Arc<tls::TlsFiles>>, ServeError> {
+    let files = opts
+        .tls
+        .clone()
+        .or(cfg.tls.clone().map(|t| (t.cert_file, t.key_file)));
+    Ok(match files {
+        Some((cert, key)) => Some(tls::TlsFiles::load(&cert, &key)?),
+        None => None,
     })
 }
 
