@@ -197,198 +197,228 @@ pub(super) fn run(action: ExceptionAction) -> CliResult {
             fields,
             signature,
             file,
-        } => {
-            let signed = match &signature {
-                Some(p) => {
-                    if fields.starts.is_none() {
-                        return Err(
-                            "a signed exception needs --starts, exactly as in the signed request"
-                                .into(),
-                        );
-                    }
-                    let text = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    Some(serde_json::from_slice::<Approval>(&text).map_err(|e| {
-                        format!(
-                            "{}: not a signature from `sealgate exception sign`: {e}",
-                            p.display()
-                        )
-                    })?)
-                }
-                None => None,
-            };
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let id = fields.id.clone();
-            let starts = fields.starts.unwrap_or_else(Utc::now);
-            Registry::register_at(
-                &file.registry,
-                &file.state(),
-                &keys,
-                fields.exception(starts),
-                signed.clone(),
-            )?;
-            match signed {
-                Some(a) => println!(
-                    "registered exception {id} in {}, signed by approver key {}",
-                    file.registry.display(),
-                    a.key
-                ),
-                None => println!("registered exception {id} in {}", file.registry.display()),
-            }
-        }
-        ExceptionAction::Request { fields } => {
-            let Some(starts) = fields.starts else {
-                return Err(
-                    "a request needs --starts, so that `register --signature` reproduces the signed bytes"
-                        .into(),
-                );
-            };
-            let bytes = approval::request_bytes(&fields.exception(starts));
-            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
-        }
-        ExceptionAction::Sign { key, request } => {
-            let signing = approval::load_signing(&key)?;
-            let bytes =
-                std::fs::read(&request).map_err(|e| format!("{}: {e}", request.display()))?;
-            let e = approval::parse_request(&bytes)?;
-            let a = approval::sign(&signing, &e);
-            eprintln!(
-                "signing exception {} ({}; buckets {}; {} to {}) with {}",
-                e.id,
-                e.decision_ref,
-                e.buckets.join(", "),
-                e.starts,
-                e.expires,
-                a.key
-            );
-            println!("{}", serde_json::to_string(&a)?);
-        }
-        ExceptionAction::ApproverKey { out } => {
-            let public = approval::generate(&out)?;
-            println!("{}", approval::format_public(&public));
-            eprintln!(
-                "approver key written to {}: keep it on this machine, never on the gateway host; list the public key above in policy.approver_keys",
-                out.display()
-            );
-        }
-        ExceptionAction::List { json, file } => {
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.read(&keys)?;
-            let now = Utc::now();
-            if json {
-                let rows: Vec<_> = reg
-                    .exceptions
-                    .values()
-                    .map(|(e, r)| {
-                        serde_json::json!({
-                            "exception": e,
-                            "revocation": r,
-                            "state": reg.state(&e.id, now).map(|s| s.to_string()),
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                println!(
-                    "{:<16} {:<14} {:<11} {:<30} BUCKETS",
-                    "ID", "STATE", "EXPIRES", "ALLOWS"
-                );
-                for (e, _) in reg.exceptions.values() {
-                    let allows: Vec<String> = e
-                        .allows
-                        .iter()
-                        .map(|a| {
-                            serde_json::to_value(a)
-                                .map(|v| v.as_str().unwrap_or("").to_owned())
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    println!(
-                        "{:<16} {:<14} {:<11} {:<30} {}",
-                        e.id,
-                        reg.state(&e.id, now)
-                            .map(|s| s.to_string())
-                            .unwrap_or_default(),
-                        e.expires.format("%Y-%m-%d"),
-                        allows.join(","),
-                        e.buckets.join(",")
-                    );
-                }
-            }
-        }
-        ExceptionAction::Show { id, file } => {
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.read(&keys)?;
-            let (e, r) = reg
-                .exceptions
-                .get(&id)
-                .ok_or_else(|| format!("no exception {id} in {}", file.registry.display()))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "exception": e,
-                    "revocation": r,
-                    "approval": reg.approval(&id),
-                    "state": reg.state(&id, Utc::now()).map(|s| s.to_string()),
-                }))?
-            );
-        }
+        } => register(fields, signature, &file),
+        ExceptionAction::Request { fields } => request(fields),
+        ExceptionAction::Sign { key, request } => sign(&key, &request),
+        ExceptionAction::ApproverKey { out } => approver_key(&out),
+        ExceptionAction::List { json, file } => list(json, &file),
+        ExceptionAction::Show { id, file } => show(&id, &file),
         ExceptionAction::Revoke {
             id,
             by,
             reason,
             file,
-        } => {
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            Registry::revoke_at(
-                &file.registry,
-                &file.state(),
-                &keys,
-                Revocation {
-                    id: id.clone(),
-                    by,
-                    reason,
-                },
-            )?;
-            println!("revoked exception {id}");
-        }
+        } => revoke(Revocation { id, by, reason }, &file),
         ExceptionAction::Report {
             audit_logs,
             format,
             file,
-        } => {
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.read(&keys)?;
-            let mut lines = Vec::new();
-            for log in &audit_logs {
-                lines.extend(crate::audit::read_verified(log, &keys)?);
-            }
-            let usage = crate::policy::report::tally(&lines);
-            let now = Utc::now();
-            match format.as_str() {
-                "markdown" | "md" => {
-                    print!("{}", crate::policy::report::markdown(&reg, &usage, now))
-                }
-                "html" => print!("{}", crate::policy::report::html(&reg, &usage, now)),
-                other => {
-                    return Err(format!("--format {other:?}: expected markdown or html").into());
-                }
-            }
-        }
-        ExceptionAction::Verify { file } => {
-            let keys = KeyStore::load(&file.keys.keys_dir)?;
-            let reg = file.load(&keys)?;
-            println!(
-                "{}: {} records, chain and authentication intact",
-                file.registry.display(),
-                reg.len()
-            );
-            if let Some((seq, hash)) = reg.head() {
-                println!(
-                    "verified up to line {seq} (SHA-256 {hash}), recorded in {}",
-                    file.state().display()
+        } => report(&audit_logs, &format, &file),
+        ExceptionAction::Verify { file } => verify(&file),
+    }
+}
+
+/// `exception register`: appends an exception, signed by an approver when
+/// `signature` names one (then the fields must be the signed request's).
+fn register(fields: Fields, signature: Option<PathBuf>, file: &RegistryFile) -> CliResult {
+    let signed = match &signature {
+        Some(p) => {
+            if fields.starts.is_none() {
+                return Err(
+                    "a signed exception needs --starts, exactly as in the signed request".into(),
                 );
             }
+            Some(read_approval(p)?)
         }
+        None => None,
+    };
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let id = fields.id.clone();
+    let starts = fields.starts.unwrap_or_else(Utc::now);
+    Registry::register_at(
+        &file.registry,
+        &file.state(),
+        &keys,
+        fields.exception(starts),
+        signed.clone(),
+    )?;
+    match signed {
+        Some(a) => println!(
+            "registered exception {id} in {}, signed by approver key {}",
+            file.registry.display(),
+            a.key
+        ),
+        None => println!("registered exception {id} in {}", file.registry.display()),
+    }
+    Ok(())
+}
+
+/// An approver's signature file, as `exception sign` writes it.
+fn read_approval(p: &std::path::Path) -> Result<Approval, String> {
+    let text = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_slice::<Approval>(&text).map_err(|e| {
+        format!(
+            "{}: not a signature from `sealgate exception sign`: {e}",
+            p.display()
+        )
+    })
+}
+
+/// `exception request`: the bytes an approver signs, on stdout.
+fn request(fields: Fields) -> CliResult {
+    let Some(starts) = fields.starts else {
+        return Err(
+            "a request needs --starts, so that `register --signature` reproduces the signed bytes"
+                .into(),
+        );
+    };
+    let bytes = approval::request_bytes(&fields.exception(starts));
+    std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+    Ok(())
+}
+
+/// `exception sign`: an approver's signature of a request, on stdout.
+fn sign(key: &std::path::Path, request: &std::path::Path) -> CliResult {
+    let signing = approval::load_signing(key)?;
+    let bytes = std::fs::read(request).map_err(|e| format!("{}: {e}", request.display()))?;
+    let e = approval::parse_request(&bytes)?;
+    let a = approval::sign(&signing, &e);
+    eprintln!(
+        "signing exception {} ({}; buckets {}; {} to {}) with {}",
+        e.id,
+        e.decision_ref,
+        e.buckets.join(", "),
+        e.starts,
+        e.expires,
+        a.key
+    );
+    println!("{}", serde_json::to_string(&a)?);
+    Ok(())
+}
+
+/// `exception approver-key`: a new approver key pair; the public half on
+/// stdout, for policy.approver_keys.
+fn approver_key(out: &std::path::Path) -> CliResult {
+    let public = approval::generate(out)?;
+    println!("{}", approval::format_public(&public));
+    eprintln!(
+        "approver key written to {}: keep it on this machine, never on the gateway host; list the public key above in policy.approver_keys",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `exception list`: every exception and its state now, as JSON or a
+/// table.
+fn list(json: bool, file: &RegistryFile) -> CliResult {
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let reg = file.read(&keys)?;
+    let now = Utc::now();
+    let state = |id: &str| reg.state(id, now).map(|s| s.to_string());
+    if json {
+        let rows: Vec<_> = reg
+            .exceptions
+            .values()
+            .map(|(e, r)| {
+                serde_json::json!({
+                    "exception": e,
+                    "revocation": r,
+                    "state": state(&e.id),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<14} {:<11} {:<30} BUCKETS",
+        "ID", "STATE", "EXPIRES", "ALLOWS"
+    );
+    for (e, _) in reg.exceptions.values() {
+        let allows: Vec<String> = e
+            .allows
+            .iter()
+            .map(|a| {
+                serde_json::to_value(a)
+                    .map(|v| v.as_str().unwrap_or("").to_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        println!(
+            "{:<16} {:<14} {:<11} {:<30} {}",
+            e.id,
+            state(&e.id).unwrap_or_default(),
+            e.expires.format("%Y-%m-%d"),
+            allows.join(","),
+            e.buckets.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// `exception show`: one exception, its revocation, approval and state.
+fn show(id: &str, file: &RegistryFile) -> CliResult {
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let reg = file.read(&keys)?;
+    let (e, r) = reg
+        .exceptions
+        .get(id)
+        .ok_or_else(|| format!("no exception {id} in {}", file.registry.display()))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "exception": e,
+            "revocation": r,
+            "approval": reg.approval(id),
+            "state": reg.state(id, Utc::now()).map(|s| s.to_string()),
+        }))?
+    );
+    Ok(())
+}
+
+/// `exception revoke`: appends a revocation.
+fn revoke(revocation: Revocation, file: &RegistryFile) -> CliResult {
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let id = revocation.id.clone();
+    Registry::revoke_at(&file.registry, &file.state(), &keys, revocation)?;
+    println!("revoked exception {id}");
+    Ok(())
+}
+
+/// `exception report`: every exception with its use, tallied from
+/// verified audit logs, as Markdown or HTML.
+fn report(audit_logs: &[PathBuf], format: &str, file: &RegistryFile) -> CliResult {
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let reg = file.read(&keys)?;
+    let mut lines = Vec::new();
+    for log in audit_logs {
+        lines.extend(crate::audit::read_verified(log, &keys)?);
+    }
+    let usage = crate::policy::report::tally(&lines);
+    let now = Utc::now();
+    match format {
+        "markdown" | "md" => print!("{}", crate::policy::report::markdown(&reg, &usage, now)),
+        "html" => print!("{}", crate::policy::report::html(&reg, &usage, now)),
+        other => return Err(format!("--format {other:?}: expected markdown or html").into()),
+    }
+    Ok(())
+}
+
+/// `exception verify`: the registry's chain and authentication, and the
+/// head recorded in the state file.
+fn verify(file: &RegistryFile) -> CliResult {
+    let keys = KeyStore::load(&file.keys.keys_dir)?;
+    let reg = file.load(&keys)?;
+    println!(
+        "{}: {} records, chain and authentication intact",
+        file.registry.display(),
+        reg.len()
+    );
+    if let Some((seq, hash)) = reg.head() {
+        println!(
+            "verified up to line {seq} (SHA-256 {hash}), recorded in {}",
+            file.state().display()
+        );
     }
     Ok(())
 }
