@@ -18,7 +18,8 @@ use super::Gateway;
 use super::error::{FrontError, FrontResult, upstream_object};
 use super::put::{Checks, MAX_PUT, Sealing, client_checks, plaintext_length, stream_part};
 use crate::format::metadata::StoredMetadata;
-use crate::policy::Rule;
+use crate::policy::registry::Exception;
+use crate::policy::{PassthroughGrant, Rule};
 use crate::upstream::{GetRequest, PutRequest};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
@@ -34,123 +35,67 @@ pub(crate) fn refuse_unsupported(gw: &Gateway, bucket: &str, what: &str) -> Fron
     }
 }
 
+/// Who writes what, as every record of an unencrypted write names it.
+struct PlainWrite {
+    bucket: String,
+    key: String,
+    access_key: String,
+    /// Ties the record to the response the client got (x-amz-request-id).
+    request_id: String,
+}
+
+/// PutObject to a passthrough bucket: granted by the exception `rule`
+/// names (or refused, recorded), recorded durably as `exception_used`
+/// before the upload, forwarded as the client sent it, and confirmed
+/// (the server-side encryption the client asked for must be applied).
 pub(crate) async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
     rule: Rule,
 ) -> FrontResult<S3Response<PutObjectOutput>> {
-    let access_key = req
-        .credentials
-        .as_ref()
-        .map(|c| c.access_key.clone())
-        .unwrap_or_default();
-    let headers = req.headers;
-    let trailers = req.trailing_headers;
     let mut input = req.input;
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    // Ties the record to the response the client got (x-amz-request-id).
-    let request_id = req
-        .extensions
-        .get::<crate::telemetry::RequestId>()
-        .cloned()
-        .unwrap_or_else(crate::telemetry::RequestId::new)
-        .0;
-    let (exception, grant) =
-        match gw
-            .policy()
-            .authorize_write(&rule, &gw.keys.get(), chrono::Utc::now())
-        {
-            Ok(authorized) => authorized,
-            Err(why) => {
-                tracing::warn!(
-                    target: "sealgate::security",
-                    event = "exception_denied",
-                    exception = %rule.exception,
-                    %bucket,
-                    %key,
-                    operation = "PutObject",
-                    %access_key,
-                    %request_id,
-                    reason = %why,
-                    "unencrypted write refused"
-                );
-                return Err(FrontError::AccessDenied(format!(
-                    "unencrypted write to {bucket} refused: {why}"
-                )));
-            }
-        };
+    let write = PlainWrite {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        access_key: req
+            .credentials
+            .as_ref()
+            .map(|c| c.access_key.clone())
+            .unwrap_or_default(),
+        request_id: req
+            .extensions
+            .get::<crate::telemetry::RequestId>()
+            .cloned()
+            .unwrap_or_else(crate::telemetry::RequestId::new)
+            .0,
+    };
+    let (exception, grant) = grant_write(gw, &rule, &write)?;
     let Some(body) = input.body.take() else {
         return Err(FrontError::IncompleteBody(None));
     };
+    let headers = req.headers;
     let len = plaintext_length(input.content_length, &headers)?;
     if len > MAX_PUT {
         return Err(FrontError::EntityTooLarge);
     }
     let check = client_checks!(input, &headers)?;
     super::put::refuse_if_none_match_etag(input.if_none_match.as_ref())?;
-    let sse = input
-        .server_side_encryption
-        .as_ref()
-        .map(|v| v.as_str().to_owned());
-    let size = serde_json::Value::from(len);
-    let message =
-        "unencrypted write authorised under a registered exception (recorded before the upload)";
-    authorise(
-        gw,
-        record(&[
-            ("event", "exception_used".into()),
-            ("exception", exception.id.as_str().into()),
-            ("bucket", bucket.as_str().into()),
-            ("key", key.as_str().into()),
-            ("operation", "PutObject".into()),
-            ("size", size),
-            ("access_key", access_key.as_str().into()),
-            ("request_id", request_id.as_str().into()),
-            ("message", message.into()),
-        ]),
-        || {
-            tracing::warn!(
-                target: "sealgate::security",
-                event = "exception_used",
-                exception = %exception.id,
-                %bucket,
-                %key,
-                operation = "PutObject",
-                size = len,
-                %access_key,
-                %request_id,
-                "{message}"
-            )
-        },
-    )
-    .await?;
-    let request = PutRequest {
-        bucket: bucket.clone(),
-        key: key.clone(),
-        content_length: len,
-        content_type: input.content_type.clone(),
-        content_disposition: input.content_disposition.clone(),
-        cache_control: input.cache_control.clone(),
-        metadata: input.metadata.clone(),
-        // Conditional writes as the client asked: the provider's ETag is the
-        // client's here (nothing is converted).
-        if_match: input.if_match.as_ref().map(etag_condition),
-        if_none_match: input.if_none_match.as_ref().map(etag_condition),
-        // SSE-S3 / SSE-KMS as the client asked (front/unsupported.rs lets
-        // only these through); the provider must confirm them below.
-        sse: sse.clone(),
-        ssekms_key_id: input.ssekms_key_id.clone(),
-        ssekms_encryption_context: input.ssekms_encryption_context.clone(),
-        bucket_key_enabled: input.bucket_key_enabled,
-    };
+    record_use(gw, &exception, &write, len).await?;
+    let request = plain_put_request(&input, len);
+    let sse = request.sse.clone();
     let upstream = gw.upstream.clone();
     let out = stream_part(
         body,
         &[],
         Sealing::Plain(grant),
         check,
-        trailers,
-        (&bucket, &key, Some(len), gw.upstream.read_timeout()),
+        req.trailing_headers,
+        (
+            &write.bucket,
+            &write.key,
+            Some(len),
+            gw.upstream.read_timeout(),
+        ),
         move |b| async move {
             upstream
                 .put_object(request, b)
@@ -165,11 +110,11 @@ pub(crate) async fn put_object(
             target: "sealgate::security",
             event = "exception_use_failed",
             exception = %exception.id,
-            %bucket,
-            %key,
+            bucket = %write.bucket,
+            key = %write.key,
             operation = "PutObject",
-            %access_key,
-            %request_id,
+            access_key = %write.access_key,
+            request_id = %write.request_id,
             cause = %e,
             "unencrypted write recorded as exception_used did not complete"
         );
@@ -178,7 +123,8 @@ pub(crate) async fn put_object(
     if let Some(asked) = &sse
         && applied.as_ref() != Some(asked)
     {
-        return Err(sse_not_applied(gw, &bucket, &key, asked, applied.as_deref()).await);
+        let (bucket, key) = (&write.bucket, &write.key);
+        return Err(sse_not_applied(gw, bucket, key, asked, applied.as_deref()).await);
     }
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: out
@@ -190,10 +136,107 @@ pub(crate) async fn put_object(
         bucket_key_enabled: out.bucket_key_enabled,
         ..Default::default()
     });
-    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+    if let Ok(v) = http::HeaderValue::from_str(&write.request_id) {
         resp.headers.insert("x-amz-request-id", v);
     }
     Ok(resp)
+}
+
+/// The exception in force for `rule` and the grant only policy can make,
+/// or AccessDenied, logged as `exception_denied`.
+fn grant_write(
+    gw: &Gateway,
+    rule: &Rule,
+    write: &PlainWrite,
+) -> FrontResult<(Exception, PassthroughGrant)> {
+    gw.policy()
+        .authorize_write(rule, &gw.keys.get(), chrono::Utc::now())
+        .map_err(|why| {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_denied",
+                exception = %rule.exception,
+                bucket = %write.bucket,
+                key = %write.key,
+                operation = "PutObject",
+                access_key = %write.access_key,
+                request_id = %write.request_id,
+                reason = %why,
+                "unencrypted write refused"
+            );
+            FrontError::AccessDenied(format!(
+                "unencrypted write to {} refused: {why}",
+                write.bucket
+            ))
+        })
+}
+
+/// Records `exception_used` for an unencrypted write of `len` bytes,
+/// durably, before a byte of it is forwarded (503 when it cannot be).
+async fn record_use(
+    gw: &Gateway,
+    exception: &Exception,
+    write: &PlainWrite,
+    len: u64,
+) -> FrontResult<()> {
+    let message =
+        "unencrypted write authorised under a registered exception (recorded before the upload)";
+    authorise(
+        gw,
+        record(&[
+            ("event", "exception_used".into()),
+            ("exception", exception.id.as_str().into()),
+            ("bucket", write.bucket.as_str().into()),
+            ("key", write.key.as_str().into()),
+            ("operation", "PutObject".into()),
+            ("size", serde_json::Value::from(len)),
+            ("access_key", write.access_key.as_str().into()),
+            ("request_id", write.request_id.as_str().into()),
+            ("message", message.into()),
+        ]),
+        || {
+            tracing::warn!(
+                target: "sealgate::security",
+                event = "exception_used",
+                exception = %exception.id,
+                bucket = %write.bucket,
+                key = %write.key,
+                operation = "PutObject",
+                size = len,
+                access_key = %write.access_key,
+                request_id = %write.request_id,
+                "{message}"
+            )
+        },
+    )
+    .await
+}
+
+/// The provider request for a passthrough PutObject: the client's
+/// headers as sent (nothing is converted).
+fn plain_put_request(input: &PutObjectInput, len: u64) -> PutRequest {
+    PutRequest {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        content_length: len,
+        content_type: input.content_type.clone(),
+        content_disposition: input.content_disposition.clone(),
+        cache_control: input.cache_control.clone(),
+        metadata: input.metadata.clone(),
+        // Conditional writes as the client asked: the provider's ETag is the
+        // client's here.
+        if_match: input.if_match.as_ref().map(etag_condition),
+        if_none_match: input.if_none_match.as_ref().map(etag_condition),
+        // SSE-S3 / SSE-KMS as the client asked (front/unsupported.rs lets
+        // only these through); the provider must confirm them.
+        sse: input
+            .server_side_encryption
+            .as_ref()
+            .map(|v| v.as_str().to_owned()),
+        ssekms_key_id: input.ssekms_key_id.clone(),
+        ssekms_encryption_context: input.ssekms_encryption_context.clone(),
+        bucket_key_enabled: input.bucket_key_enabled,
+    }
 }
 
 /// The provider stored a passthrough object without the server-side
