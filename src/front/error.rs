@@ -344,7 +344,15 @@ fn not_modified() -> S3Error {
 /// failures and unknown or revoked keys); the client gets the one answer
 /// [`From<FrontError> for S3Error`] gives it.
 pub fn format(e: FormatError, bucket: &str, key: &str) -> FrontError {
-    match &e {
+    report_format(&e, bucket, key);
+    FrontError::Format(e)
+}
+
+/// Logs a format failure of the object `bucket`/`key` with its precise
+/// cause: what [`format`] does, for a failure found after the response
+/// began (the client's response is aborted; no S3 error is sent).
+pub fn report_format(e: &FormatError, bucket: &str, key: &str) {
+    match e {
         FormatError::RangeNotSatisfiable
         | FormatError::LengthMismatch { .. }
         | FormatError::NotSealed => {}
@@ -361,7 +369,6 @@ pub fn format(e: FormatError, bucket: &str, key: &str) -> FrontError {
             tracing::error!(%bucket, %key, cause = %e, "object format error");
         }
     }
-    FrontError::Format(e)
 }
 
 /// What the client is told about a format failure (logged by [`format`]).

@@ -258,12 +258,8 @@ impl ReadError {
     /// event for a broken connection).
     fn report(self, bucket: &str, key: &str) {
         match self {
-            ReadError::Stored(e) => {
-                let _ = format_err(e, bucket, key);
-            }
-            ReadError::Provider(cause) => {
-                let _ = provider_read_failed(bucket, key, &cause);
-            }
+            ReadError::Stored(e) => super::error::report_format(&e, bucket, key),
+            ReadError::Provider(cause) => report_provider_read_failed(bucket, key, &cause),
         }
     }
 }
@@ -271,8 +267,14 @@ impl ReadError {
 /// Records a provider connection that failed while an object was being
 /// read (`upstream_read_failed`): counted and in the audit log, but not
 /// taken for tampering. The client's response is aborted all the same.
-fn provider_read_failed(bucket: &str, key: &str, cause: &str) -> FrontError {
+fn report_provider_read_failed(bucket: &str, key: &str, cause: &str) {
     tracing::warn!(target: "sealgate::security", event = "upstream_read_failed", %bucket, %key, %cause, "the storage provider's connection failed while reading an object");
+}
+
+/// [`report_provider_read_failed`], for a read that has not answered yet:
+/// 503, which clients retry.
+fn provider_read_failed(bucket: &str, key: &str, cause: &str) -> FrontError {
+    report_provider_read_failed(bucket, key, cause);
     FrontError::Unavailable("the storage provider's connection failed".into())
 }
 
@@ -375,7 +377,7 @@ async fn pump_parts(
         let mut body = match resp {
             Ok(r) => r.body,
             Err(cause) => {
-                let _ = provider_read_failed(&bucket, &key, &cause.to_string());
+                report_provider_read_failed(&bucket, &key, &cause.to_string());
                 let _ = tx
                     .send(Err(std::io::Error::other("sealgate aborted the response")))
                     .await;
