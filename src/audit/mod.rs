@@ -26,8 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
-/// The `tracing` target whose events are audited.
-pub use crate::telemetry::security::TARGET;
+use crate::telemetry::security::TARGET;
 
 /// A line without its MAC: what the MAC covers, in this order.
 #[derive(serde::Serialize)]

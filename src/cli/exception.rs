@@ -27,7 +27,7 @@ impl RegistryFile {
     fn state(&self) -> PathBuf {
         self.registry_state
             .clone()
-            .unwrap_or_else(|| crate::policy::verified::default_path(&self.registry))
+            .unwrap_or_else(|| crate::config::verified_state_path(&self.registry))
     }
 
     /// Verifies, checks against the verified state and moves it forward.

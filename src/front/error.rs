@@ -14,6 +14,7 @@
 //! it is mapped, which happens once, as the error leaves the front end.
 
 use crate::format::FormatError;
+use crate::telemetry::security::TARGET as SECURITY;
 use crate::upstream::UpstreamError;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
@@ -357,13 +358,13 @@ pub fn report_format(e: &FormatError, bucket: &str, key: &str) {
         | FormatError::LengthMismatch { .. }
         | FormatError::NotSealed => {}
         FormatError::UnknownKey(id) => {
-            tracing::error!(target: "sealgate::security", event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
+            tracing::error!(target: SECURITY, event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
         }
         FormatError::RevokedKey { id, why } => {
-            tracing::error!(target: "sealgate::security", event = "revoked_key_used", %bucket, %key, key_id = %id, reason = %why, "object is wrapped with a revoked key; refused");
+            tracing::error!(target: SECURITY, event = "revoked_key_used", %bucket, %key, key_id = %id, reason = %why, "object is wrapped with a revoked key; refused");
         }
         e if e.is_integrity_failure() => {
-            tracing::error!(target: "sealgate::security", event = "integrity_failure", %bucket, %key, cause = %e, "stored object failed authentication: possible tampering by the provider");
+            tracing::error!(target: SECURITY, event = "integrity_failure", %bucket, %key, cause = %e, "stored object failed authentication: possible tampering by the provider");
         }
         e => {
             tracing::error!(%bucket, %key, cause = %e, "object format error");

@@ -20,6 +20,7 @@ use crate::format::size::{
 };
 use crate::format::stream::{NameCheck, ObjectOpener, PartOpener};
 use crate::format::{Dek, Envelope, FormatError, ObjectName};
+use crate::telemetry::security::TARGET as SECURITY;
 use crate::upstream::{Body, GetRequest, ObjectInfo};
 use bytes::Bytes;
 use s3s::dto::*;
@@ -268,7 +269,7 @@ impl ReadError {
 /// read (`upstream_read_failed`): counted and in the audit log, but not
 /// taken for tampering. The client's response is aborted all the same.
 fn report_provider_read_failed(bucket: &str, key: &str, cause: &str) {
-    tracing::warn!(target: "sealgate::security", event = "upstream_read_failed", %bucket, %key, %cause, "the storage provider's connection failed while reading an object");
+    tracing::warn!(target: SECURITY, event = "upstream_read_failed", %bucket, %key, %cause, "the storage provider's connection failed while reading an object");
 }
 
 /// [`report_provider_read_failed`], for a read that has not answered yet:

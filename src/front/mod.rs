@@ -25,6 +25,7 @@ pub(crate) use multipart::parse_copy_range;
 pub(crate) use put::{plaintext_length, strip_aws_chunked};
 
 use crate::format::Algorithm;
+use crate::telemetry::security::TARGET as SECURITY;
 use crate::upstream::Upstream;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -80,7 +81,7 @@ impl Gateway {
         self.policy()
             .check_location(chrono::Utc::now())
             .map_err(|why| {
-                tracing::warn!(target: "sealgate::security", event = "exception_denied", scope = "data-location", reason = %why, "write refused: provider location no longer allowed");
+                tracing::warn!(target: SECURITY, event = "exception_denied", scope = "data-location", reason = %why, "write refused: provider location no longer allowed");
                 error::FrontError::AccessDenied(why.to_string())
             })
     }

@@ -26,6 +26,7 @@ use crate::format::metadata::{self, StoredMetadata};
 use crate::format::stream::PartSealer;
 use crate::format::upload_id;
 use crate::format::{Envelope, FORMAT_V1, ObjectName, OsRandom, size};
+use crate::telemetry::security::TARGET as SECURITY;
 use crate::upstream::{
     CompleteRequest, PartRequest, PartsPage, ProviderUpload, UploadBody, UploadsRequest,
     UpstreamError,
@@ -47,7 +48,7 @@ fn no_such_upload() -> FrontError {
 /// altered id, or one for another object, is logged and is NoSuchUpload.
 fn authenticate(gw: &Gateway, id: &str, name: ObjectName<'_>) -> FrontResult<upload_id::UploadId> {
     upload_id::decode(id, name, gw.keys.get().as_ref()).map_err(|e| {
-        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", bucket = %name.bucket, key = %name.key, cause = %e, "upload id altered or used for another object");
+        tracing::warn!(target: SECURITY, event = "bad_upload_id", bucket = %name.bucket, key = %name.key, cause = %e, "upload id altered or used for another object");
         no_such_upload()
     })
 }
@@ -85,7 +86,7 @@ fn authenticated_upstream_id(
 ) -> FrontResult<String> {
     let name = ObjectName { bucket, key };
     upload_id::decode_upstream(id, name, gw.keys.get().as_ref()).map_err(|e| {
-        tracing::warn!(target: "sealgate::security", event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
+        tracing::warn!(target: SECURITY, event = "bad_upload_id", %bucket, %key, cause = %e, "upload id altered or used for another object");
         no_such_upload()
     })
 }
@@ -870,7 +871,7 @@ async fn listed_id(
             None
         }
         _ => {
-            tracing::warn!(target: "sealgate::security", event = "bad_upload_record", %bucket, %key, "upload record altered or not this upload's; listing the sgl. form");
+            tracing::warn!(target: SECURITY, event = "bad_upload_record", %bucket, %key, "upload record altered or not this upload's; listing the sgl. form");
             None
         }
     }

@@ -20,6 +20,7 @@ use super::put::{Checks, MAX_PUT, Sealing, client_checks, plaintext_length, stre
 use crate::format::metadata::StoredMetadata;
 use crate::policy::registry::Exception;
 use crate::policy::{PassthroughGrant, Rule};
+use crate::telemetry::security::TARGET as SECURITY;
 use crate::upstream::{GetRequest, PutRequest};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
@@ -107,7 +108,7 @@ pub(crate) async fn put_object(
     .map(|(out, _)| out)
     .inspect_err(|e| {
         tracing::warn!(
-            target: "sealgate::security",
+            target: SECURITY,
             event = "exception_use_failed",
             exception = %exception.id,
             bucket = %write.bucket,
@@ -153,7 +154,7 @@ fn grant_write(
         .authorize_write(rule, &gw.keys.get(), chrono::Utc::now())
         .map_err(|why| {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "exception_denied",
                 exception = %rule.exception,
                 bucket = %write.bucket,
@@ -196,7 +197,7 @@ async fn record_use(
         ]),
         || {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "exception_used",
                 exception = %exception.id,
                 bucket = %write.bucket,
@@ -251,7 +252,7 @@ async fn sse_not_applied(
 ) -> FrontError {
     let removed = gw.upstream.delete_object(bucket, key).await.is_ok();
     tracing::warn!(
-        target: "sealgate::security",
+        target: SECURITY,
         event = "sse_not_applied",
         %bucket,
         %key,
@@ -301,7 +302,7 @@ async fn authorise(
         }
         Err(e) => {
             tracing::error!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "record_unavailable",
                 record = %name,
                 error = %e,
@@ -346,7 +347,7 @@ pub(crate) async fn legacy_read(
                 ]),
                 || {
                     tracing::warn!(
-                        target: "sealgate::security",
+                        target: SECURITY,
                         event = "legacy_read",
                         exception = %e.id,
                         %bucket,
@@ -361,7 +362,7 @@ pub(crate) async fn legacy_read(
         }
         Err(why) => {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "legacy_read_denied",
                 %bucket,
                 %key,

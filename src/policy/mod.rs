@@ -12,6 +12,7 @@ pub mod verified;
 
 use crate::config::PolicyConfig;
 use crate::keys::KeyStore;
+use crate::telemetry::security::TARGET as SECURITY;
 use chrono::{DateTime, Utc};
 use registry::{Allowance, Exception, Registry, RegistryError, State};
 use std::path::PathBuf;
@@ -487,7 +488,7 @@ impl Policy {
     pub fn announce(&self) {
         if let Some((seq, hash)) = &self.head {
             tracing::info!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "registry_verified",
                 registry = %self.registry.display(),
                 seq = *seq,
@@ -497,7 +498,7 @@ impl Policy {
         }
         if let Some(e) = &self.data_location {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "exception_in_force",
                 exception = %e.id,
                 bucket = "*",
@@ -511,7 +512,7 @@ impl Policy {
         }
         for (rule, e) in &self.legacy_in_force {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "exception_in_force",
                 exception = %e.id,
                 bucket = %rule.bucket,
@@ -525,7 +526,7 @@ impl Policy {
         }
         for (rule, e) in &self.in_force {
             tracing::warn!(
-                target: "sealgate::security",
+                target: SECURITY,
                 event = "exception_in_force",
                 exception = %e.id,
                 bucket = %rule.bucket,

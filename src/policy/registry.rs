@@ -225,7 +225,7 @@ impl Registry {
     /// verified-state file (`<registry>.verified`) names, and moves that
     /// state forward to the registry's last line.
     pub fn load(path: &Path, keys: &KeyStore) -> Result<Registry, RegistryError> {
-        Registry::load_at(path, &verified::default_path(path), keys)
+        Registry::load_at(path, &crate::config::verified_state_path(path), keys)
     }
 
     /// [`Registry::load`] with the verified state kept in `state`.
@@ -443,7 +443,13 @@ impl Registry {
     /// Checks a new exception, then appends it (chained, authenticated with
     /// the active key). Nothing is written when a check fails.
     pub fn register(path: &Path, keys: &KeyStore, e: Exception) -> Result<(), RegistryError> {
-        Registry::register_at(path, &verified::default_path(path), keys, e, None)
+        Registry::register_at(
+            path,
+            &crate::config::verified_state_path(path),
+            keys,
+            e,
+            None,
+        )
     }
 
     /// [`Registry::register`] with the verified state kept in `state` and,
@@ -499,7 +505,7 @@ impl Registry {
 
     /// Appends a revocation of a registered, unrevoked exception.
     pub fn revoke(path: &Path, keys: &KeyStore, r: Revocation) -> Result<(), RegistryError> {
-        Registry::revoke_at(path, &verified::default_path(path), keys, r)
+        Registry::revoke_at(path, &crate::config::verified_state_path(path), keys, r)
     }
 
     /// [`Registry::revoke`] with the verified state kept in `state`.

@@ -51,9 +51,6 @@ pub enum StateError {
     },
 }
 
-/// The default state file of a registry: `<registry>.verified`.
-pub use crate::config::verified_state_path as default_path;
-
 /// Reads the state; `None` when there is no state file.
 pub fn read(path: &Path) -> Result<Option<Verified>, StateError> {
     let text = match std::fs::read(path) {

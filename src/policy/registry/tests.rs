@@ -163,7 +163,7 @@ fn an_approver_signature_that_does_not_verify_is_refused_at_load() {
     let (_d, path, keys) = setup();
     let approver = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let signed = approval::sign(&approver, &exception("EX-1"));
-    let state = verified::default_path(&path);
+    let state = crate::config::verified_state_path(&path);
     Registry::register_at(
         &path,
         &state,
