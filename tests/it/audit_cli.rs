@@ -8,62 +8,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use gw_common::{client_for, get_bytes, spawn_embedded};
 use std::process::{Command, Stdio};
 
-/// A minimal local webhook receiver: collects POST bodies, answers 200.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/incidents", l.local_addr().unwrap());
-    let g = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let g = g.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map(|v| v.trim().parse().unwrap())
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + len {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                    g.lock().unwrap().push(body);
-                    buf.drain(..end + 4 + len);
-                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, got)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tampering_at_the_provider_is_recorded_in_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let audit = d.join("audit.jsonl");
-    let (hook, received) = receiver().await;
+    let (hook, received) = gw_common::webhook::receiver("incidents").await;
     let gw = spawn_embedded(
         d,
         ("audit-ak", "audit-secret-key-0123"),

@@ -464,56 +464,6 @@ async fn the_gateway_requires_an_approver_signature_when_the_policy_says_so() {
     let _ = child.wait();
 }
 
-/// A minimal local webhook receiver: collects POST bodies, answers 200.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/anchors", l.local_addr().unwrap());
-    let g = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let g = g.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map(|v| v.trim().parse().unwrap())
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + len {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                    g.lock().unwrap().push(body);
-                    buf.drain(..end + 4 + len);
-                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, got)
-}
-
 /// `sealgate audit verify` with extra arguments: (success, output).
 fn audit_verify(d: &Path, extra: &[&str]) -> (bool, String) {
     let mut args = vec!["audit", "verify", "--audit-log"];
@@ -528,7 +478,7 @@ async fn heads_anchored_off_the_host_catch_a_rechained_or_cut_back_log_and_regis
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
-    let (hook, received) = receiver().await;
+    let (hook, received) = gw_common::webhook::receiver("anchors").await;
     assert!(sealgate(d, &["keys", "generate"]).0);
     register(d, "EX-1", "public-*");
     register(d, "EX-2", "other-*");

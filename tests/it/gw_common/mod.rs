@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub mod fault_proxy;
 pub mod security;
+pub mod webhook;
 
 /// Client credentials of the test gateway.
 pub const AK: &str = "test-access-key";
