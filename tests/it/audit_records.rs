@@ -6,6 +6,7 @@
 //! reads only in buckets the configuration names (issue 14, finding 5).
 
 use crate::gw_common;
+use crate::gw_common::process::{Serving, bin, serve_command, start};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,35 +15,14 @@ use gw_common::client_for;
 use sealgate::keys::KeyStore;
 use sealgate::policy::registry::{Allowance, Exception, Registry};
 use sealgate::serve::embedded;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const UAK: &str = "ar-upstream";
 const USK: &str = "ar-upstream-secret-0123";
 const AK: &str = "ar-client";
 const SK: &str = "ar-client-secret-0123";
-
-/// The binary under test (SEALGATE_TEST_BIN overrides Cargo's, e.g. a
-/// private copy when several checkouts share one target directory).
-fn bin() -> String {
-    std::env::var("SEALGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealgate").into())
-}
-
-/// A gateway process, killed on drop.
-struct Gw {
-    child: Child,
-    addr: String,
-    admin: Option<String>,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn exception(id: &str, bucket: &str, allows: Allowance) -> Exception {
     Exception {
@@ -88,55 +68,10 @@ fn config(d: &Path, upstream: std::net::SocketAddr, listen: &str, extra: &str) -
 
 /// Runs `sealgate serve` (through `wrap`, e.g. `prlimit`), with the audit
 /// log `d/audit.jsonl`; Ok once it listens, Err(stderr) when it exits.
-fn serve(d: &Path, cfg: &Path, wrap: &[&str]) -> Result<Gw, String> {
-    let bin = bin();
-    let mut cmd = match wrap.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(cfg)
-        .arg("--audit-log")
-        .arg(d.join("audit.jsonl"))
-        .env_remove("SEALGATE_ACCESS_KEY")
-        .env_remove("SEALGATE_SECRET_KEY")
-        .env_remove("SEALGATE_CONFIG")
-        .env("SEALGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = None;
-    loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-                    addr = Some(a.to_owned());
-                }
-                if let Some(a) = l.strip_prefix("admin (health, metrics) on http://") {
-                    let stderr = child.stderr.take().unwrap();
-                    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-                    std::thread::spawn(move || for _ in lines {});
-                    return Ok(Gw {
-                        child,
-                        addr: addr.expect("listening line first"),
-                        admin: Some(a.to_owned()),
-                    });
-                }
-            }
-            _ => {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-                let _ = child.wait();
-                return Err(err);
-            }
-        }
-    }
+fn serve(d: &Path, cfg: &Path, wrap: &[&str]) -> Result<Serving, String> {
+    let mut cmd = serve_command(d, cfg, wrap);
+    cmd.env("SEALGATE_LOG", "warn");
+    start(cmd, true)
 }
 
 fn audit_lines(d: &Path) -> Vec<serde_json::Value> {
@@ -536,7 +471,7 @@ async fn registry_lines_under_a_revoked_key_are_refused() {
         err.contains("line 2") && err.contains("revoked") && err.contains(&old.to_string()),
         "{err}"
     );
-    let err = serve(d, &cfg, &[]).err().expect("must not start");
+    let err = serve(d, &cfg, &[]).expect_err("must not start");
     assert!(err.contains("line 2") && err.contains("revoked"), "{err}");
     let out = Command::new(bin())
         .args(["exception", "verify"])
@@ -622,7 +557,7 @@ async fn a_registry_line_alone_does_not_downgrade_reads() {
         "127.0.0.1:0",
         "[[policy.legacy_reads]]\nbucket = \"vault\"\nexception = \"EX-W\"\n",
     );
-    let err = serve(d, &cfg, &[]).err().expect("must not start");
+    let err = serve(d, &cfg, &[]).expect_err("must not start");
     assert!(err.contains("does not allow legacy-reads"), "{err}");
 }
 

@@ -4,38 +4,19 @@
 //! exception stops passthrough at the next write.
 
 use crate::gw_common;
+use crate::gw_common::process::{Serving, sealgate, serve_command, start};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use gw_common::client_for;
 use sealgate::serve::embedded;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const UAK: &str = "pt-upstream";
 const USK: &str = "pt-upstream-secret-0123";
 const AK: &str = "pt-client";
 const SK: &str = "pt-client-secret-0123";
-
-/// The binary under test; SEALGATE_TEST_BIN overrides Cargo's (e.g. a
-/// private copy when several checkouts share one target directory).
-fn bin() -> String {
-    std::env::var("SEALGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealgate").into())
-}
-
-fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env("SEALGATE_KEYS_DIR", d.join("keys"))
-        .env("SEALGATE_REGISTRY", d.join("exceptions.jsonl"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
 
 fn register(d: &Path, id: &str, bucket: &str, expires: &str) {
     let (ok, out) = sealgate(
@@ -82,37 +63,12 @@ fn config(d: &Path, upstream: std::net::SocketAddr, rules: &[(&str, &str)]) -> s
     p
 }
 
-/// Starts the gateway; Ok(child, addr) or Err(its output) when it refuses.
-fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
-    let mut child = Command::new(bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(cfg)
-        .arg("--audit-log")
-        .arg(d.join("audit.jsonl"))
-        .env_remove("SEALGATE_ACCESS_KEY")
-        .env_remove("SEALGATE_SECRET_KEY")
-        .env("SEALGATE_EXCEPTION_WATCH_SECS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-                    return Ok((child, a.to_owned()));
-                }
-            }
-            _ => {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-                let _ = child.wait();
-                return Err(err);
-            }
-        }
-    }
+/// Starts the gateway (exceptions re-checked every second); Err(its
+/// output) when it refuses.
+fn serve(d: &Path, cfg: &Path) -> Result<Serving, String> {
+    let mut cmd = serve_command(d, cfg, &[]);
+    cmd.env("SEALGATE_EXCEPTION_WATCH_SECS", "1");
+    start(cmd, false)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +89,8 @@ async fn passthrough_only_under_an_exception_in_force() {
     let err = serve(d, &config(d, up, &[("secret-site", "EX-1")])).unwrap_err();
     assert!(err.contains("does not cover bucket"), "{err}");
 
-    let (mut child, addr) = serve(d, &config(d, up, &[("public-site", "EX-1")])).unwrap();
+    let gw = serve(d, &config(d, up, &[("public-site", "EX-1")])).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     for b in ["public-site", "private-site"] {
         c.create_bucket().bucket(b).send().await.unwrap();
@@ -241,7 +198,7 @@ async fn passthrough_only_under_an_exception_in_force() {
     std::fs::write(&cfg, text).unwrap();
     assert!(
         Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
+            .args(["-HUP", &gw.child.id().to_string()])
             .status()
             .unwrap()
             .success()
@@ -297,8 +254,7 @@ async fn passthrough_only_under_an_exception_in_force() {
         "{err:?}"
     );
     assert!(!data.join("public-site/late.html").exists());
-    child.kill().unwrap();
-    let _ = child.wait();
+    gw.stop();
 
     // ... and the gateway does not start on it any more.
     let err = serve(d, &config(d, up, &[("public-site", "EX-1")])).unwrap_err();
@@ -387,7 +343,8 @@ async fn passthrough_only_under_an_exception_in_force() {
     // An exception that expires while the gateway runs stops passthrough then.
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
     register(d, "EX-3", "fleeting-*", &soon);
-    let (mut child, addr) = serve(d, &config(d, up, &[("fleeting-site", "EX-3")])).unwrap();
+    let gw = serve(d, &config(d, up, &[("fleeting-site", "EX-3")])).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket()
         .bucket("fleeting-site")
@@ -413,8 +370,7 @@ async fn passthrough_only_under_an_exception_in_force() {
     assert_eq!(err.code(), Some("AccessDenied"));
     assert!(err.message().unwrap_or("").contains("expired"), "{err:?}");
     assert!(!data.join("fleeting-site/b").exists());
-    child.kill().unwrap();
-    let _ = child.wait();
+    gw.stop();
     // The moment it lapsed was recorded, not only the refused write.
     let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
     assert!(
@@ -434,7 +390,8 @@ async fn sighup_reloads_the_bucket_policy() {
     assert!(sealgate(d, &["keys", "generate"]).0);
     register(d, "EX-R", "public-*", "2099-01-01");
     let cfg = config(d, up, &[("public-site", "EX-R")]);
-    let (mut child, addr) = serve(d, &cfg).unwrap();
+    let gw = serve(d, &cfg).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket()
         .bucket("public-site")
@@ -470,7 +427,7 @@ async fn sighup_reloads_the_bucket_policy() {
 
     // The rule is removed: after SIGHUP the bucket is encrypted again.
     config(d, up, &[]);
-    hup(child.id());
+    hup(gw.child.id());
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     put("after").await;
     let stored = std::fs::read(data.join("public-site/after")).unwrap();
@@ -481,13 +438,12 @@ async fn sighup_reloads_the_bucket_policy() {
 
     // A configuration that would not start is refused; the policy in force stays.
     config(d, up, &[("public-site", "EX-NOPE")]);
-    hup(child.id());
+    hup(gw.child.id());
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     put("still").await;
     let stored = std::fs::read(data.join("public-site/still")).unwrap();
     assert!(!stored.windows(9).any(|w| w == b"PLAINTEXT"));
-    child.kill().unwrap();
-    let _ = child.wait();
+    gw.stop();
     let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
     assert!(
         audit.contains("policy_reloaded")
@@ -511,7 +467,8 @@ async fn object_attributes_of_passthrough_objects_come_from_the_provider() {
     let proxy = fault_proxy::start(up, faults.clone()).await;
     assert!(sealgate(d, &["keys", "generate"]).0);
     register(d, "EX-A", "public-*", "2099-01-01");
-    let (mut child, addr) = serve(d, &config(d, proxy, &[("public-site", "EX-A")])).unwrap();
+    let gw = serve(d, &config(d, proxy, &[("public-site", "EX-A")])).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     for b in ["public-site", "private-site"] {
         c.create_bucket().bucket(b).send().await.unwrap();
@@ -551,6 +508,5 @@ async fn object_attributes_of_passthrough_objects_come_from_the_provider() {
             .any(|s| s.target.contains("private-site/page?attributes")),
         "{log:?}"
     );
-    child.kill().unwrap();
-    let _ = child.wait();
+    gw.stop();
 }

@@ -7,6 +7,7 @@
 //! webhook and checked by `audit verify --anchors` (docs/INCIDENTS.md §Anchors).
 
 use crate::gw_common;
+use crate::gw_common::process::{Serving, bin, sealgate, serve_command, start};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,32 +15,12 @@ use gw_common::client_for;
 use sealgate::serve::embedded;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const UAK: &str = "hist-upstream";
 const USK: &str = "hist-upstream-secret-0123";
 const AK: &str = "hist-client";
 const SK: &str = "hist-client-secret-0123";
-
-/// The binary under test: `SEALGATE_TEST_BIN` when set (a copy kept apart
-/// from a target directory that other builds share), else Cargo's.
-fn bin() -> String {
-    std::env::var("SEALGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealgate").into())
-}
-
-fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env("SEALGATE_KEYS_DIR", d.join("keys"))
-        .env("SEALGATE_REGISTRY", d.join("exceptions.jsonl"))
-        .env_remove("SEALGATE_REGISTRY_STATE")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
 
 fn register_args<'a>(id: &'a str, bucket: &'a str) -> Vec<&'a str> {
     vec![
@@ -214,41 +195,11 @@ fn config_with(
     p
 }
 
-/// Starts the gateway; Ok(child, addr) or Err(its output) when it refuses.
-fn serve(d: &Path, cfg: &Path) -> Result<(Child, String), String> {
-    let mut child = Command::new(bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(cfg)
-        .arg("--audit-log")
-        .arg(d.join("audit.jsonl"))
-        .env_remove("SEALGATE_ACCESS_KEY")
-        .env_remove("SEALGATE_SECRET_KEY")
-        .env_remove("SEALGATE_REGISTRY_STATE")
-        .env("SEALGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(a) = l.strip_prefix("sealgate is listening on http://") {
-                    std::thread::spawn(move || for _ in lines {});
-                    let err = child.stderr.take().unwrap();
-                    std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
-                    return Ok((child, a.to_owned()));
-                }
-            }
-            _ => {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-                let _ = child.wait();
-                return Err(err);
-            }
-        }
-    }
+/// Starts the gateway; Err(its output) when it refuses.
+fn serve(d: &Path, cfg: &Path) -> Result<Serving, String> {
+    let mut cmd = serve_command(d, cfg, &[]);
+    cmd.env("SEALGATE_LOG", "warn");
+    start(cmd, false)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -258,7 +209,8 @@ async fn deleting_a_revocation_does_not_revive_an_exception_at_the_gateway() {
     let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
     assert!(sealgate(d, &["keys", "generate"]).0);
     register(d, "EX-1", "public-*");
-    let (mut child, addr) = serve(d, &config(d, up)).unwrap();
+    let gw = serve(d, &config(d, up)).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket()
         .bucket("public-site")
@@ -287,8 +239,7 @@ async fn deleting_a_revocation_does_not_revive_an_exception_at_the_gateway() {
         "{err:?}"
     );
     assert!(!d.join("data/public-site/revived.html").exists());
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
 
     // Nor after a restart: the gateway refuses to start, saying why.
     let err = serve(d, &config(d, up)).unwrap_err();
@@ -442,7 +393,8 @@ async fn the_gateway_requires_an_approver_signature_when_the_policy_says_so() {
     .unwrap_err();
     assert!(err.contains("lists no key"), "{err}");
     // Signed by the listed approver: in force.
-    let (mut child, addr) = serve(d, &config_with(d, up, "EX-S", &policy)).unwrap();
+    let gw = serve(d, &config_with(d, up, "EX-S", &policy)).unwrap();
+    let addr = gw.addr.clone();
     let c = client_for(format!("http://{addr}"), AK, SK);
     c.create_bucket()
         .bucket("public-site")
@@ -460,8 +412,7 @@ async fn the_gateway_requires_an_approver_signature_when_the_policy_says_so() {
         std::fs::read(d.join("data/public-site/signed.html")).unwrap(),
         b"plain page"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
 }
 
 /// `sealgate audit verify` with extra arguments: (success, output).
