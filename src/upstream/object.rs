@@ -264,14 +264,16 @@ impl Upstream {
             .send()
             .await
             .map_err(UpstreamError::from_sdk)?;
+        // Fields are moved out of the answer, not copied (the metadata map
+        // carries the sealed headers on every HEAD).
         Ok(ObjectInfo {
-            e_tag: h.e_tag().map(str::to_owned),
-            content_length: h.content_length(),
-            content_range: None,
-            content_type: h.content_type().map(str::to_owned),
             last_modified: h.last_modified().and_then(time),
             storage_class: h.storage_class().map(|c| c.as_str().to_owned()),
-            metadata: h.metadata().cloned(),
+            content_length: h.content_length,
+            content_range: None,
+            e_tag: h.e_tag,
+            content_type: h.content_type,
+            metadata: h.metadata,
         })
     }
 
@@ -289,13 +291,13 @@ impl Upstream {
             .await
             .map_err(UpstreamError::from_sdk)?;
         let info = ObjectInfo {
-            e_tag: out.e_tag().map(str::to_owned),
-            content_length: out.content_length(),
-            content_range: out.content_range().map(str::to_owned),
-            content_type: out.content_type().map(str::to_owned),
             last_modified: out.last_modified().and_then(time),
+            content_length: out.content_length,
+            content_range: out.content_range,
+            e_tag: out.e_tag,
+            content_type: out.content_type,
             storage_class: None,
-            metadata: out.metadata().cloned(),
+            metadata: out.metadata,
         };
         Ok(Download {
             info,
