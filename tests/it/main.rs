@@ -42,5 +42,6 @@ mod shutdown;
 mod slow_clients;
 mod smuggling;
 mod tls;
+mod transit;
 mod vectors;
 mod write_timeout;

