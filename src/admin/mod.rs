@@ -76,6 +76,9 @@ pub(crate) struct Readiness {
 impl Readiness {
     async fn check(&self) -> Result<(), String> {
         self.audit.health()?;
+        if let Some(why) = self.keys.withdrawn() {
+            return Err(format!("keys withdrawn: {why}"));
+        }
         let keys = self.keys.get();
         if !keys.dir().is_dir() {
             return Err(format!("the key store {} is gone", keys.dir().display()));

@@ -153,7 +153,11 @@ async fn run(a: ServeArgs, opts: Options, audit: AuditLayer, began: Instant) -> 
         ))
     });
     let watch = background::watch_exceptions(&running);
+    let recheck = background::recheck_keys(&running);
     wait_for_signal().await;
+    if let Some(t) = recheck {
+        t.abort();
+    }
     if let Some(t) = anchors {
         t.abort();
     }

@@ -162,3 +162,22 @@ pub enum KeyError {
     #[error("random number generator failed")]
     Random,
 }
+
+impl KeyError {
+    /// The store's provider is out of reach (see
+    /// [`super::provider::ProviderError::is_outage`]).
+    pub fn is_provider_outage(&self) -> bool {
+        matches!(self, KeyError::Provider { source, .. } if source.is_outage())
+    }
+
+    /// The store's provider answered and refused a key: a wrong or revoked
+    /// credential, a key it lacks or will not unwrap, or other key bytes
+    /// than were wrapped. Keys held are withdrawn.
+    pub fn is_provider_refusal(&self) -> bool {
+        match self {
+            KeyError::Provider { source, .. } => !source.is_outage(),
+            KeyError::CheckFailed { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -241,29 +241,54 @@ impl KekLookup for KeyStore {
 }
 
 /// The key store in force, swapped whole when the gateway reloads it
-/// (SIGHUP), so requests see either the old or the new store.
+/// (SIGHUP, or the provider re-check), so requests see either the old or
+/// the new store; and whether its keys are withdrawn (the provider refused
+/// them, or has been out of reach past its grace), when no request may use
+/// them.
 #[derive(Debug)]
-pub struct KeyCell(std::sync::RwLock<std::sync::Arc<KeyStore>>);
+pub struct KeyCell {
+    store: std::sync::RwLock<std::sync::Arc<KeyStore>>,
+    withdrawn: std::sync::RwLock<Option<String>>,
+}
 
 impl KeyCell {
     /// A cell holding `store`.
     pub fn new(store: KeyStore) -> Self {
-        KeyCell(std::sync::RwLock::new(std::sync::Arc::new(store)))
+        KeyCell {
+            store: std::sync::RwLock::new(std::sync::Arc::new(store)),
+            withdrawn: std::sync::RwLock::new(None),
+        }
     }
 
     /// The store now in force.
     pub fn get(&self) -> std::sync::Arc<KeyStore> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Re-reads the store from its directory; on failure the old one stays.
     pub fn reload(&self) -> Result<(), KeyError> {
         let dir = self.get().dir().to_owned();
-        let fresh = KeyStore::load(&dir)?;
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fresh);
+        self.replace(KeyStore::load(&dir)?);
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests;
+    /// Puts `store` in force; its keys are usable (no longer withdrawn).
+    pub fn replace(&self, store: KeyStore) {
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(store);
+        *self.withdrawn.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Withdraws the keys: every request is refused (503, with `why`) until
+    /// a store is put in force again.
+    pub fn withdraw(&self, why: String) {
+        *self.withdrawn.write().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Why the keys are withdrawn, if they are.
+    pub fn withdrawn(&self) -> Option<String> {
+        self.withdrawn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}

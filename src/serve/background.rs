@@ -78,3 +78,66 @@ pub fn watch_exceptions(running: &Running) -> JoinHandle<()> {
         }
     })
 }
+
+/// With a key provider (`provider.toml`), re-reads the key store through
+/// it every `recheck_secs`: a success puts the fresh keys in force; a
+/// refusal (credentials revoked, key disabled or deleted) withdraws the
+/// keys at once, so no request is served under them; an outage
+/// (unreachable, sealed) is borne for `outage_grace_secs` after the last
+/// success, then the keys are withdrawn until the provider answers again.
+pub fn recheck_keys(running: &Running) -> Option<JoinHandle<()>> {
+    let keys = running.keys.clone();
+    let dir = running.keys_dir.clone();
+    let schedule = match crate::keys::provider::schedule(&dir) {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(why) => {
+            tracing::error!(target: TARGET, event = "keys_reload_failed", reason = %why, "the key provider's settings are unreadable; its keys are not re-checked");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        let mut confirmed = std::time::Instant::now();
+        let mut outage_reported = false;
+        loop {
+            tokio::time::sleep(schedule.recheck).await;
+            let d = dir.clone();
+            let fresh = tokio::task::spawn_blocking(move || crate::keys::KeyStore::load(&d)).await;
+            let Ok(fresh) = fresh else { continue };
+            match fresh {
+                Ok(store) => {
+                    if let Some(why) = keys.withdrawn() {
+                        tracing::warn!(target: TARGET, event = "keys_restored", previously = %why, "the key provider answers again; requests are served");
+                    }
+                    keys.replace(store);
+                    confirmed = std::time::Instant::now();
+                    outage_reported = false;
+                }
+                Err(why) if why.is_provider_outage() => {
+                    let out_for = confirmed.elapsed();
+                    if out_for >= schedule.grace {
+                        if keys.withdrawn().is_none() {
+                            tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, outage_secs = out_for.as_secs(), "the key provider has been out of reach past outage_grace_secs; requests are refused until it answers");
+                            keys.withdraw(format!(
+                                "the key provider has been out of reach for {} s ({why})",
+                                out_for.as_secs()
+                            ));
+                        }
+                    } else if !outage_reported {
+                        outage_reported = true;
+                        tracing::warn!(target: TARGET, event = "key_provider_unreachable", reason = %why, grace_secs = schedule.grace.as_secs(), "the key provider is out of reach; keys held keep serving until the grace ends");
+                    }
+                }
+                Err(why) if why.is_provider_refusal() => {
+                    if keys.withdrawn().is_none() {
+                        tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, "the key provider refused the keys; requests are refused");
+                        keys.withdraw(format!("the key provider refused the keys ({why})"));
+                    }
+                }
+                Err(why) => {
+                    tracing::error!(target: TARGET, event = "keys_reload_failed", reason = %why, "key store re-check refused; the previous keys stay in use");
+                }
+            }
+        }
+    }))
+}

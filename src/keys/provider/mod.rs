@@ -117,12 +117,39 @@ pub trait KeyProvider: Send + Sync {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProviderFile {
+    /// Seconds between the gateway's re-checks of its keys at the provider.
+    #[serde(default = "default_recheck")]
+    recheck_secs: u64,
+    /// Seconds the gateway keeps serving with keys it holds while the
+    /// provider is out of reach (unreachable or sealed).
+    #[serde(default = "default_grace")]
+    outage_grace_secs: u64,
     /// OpenBao / Vault Transit.
     transit: Option<transit::TransitConfig>,
 }
 
-/// The provider of the store in `dir`, when it has one.
-pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError> {
+fn default_recheck() -> u64 {
+    60
+}
+
+fn default_grace() -> u64 {
+    900
+}
+
+/// How often a running gateway re-checks its keys at the provider, and for
+/// how long an outage of the provider is borne.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Between re-checks.
+    pub recheck: std::time::Duration,
+    /// How long after the last successful check keys stay usable while
+    /// the provider is out of reach. A refusal (the key disabled, the
+    /// token revoked) withdraws them at the next re-check instead.
+    pub grace: std::time::Duration,
+}
+
+/// `provider.toml` of the store in `dir`, checked and parsed.
+fn read(dir: &Path) -> Result<Option<(PathBuf, ProviderFile)>, KeyError> {
     let path = dir.join(PROVIDER_FILE);
     if !path.exists() {
         return Ok(None);
@@ -131,11 +158,37 @@ pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError>
     // own: it is a control file (ours, not writable by others).
     check_control_file(&path)?;
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let file: ProviderFile = toml::from_str(&text).map_err(|e| KeyError::Malformed {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if file.recheck_secs == 0 || file.outage_grace_secs < file.recheck_secs {
+        return Err(KeyError::Malformed {
+            path,
+            reason: "recheck_secs must be at least 1 and outage_grace_secs at least recheck_secs"
+                .into(),
+        });
+    }
+    Ok(Some((path, file)))
+}
+
+/// The re-check schedule of the store in `dir`, when it has a provider.
+pub fn schedule(dir: &Path) -> Result<Option<Schedule>, KeyError> {
+    Ok(read(dir)?.map(|(_, f)| Schedule {
+        recheck: std::time::Duration::from_secs(f.recheck_secs),
+        grace: std::time::Duration::from_secs(f.outage_grace_secs),
+    }))
+}
+
+/// The provider of the store in `dir`, when it has one.
+pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError> {
+    let Some((path, file)) = read(dir)? else {
+        return Ok(None);
+    };
     let malformed = |reason: String| KeyError::Malformed {
         path: path.clone(),
         reason,
     };
-    let file: ProviderFile = toml::from_str(&text).map_err(|e| malformed(e.to_string()))?;
     match file.transit {
         Some(cfg) => Ok(Some(Box::new(
             transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?,
@@ -143,6 +196,17 @@ pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError>
         None => Err(malformed(
             "names no provider: add a [transit] section".into(),
         )),
+    }
+}
+
+impl ProviderError {
+    /// The provider is out of reach (unreachable, sealed): keys already
+    /// held stay usable for the outage grace.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unreachable { .. } | ProviderError::Sealed { .. }
+        )
     }
 }
 
