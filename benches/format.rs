@@ -1,6 +1,7 @@
 //! Seal/open throughput of the object format against the raw AEAD.
 //!
-//! `cargo bench --bench format` (add `--no-default-features --features
+//! `cargo bench --bench format` (aws-lc-rs; add `--no-default-features
+//! --features backend-ring` for ring, `--no-default-features --features
 //! backend-rustcrypto` for the RustCrypto backend). The raw group calls the
 //! AEAD on 64 KiB buffers with nothing around it; the seal and open groups run
 //! the whole format (key derivation, header, segmenting, buffering, tag

@@ -78,7 +78,7 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # The gateway without the embedded provider (a build for real providers only).
-cargo check --locked --no-default-features --features backend-ring --bins
+cargo check --locked --no-default-features --features backend-aws-lc --bins
 
 step "build"
 cargo build --locked --bins --examples
@@ -108,7 +108,7 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["summary"]
 
 # Last before the Rust tests: this rebuilds the binary with the RustCrypto
 # backend, so nothing above may run after it.
-step "committed vectors under the RustCrypto backend (ring runs below)"
+step "committed vectors under the RustCrypto backend (aws-lc-rs runs below)"
 cargo test --locked --no-default-features --features backend-rustcrypto,embedded --test it vectors::
 
 step "doc tests"

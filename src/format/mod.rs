@@ -6,7 +6,8 @@
 //! gateway's async streams, the offline `sealgate decrypt` tool and the tests.
 //!
 //! # Layout
-//! - [`aead`]: the AEAD backend behind one small interface (ring or RustCrypto).
+//! - [`aead`]: the AEAD backend behind one small interface (aws-lc-rs, ring
+//!   or RustCrypto).
 //! - [`kdf`]: every key derivation the format performs (HKDF-SHA256, HMAC).
 //! - [`header`]: the fixed 212-byte part header: layout, parse, encode.
 //! - [`envelope`]: a fresh data key per object, wrapped by a key-encryption key.

@@ -336,13 +336,14 @@ async fn unsigned_form_uploads_leave_gateway_memory_flat() {
 
 /// A Signature Version 2 signature of `string_to_sign` with alice's secret.
 fn sig_v2(string_to_sign: &str) -> String {
+    use aws_lc_rs::hmac;
     use base64::Engine;
-    let key = ring::hmac::Key::new(
-        ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+    let key = hmac::Key::new(
+        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
         b"alice-secret-0123456789",
     );
     base64::engine::general_purpose::STANDARD
-        .encode(ring::hmac::sign(&key, string_to_sign.as_bytes()).as_ref())
+        .encode(hmac::sign(&key, string_to_sign.as_bytes()).as_ref())
 }
 
 #[tokio::test(flavor = "multi_thread")]
