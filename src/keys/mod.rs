@@ -292,3 +292,6 @@ impl KeyCell {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -224,3 +224,33 @@ pub(crate) fn failed(path: &Path, provider: &dyn KeyProvider, source: ProviderEr
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_provider_file_parses() {
+        let f: ProviderFile =
+            toml::from_str(include_str!("../../../keys/provider.toml.example")).unwrap();
+        assert_eq!((f.recheck_secs, f.outage_grace_secs), (60, 900));
+        let t = f.transit.unwrap();
+        assert_eq!(
+            (t.key.as_str(), t.mount.as_str()),
+            ("sealgate-root", "transit")
+        );
+    }
+
+    #[test]
+    fn a_grace_shorter_than_the_recheck_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(PROVIDER_FILE);
+        std::fs::write(
+            &p,
+            "recheck_secs = 60\noutage_grace_secs = 10\n[transit]\naddress = \"http://a\"\nkey = \"k\"\n",
+        )
+        .unwrap();
+        let err = schedule(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("outage_grace_secs"), "{err}");
+    }
+}
