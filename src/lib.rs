@@ -22,8 +22,9 @@
 //! - [`upstream`]: the provider's S3 client, timeouts, retries, and the
 //!   state bucket.
 //! - [`policy`]: per-bucket mode, data location, the exception registry.
-//! - [`keys`]: the local key store on disk (KEKs by id, active key,
-//!   rotation, revocations).
+//! - [`keys`]: the key store (KEKs by id, active key, rotation,
+//!   revocations), kept as plain key files or wrapped by a key provider
+//!   (`keys::provider`: OpenBao / Vault Transit).
 //! - [`config`]: the TOML configuration with `SEALGATE_*` overrides and
 //!   secret files.
 //! - [`telemetry`]: metrics, request ids, operation names, security-event

@@ -48,6 +48,18 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         )),
         Err(e) => fail(format!("key store: {e}")),
     });
+    if let (Ok(k), Some(max)) = (&store, cfg.key_max_age_days) {
+        out.push(match k.active_overdue(max, chrono::Utc::now()) {
+            Some(age) => fail(format!(
+                "active key {} is {age} days old, past key_max_age_days = {max}: rotate it (sealgate keys rotate)",
+                k.active().id()
+            )),
+            None => ok(format!(
+                "active key {} is within its cryptoperiod ({max} days)",
+                k.active().id()
+            )),
+        });
+    }
     check_upstream(cfg, &mut out);
     check_client_credentials(cfg, &mut out);
     check_listener(cfg, &mut out);

@@ -91,6 +91,12 @@ enum KeysAction {
         #[command(flatten)]
         dir: KeysDir,
     },
+    /// Wrap the store's plain key files with its provider (provider.toml):
+    /// same ids, objects keep opening; the files then hold no key.
+    Wrap {
+        #[command(flatten)]
+        dir: KeysDir,
+    },
     /// Revoke a key: from --at (default now) on, objects wrapped with it are
     /// refused and each attempt is a security event. Not the active key.
     Revoke {
@@ -373,17 +379,33 @@ fn keys(action: KeysAction) -> CliResult {
             if json {
                 println!("{}", serde_json::to_string_pretty(&store.list())?);
             } else {
-                println!("{:<32}  {:<20}  {:<6}  REVOKED", "ID", "CREATED", "ACTIVE");
+                println!(
+                    "{:<32}  {:<20}  {:>8}  {:<6}  {:<28}  REVOKED",
+                    "ID", "CREATED", "AGE", "ACTIVE", "PROVIDER"
+                );
                 for k in store.list() {
                     println!(
-                        "{:<32}  {:<20}  {:<6}  {}",
+                        "{:<32}  {:<20}  {:>7}d  {:<6}  {:<28}  {}",
                         k.id,
                         k.created,
+                        k.age_days,
                         if k.active { "*" } else { "" },
+                        k.provider,
                         k.revoked.as_deref().unwrap_or("")
                     );
                 }
             }
+        }
+        KeysAction::Wrap { dir } => {
+            let ids = KeyStore::wrap_plain(&dir.keys_dir)?;
+            for id in &ids {
+                println!("wrapped key {id}");
+            }
+            println!(
+                "{} key(s) wrapped; every key in {} is now kept only as its provider wrapped it",
+                ids.len(),
+                dir.keys_dir.display()
+            );
         }
         KeysAction::Rotate { dir } => {
             let id = KeyStore::rotate(&dir.keys_dir)?;

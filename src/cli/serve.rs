@@ -154,7 +154,9 @@ async fn run(a: ServeArgs, opts: Options, audit: AuditLayer, began: Instant) -> 
     });
     let watch = background::watch_exceptions(&running);
     let recheck = background::recheck_keys(&running);
+    let cryptoperiod = background::watch_cryptoperiod(&running, running.key_max_age_days);
     wait_for_signal().await;
+    cryptoperiod.abort();
     if let Some(t) = recheck {
         t.abort();
     }

@@ -52,6 +52,11 @@ pub struct Config {
     /// Key store directory.
     #[serde(default = "default_keys_dir")]
     pub keys_dir: PathBuf,
+    /// Cryptoperiod of the active key, in days: past it, `config check`
+    /// fails, the gateway reports `key_past_cryptoperiod` and /metrics shows
+    /// the key's age (rotate with `sealgate keys rotate`). Unset: no limit.
+    #[serde(default)]
+    pub key_max_age_days: Option<u64>,
     /// Domain for virtual-host-style addressing (`bucket.DOMAIN`); path-style always works.
     #[serde(default)]
     pub domain: Option<String>,
@@ -453,6 +458,9 @@ impl Config {
                 .parse::<u64>()
                 .map_err(|_| ConfigError::Invalid(format!("{name}={v:?}: expected a whole number")))
         };
+        if let Some(v) = env("SEALGATE_KEY_MAX_AGE_DAYS") {
+            self.key_max_age_days = Some(number("SEALGATE_KEY_MAX_AGE_DAYS", v)?);
+        }
         if let Some(v) = env("SEALGATE_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace_secs = number("SEALGATE_SHUTDOWN_GRACE_SECS", v)?;
         }

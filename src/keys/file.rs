@@ -145,6 +145,16 @@ pub(super) fn read_all_with(
     dir: &Path,
     provider: Option<&dyn KeyProvider>,
 ) -> Result<Vec<StoredKey>, KeyError> {
+    read_all_mode(dir, provider, false)
+}
+
+/// [`read_all_with`]; `plain_too` lets a store with a provider still hold
+/// plain key files (only `keys wrap`, which wraps them, reads it so).
+pub(super) fn read_all_mode(
+    dir: &Path,
+    provider: Option<&dyn KeyProvider>,
+    plain_too: bool,
+) -> Result<Vec<StoredKey>, KeyError> {
     if !dir.is_dir() {
         return Err(KeyError::MissingDir {
             dir: dir.to_owned(),
@@ -159,7 +169,7 @@ pub(super) fn read_all_with(
     paths.sort();
     let mut keys: Vec<StoredKey> = Vec::new();
     for path in paths {
-        let key = read_key(&path, provider)?;
+        let key = read_key(&path, provider, plain_too)?;
         if let Some(prev) = keys.iter().find(|k| k.kek.id() == key.kek.id()) {
             return Err(KeyError::Duplicate {
                 id: key.kek.id(),
@@ -172,7 +182,11 @@ pub(super) fn read_all_with(
     Ok(keys)
 }
 
-fn read_key(path: &Path, provider: Option<&dyn KeyProvider>) -> Result<StoredKey, KeyError> {
+fn read_key(
+    path: &Path,
+    provider: Option<&dyn KeyProvider>,
+    plain_too: bool,
+) -> Result<StoredKey, KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
     check_owner(path, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -185,6 +199,16 @@ fn read_key(path: &Path, provider: Option<&dyn KeyProvider>) -> Result<StoredKey
     let bytes = Zeroizing::new(fs::read(path).map_err(io(path))?);
     let mut parsed: KeyFile = serde_json::from_slice(&bytes)
         .map_err(|e| malformed(path, format!("not a key file: {e}")))?;
+    if provider.is_some() && !plain_too && parsed.format == KEY_FILE_FORMAT {
+        parsed.key.zeroize();
+        return Err(malformed(
+            path,
+            format!(
+                "a plain key file in a store with {}: run `sealgate keys wrap` to keep it only as the provider wraps it",
+                super::provider::PROVIDER_FILE
+            ),
+        ));
+    }
     let result = check_key(path, &parsed, provider);
     parsed.key.zeroize();
     result
@@ -232,6 +256,10 @@ fn check_key(
         kek: Kek::new(id, secret),
         created,
         path: path.to_owned(),
+        provider: f
+            .wrapped
+            .as_ref()
+            .map(|w| format!("{} key {:?}", w.provider, w.key)),
     })
 }
 
@@ -312,6 +340,7 @@ pub(super) fn write_key(
     secret: &[u8; 32],
     created: DateTime<Utc>,
     provider: Option<&dyn KeyProvider>,
+    replace: bool,
 ) -> Result<(), KeyError> {
     let path = dir.join(format!("{id}.{KEY_EXT}"));
     let created = created.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -343,14 +372,27 @@ pub(super) fn write_key(
             Zeroizing::new(format!("{line}\n"))
         }
     };
+    // A new key never replaces a file; wrapping an existing key replaces
+    // its plain file whole (a temporary file renamed over it).
+    let target = if replace {
+        dir.join(format!(".{id}.{KEY_EXT}.tmp"))
+    } else {
+        path.clone()
+    };
+    if replace {
+        let _ = fs::remove_file(&target);
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    f.write_all(body.as_bytes()).map_err(io(&path))?;
-    f.sync_all().map_err(io(&path))?;
+        .open(&target)
+        .map_err(io(&target))?;
+    f.write_all(body.as_bytes()).map_err(io(&target))?;
+    f.sync_all().map_err(io(&target))?;
+    if replace {
+        fs::rename(&target, &path).map_err(io(&path))?;
+    }
     sync_dir(dir)
 }
 

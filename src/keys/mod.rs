@@ -1,4 +1,4 @@
-//! The local key store: key-encryption keys (KEKs) on disk, by id
+//! The key store: key-encryption keys (KEKs) by id
 //! (docs/KEYS.md).
 //!
 //! A store is a directory holding one JSON file per key (`<id>.kek`, mode
@@ -8,7 +8,8 @@
 //! revocation record) that group or others can write, files and a directory
 //! owned by another user than the gateway's (or root), malformed files and
 //! duplicate ids, naming the file and what to do. Secrets are zeroized when
-//! dropped.
+//! dropped. With `provider.toml` the key files hold only a provider's
+//! wrapping of each key ([`provider`]), unwrapped when the store loads.
 
 mod error;
 mod file;
@@ -37,6 +38,9 @@ pub struct StoredKey {
     pub created: DateTime<Utc>,
     /// The file it came from.
     pub path: PathBuf,
+    /// The provider that wrapped it (`transit key "…"`), or `None` for a
+    /// plain key file.
+    pub provider: Option<String>,
 }
 
 /// What `keys list` shows about a key: never the secret.
@@ -51,6 +55,10 @@ pub struct KeyInfo {
     /// When it is (or will be) revoked, RFC 3339, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// Whole days since it was created.
+    pub age_days: i64,
+    /// Where it is kept: `file`, or the provider that wrapped it.
+    pub provider: String,
 }
 
 /// All keys of one store, loaded and checked.
@@ -121,11 +129,39 @@ impl KeyStore {
         rng.fill(&mut id.0).map_err(|_| KeyError::Random)?;
         rng.fill(secret.as_mut()).map_err(|_| KeyError::Random)?;
         let created = Utc::now();
-        file::write_key(dir, id, &secret, created, provider.as_deref())?;
+        file::write_key(dir, id, &secret, created, provider.as_deref(), false)?;
         if existing.is_empty() || activate {
             file::write_active(dir, id)?;
         }
         Ok(id)
+    }
+
+    /// Wraps every plain key file of a store that has a provider: each is
+    /// replaced by the provider's wrapping of the same key (same id, same
+    /// creation time), so objects keep opening. Returns the ids wrapped.
+    /// The old plain files' bytes may survive on the disk: rotate to a key
+    /// that was never plain if that matters (docs/KEYS.md §Providers).
+    pub fn wrap_plain(dir: &Path) -> Result<Vec<KeyId>, KeyError> {
+        let provider = provider::open(dir)?.ok_or_else(|| KeyError::Malformed {
+            path: dir.join(provider::PROVIDER_FILE),
+            reason: "missing: a store needs a provider to wrap its keys".into(),
+        })?;
+        let keys = file::read_all_mode(dir, Some(provider.as_ref()), true)?;
+        let mut wrapped = Vec::new();
+        for k in keys.iter().filter(|k| k.provider.is_none()) {
+            file::write_key(
+                dir,
+                k.kek.id(),
+                k.kek.secret(),
+                k.created,
+                Some(provider.as_ref()),
+                true,
+            )?;
+            wrapped.push(k.kek.id());
+        }
+        // What was written must load as the store.
+        Self::load(dir)?;
+        Ok(wrapped)
     }
 
     /// Generates a key and makes it active: new objects use it, objects
@@ -206,10 +242,31 @@ impl KeyStore {
                         r.reason
                     )
                 }),
+                age_days: (Utc::now() - k.created).num_days(),
+                provider: k.provider.clone().unwrap_or_else(|| "file".into()),
             })
             .collect();
         v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         v
+    }
+
+    /// When the active key was created.
+    pub fn active_created(&self) -> DateTime<Utc> {
+        self.keys
+            .iter()
+            .find(|k| k.kek.id() == self.active)
+            .expect("checked at load")
+            .created
+    }
+
+    /// Whether the active key is older than `max_age_days` at `now` (its
+    /// cryptoperiod for wrapping new objects is over: rotate); its age in
+    /// whole days.
+    pub fn active_overdue(&self, max_age_days: u64, now: DateTime<Utc>) -> Option<i64> {
+        let age = now - self.active_created();
+        let max =
+            chrono::Duration::days(i64::try_from(max_age_days).unwrap_or(i64::MAX / 86_400_000));
+        (age > max).then(|| age.num_days())
     }
 
     /// From when key `id` is revoked (possibly a future time), if it is.
@@ -242,13 +299,24 @@ impl KekLookup for KeyStore {
 
 /// The key store in force, swapped whole when the gateway reloads it
 /// (SIGHUP, or the provider re-check), so requests see either the old or
-/// the new store; and whether its keys are withdrawn (the provider refused
-/// them, or has been out of reach past its grace), when no request may use
-/// them.
+/// the new store; and whether its keys may be used. They may not once
+/// withdrawn (the provider refused them, or stayed out of reach past its
+/// grace) or once the deadline a provider store was last confirmed for has
+/// passed — enforced here, when a request asks, not by the re-check task
+/// alone.
 #[derive(Debug)]
 pub struct KeyCell {
     store: std::sync::RwLock<std::sync::Arc<KeyStore>>,
-    withdrawn: std::sync::RwLock<Option<String>>,
+    usable: std::sync::RwLock<Usable>,
+}
+
+#[derive(Debug, Default)]
+struct Usable {
+    withdrawn: Option<String>,
+    /// Counts withdrawals: a reload that began before one does not undo it.
+    generation: u64,
+    /// Keys of a provider store are usable until then.
+    until: Option<std::time::Instant>,
 }
 
 impl KeyCell {
@@ -256,7 +324,7 @@ impl KeyCell {
     pub fn new(store: KeyStore) -> Self {
         KeyCell {
             store: std::sync::RwLock::new(std::sync::Arc::new(store)),
-            withdrawn: std::sync::RwLock::new(None),
+            usable: std::sync::RwLock::new(Usable::default()),
         }
     }
 
@@ -266,30 +334,69 @@ impl KeyCell {
     }
 
     /// Re-reads the store from its directory; on failure the old one stays.
+    /// A withdrawal made while it was reading wins.
     pub fn reload(&self) -> Result<(), KeyError> {
         let dir = self.get().dir().to_owned();
-        self.replace(KeyStore::load(&dir)?);
+        let generation = self.generation();
+        let fresh = KeyStore::load(&dir)?;
+        self.confirm(fresh, generation, None);
         Ok(())
     }
 
-    /// Puts `store` in force; its keys are usable (no longer withdrawn).
-    pub fn replace(&self, store: KeyStore) {
-        *self.store.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(store);
-        *self.withdrawn.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Withdraws the keys: every request is refused (503, with `why`) until
-    /// a store is put in force again.
-    pub fn withdraw(&self, why: String) {
-        *self.withdrawn.write().unwrap_or_else(|e| e.into_inner()) = Some(why);
-    }
-
-    /// Why the keys are withdrawn, if they are.
-    pub fn withdrawn(&self) -> Option<String> {
-        self.withdrawn
+    /// The withdrawal count, to pass to [`KeyCell::confirm`].
+    pub fn generation(&self) -> u64 {
+        self.usable
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .generation
+    }
+
+    /// Puts `store`, loaded after [`KeyCell::generation`] returned
+    /// `generation`, in force and its keys usable (until `until`, when
+    /// given) — unless they were withdrawn since: then it is dropped.
+    pub fn confirm(
+        &self,
+        store: KeyStore,
+        generation: u64,
+        until: Option<std::time::Instant>,
+    ) -> bool {
+        let mut u = self.usable.write().unwrap_or_else(|e| e.into_inner());
+        if u.generation != generation {
+            return false;
+        }
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(store);
+        u.withdrawn = None;
+        if until.is_some() {
+            u.until = until;
+        }
+        true
+    }
+
+    /// Keys usable until `until` unless confirmed again.
+    pub fn usable_until(&self, until: std::time::Instant) {
+        self.usable.write().unwrap_or_else(|e| e.into_inner()).until = Some(until);
+    }
+
+    /// Withdraws the keys: every request is refused until a store is
+    /// confirmed again.
+    pub fn withdraw(&self, why: String) {
+        let mut u = self.usable.write().unwrap_or_else(|e| e.into_inner());
+        u.withdrawn = Some(why);
+        u.generation += 1;
+    }
+
+    /// Why the keys may not be used now, if they may not.
+    pub fn withdrawn(&self) -> Option<String> {
+        let u = self.usable.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = &u.withdrawn {
+            return Some(why.clone());
+        }
+        match u.until {
+            Some(t) if std::time::Instant::now() > t => {
+                Some("the key provider has not confirmed the keys within outage_grace_secs".into())
+            }
+            _ => None,
+        }
     }
 }
 

@@ -478,7 +478,7 @@ fn a_provider_answering_with_another_key_is_refused_by_the_check_value() {
     let id = KeyId([9; 16]);
     let secret = [7u8; 32];
     super::file::ensure_dir(&dir).unwrap();
-    super::file::write_key(&dir, id, &secret, chrono::Utc::now(), Some(&honest)).unwrap();
+    super::file::write_key(&dir, id, &secret, chrono::Utc::now(), Some(&honest), false).unwrap();
     let text = std::fs::read_to_string(dir.join(format!("{id}.kek"))).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(json.get("key").is_none(), "{text}");

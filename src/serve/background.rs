@@ -31,7 +31,17 @@ pub fn reload_on_hangup(running: &Running, config: Option<PathBuf>) -> JoinHandl
                     }
                 }
             }
-            match keys.reload() {
+            // The provider's calls block; keep them off the runtime's workers.
+            let k = keys.clone();
+            let reloaded = tokio::task::spawn_blocking(move || k.reload())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(crate::keys::KeyError::Io {
+                        path: k_dir(&keys_dir),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                });
+            match reloaded {
                 Ok(()) => {
                     tracing::warn!(target: TARGET, event = "keys_reloaded", active = %keys.get().active().id(), "key store reloaded (new active key, revocations)")
                 }
@@ -40,7 +50,11 @@ pub fn reload_on_hangup(running: &Running, config: Option<PathBuf>) -> JoinHandl
                 }
             }
             let Some(path) = &config else { continue };
-            match super::reload_policy(path, &keys_dir) {
+            let (p, d) = (path.clone(), keys_dir.clone());
+            let policy_reload = tokio::task::spawn_blocking(move || super::reload_policy(&p, &d))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match policy_reload {
                 Ok(p) => {
                     policy.set(p);
                     tracing::warn!(target: TARGET, event = "policy_reloaded", "bucket policy and exception registry reloaded");
@@ -52,6 +66,10 @@ pub fn reload_on_hangup(running: &Running, config: Option<PathBuf>) -> JoinHandl
             }
         }
     })
+}
+
+fn k_dir(dir: &std::path::Path) -> PathBuf {
+    dir.to_owned()
 }
 
 /// Records, every `SEALGATE_EXCEPTION_WATCH_SECS` (default 30), the moment
@@ -80,11 +98,14 @@ pub fn watch_exceptions(running: &Running) -> JoinHandle<()> {
 }
 
 /// With a key provider (`provider.toml`), re-reads the key store through
-/// it every `recheck_secs`: a success puts the fresh keys in force; a
-/// refusal (credentials revoked, key disabled or deleted) withdraws the
-/// keys at once, so no request is served under them; an outage
-/// (unreachable, sealed) is borne for `outage_grace_secs` after the last
-/// success, then the keys are withdrawn until the provider answers again.
+/// it every `recheck_secs`: a success puts the fresh keys in force and
+/// usable for `outage_grace_secs` more; a refusal (credentials revoked, key
+/// disabled or deleted, other key bytes) withdraws them at once; any other
+/// failure (the provider unreachable, sealed or unavailable, or the store
+/// unreadable) is borne until the grace since the last success ends, then
+/// the keys are withdrawn until a re-check succeeds. The deadline itself is
+/// enforced by [`crate::keys::KeyCell`] on every request, so a stuck
+/// re-check cannot extend it.
 pub fn recheck_keys(running: &Running) -> Option<JoinHandle<()>> {
     let keys = running.keys.clone();
     let dir = running.keys_dir.clone();
@@ -92,52 +113,95 @@ pub fn recheck_keys(running: &Running) -> Option<JoinHandle<()>> {
         Ok(Some(s)) => s,
         Ok(None) => return None,
         Err(why) => {
-            tracing::error!(target: TARGET, event = "keys_reload_failed", reason = %why, "the key provider's settings are unreadable; its keys are not re-checked");
+            // start loaded this store, provider.toml included: it changed
+            // since. Fail closed.
+            tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, "the key provider's settings are unreadable; keys withdrawn");
+            keys.withdraw(format!(
+                "the key provider's settings are unreadable ({why})"
+            ));
             return None;
         }
     };
+    keys.usable_until(std::time::Instant::now() + schedule.grace);
     Some(tokio::spawn(async move {
         let mut confirmed = std::time::Instant::now();
-        let mut outage_reported = false;
+        // One event per outage: when it is first seen, and when the
+        // grace ends.
+        let mut failure_reported = false;
+        let mut withdrawal_reported = false;
         loop {
             tokio::time::sleep(schedule.recheck).await;
+            let generation = keys.generation();
             let d = dir.clone();
             let fresh = tokio::task::spawn_blocking(move || crate::keys::KeyStore::load(&d)).await;
-            let Ok(fresh) = fresh else { continue };
-            match fresh {
-                Ok(store) => {
-                    if let Some(why) = keys.withdrawn() {
-                        tracing::warn!(target: TARGET, event = "keys_restored", previously = %why, "the key provider answers again; requests are served");
-                    }
-                    keys.replace(store);
-                    confirmed = std::time::Instant::now();
-                    outage_reported = false;
-                }
-                Err(why) if why.is_provider_outage() => {
-                    let out_for = confirmed.elapsed();
-                    if out_for >= schedule.grace {
-                        if keys.withdrawn().is_none() {
-                            tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, outage_secs = out_for.as_secs(), "the key provider has been out of reach past outage_grace_secs; requests are refused until it answers");
-                            keys.withdraw(format!(
-                                "the key provider has been out of reach for {} s ({why})",
-                                out_for.as_secs()
-                            ));
+            let why = match fresh {
+                Ok(Ok(store)) => {
+                    let was = keys.withdrawn();
+                    let now = std::time::Instant::now();
+                    if keys.confirm(store, generation, Some(now + schedule.grace)) {
+                        if let Some(why) = was {
+                            tracing::warn!(target: TARGET, event = "keys_restored", previously = %why, "the key provider confirms the keys again; requests are served");
                         }
-                    } else if !outage_reported {
-                        outage_reported = true;
-                        tracing::warn!(target: TARGET, event = "key_provider_unreachable", reason = %why, grace_secs = schedule.grace.as_secs(), "the key provider is out of reach; keys held keep serving until the grace ends");
+                        confirmed = now;
+                        failure_reported = false;
+                        withdrawal_reported = false;
                     }
+                    continue;
                 }
-                Err(why) if why.is_provider_refusal() => {
+                Ok(Err(why)) if why.is_provider_refusal() => {
                     if keys.withdrawn().is_none() {
                         tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, "the key provider refused the keys; requests are refused");
-                        keys.withdraw(format!("the key provider refused the keys ({why})"));
                     }
+                    keys.withdraw(format!("the key provider refused the keys ({why})"));
+                    continue;
                 }
-                Err(why) => {
-                    tracing::error!(target: TARGET, event = "keys_reload_failed", reason = %why, "key store re-check refused; the previous keys stay in use");
+                Ok(Err(why)) => why.to_string(),
+                Err(task) => format!("the re-check failed: {task}"),
+            };
+            let out_for = confirmed.elapsed();
+            if out_for >= schedule.grace {
+                if !withdrawal_reported {
+                    withdrawal_reported = true;
+                    tracing::error!(target: TARGET, event = "keys_withdrawn", reason = %why, outage_secs = out_for.as_secs(), "the key provider has not confirmed the keys past outage_grace_secs; requests are refused until it does");
                 }
+                keys.withdraw(format!(
+                    "the key provider has been out of reach for {} s ({why})",
+                    out_for.as_secs()
+                ));
+            } else if !failure_reported {
+                failure_reported = true;
+                tracing::warn!(target: TARGET, event = "key_provider_unreachable", reason = %why, grace_secs = schedule.grace.as_secs(), "the keys cannot be re-checked at the provider; keys held keep serving until the grace ends");
             }
         }
     }))
+}
+
+/// Every `SEALGATE_CRYPTOPERIOD_WATCH_SECS` (default 3600), and once at
+/// start: keeps `/metrics`' active key age current and, with
+/// `key_max_age_days`, reports `key_past_cryptoperiod` once per active key
+/// that outlived it (new objects are still wrapped with it until it is
+/// rotated).
+pub fn watch_cryptoperiod(running: &Running, max_age_days: Option<u64>) -> JoinHandle<()> {
+    let keys = running.keys.clone();
+    let metrics = running.metrics.clone();
+    let every = std::env::var("SEALGATE_CRYPTOPERIOD_WATCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600u64)
+        .max(1);
+    tokio::spawn(async move {
+        let mut reported = std::collections::HashSet::new();
+        loop {
+            let store = keys.get();
+            let active = store.active().id();
+            metrics.active_key_created(store.active_created().timestamp());
+            if let Some(max) = max_age_days
+                && let Some(age) = store.active_overdue(max, chrono::Utc::now())
+                && reported.insert(active)
+            {
+                tracing::warn!(target: TARGET, event = "key_past_cryptoperiod", key_id = %active, age_days = age, max_age_days = max, "the active key is past its cryptoperiod: rotate it (sealgate keys rotate)");
+            }
+            tokio::time::sleep(Duration::from_secs(every)).await;
+        }
+    })
 }

@@ -341,8 +341,13 @@ async fn call(
     if let Some(e) = super::gate::refusal(&req) {
         return Ok(refuse(req, e, &head, &ctx).await);
     }
-    if let Some(why) = ctx.keys.as_ref().and_then(|k| k.withdrawn()) {
-        let e = s3s::s3_error!(ServiceUnavailable, "sealgate's keys are withdrawn: {why}");
+    // The reason (provider address, key names, its words) is in the
+    // gateway's log and keys_withdrawn event, not for any client.
+    if ctx.keys.as_ref().is_some_and(|k| k.withdrawn().is_some()) {
+        let e = s3s::s3_error!(
+            ServiceUnavailable,
+            "sealgate's keys are withdrawn (see the gateway's log)"
+        );
         return Ok(refuse(req, e, &head, &ctx).await);
     }
     let operation = Operation::default();

@@ -105,6 +105,8 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     /// The gateway's metrics.
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// The active key's cryptoperiod (`key_max_age_days`), if set.
+    pub key_max_age_days: Option<u64>,
     /// The bucket policy in force (swap it to reload).
     pub policy: Arc<crate::policy::PolicyCell>,
     /// Client credentials, when the embedded default made or took them.
@@ -241,6 +243,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         keys_dir: keys_dir.clone(),
         admin_addr,
         metrics,
+        key_max_age_days: cfg.key_max_age_days,
         policy,
         client: shown_client,
         generated_key,
@@ -363,6 +366,7 @@ fn embedded_config(addr: SocketAddr, ak: String, sk: String) -> Config {
     Config {
         listen: "127.0.0.1:7070".into(),
         keys_dir: PathBuf::from("keys"),
+        key_max_age_days: None,
         domain: None,
         tls: None,
         admin_listen: None,

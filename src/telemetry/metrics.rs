@@ -108,6 +108,8 @@ pub struct Metrics {
     upstream_bytes_in: AtomicU64,
     /// Requests refused because their signature or access key was wrong.
     auth_failures: AtomicU64,
+    /// When the active key was created (Unix seconds; 0 until known).
+    active_key_created: AtomicI64,
 }
 
 impl Metrics {
@@ -162,6 +164,12 @@ impl Metrics {
     /// Counts a client request refused for its signature or access key.
     pub fn auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records when the key new objects are wrapped with was created, for
+    /// `sealgate_active_key_age_seconds`.
+    pub fn active_key_created(&self, unix_secs: i64) {
+        self.active_key_created.store(unix_secs, Ordering::Relaxed);
     }
 
     /// How many requests of `operation` ended with `status` (for tests and
@@ -233,6 +241,15 @@ impl Metrics {
             ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+        let created = self.active_key_created.load(Ordering::Relaxed);
+        if created > 0 {
+            let name = "sealgate_active_key_age_seconds";
+            let age = chrono::Utc::now().timestamp() - created;
+            let _ = writeln!(
+                o,
+                "# HELP {name} Age of the key new objects are wrapped with (compare with key_max_age_days).\n# TYPE {name} gauge\n{name} {age}"
+            );
         }
         self.upstream.render(
             &mut o,

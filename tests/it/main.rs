@@ -19,6 +19,7 @@ mod client_ip;
 mod config_cli;
 mod copy_conditional;
 mod crash;
+mod cryptoperiod;
 mod exception_cli;
 mod faults;
 mod format_roundtrip;

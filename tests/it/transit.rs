@@ -4,7 +4,7 @@
 //! way the provider can fail named for the operator.
 
 use crate::gw_common;
-use crate::gw_common::process::{sealgate, serve_command, start};
+use crate::gw_common::process::{Serving, sealgate, serve_command, start};
 use gw_common::client_for;
 use sealgate::keys::{KeyError, KeyStore};
 use sealgate::serve::embedded;
@@ -155,19 +155,7 @@ async fn keys_wrapped_by_transit_never_touch_the_disk_and_serve_objects() {
     assert_eq!(json["wrapped"]["key"], ROOT);
 
     // The gateway unwraps it at start and seals and opens objects with it.
-    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
-    let cfg = d.join("sealgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
-            d.join("keys")
-        ),
-    )
-    .unwrap();
-    let gw = start(serve_command(d, &cfg, &[]), false).unwrap();
-    let c = client_for(format!("http://{}", gw.addr), AK, SK);
-    c.create_bucket().bucket("kms").send().await.unwrap();
+    let (gw, c) = serve_store(d).await;
     c.put_object()
         .bucket("kms")
         .key("doc")
@@ -273,19 +261,7 @@ fn an_approle_login_unwraps_the_store_and_a_wrong_secret_id_is_refused() {
     let bao = Bao::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("policy.hcl"),
-        format!(
-            "path \"transit/keys/{ROOT}\" {{ capabilities = [\"read\"] }}\npath \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\npath \"transit/decrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"
-        ),
-    )
-    .unwrap();
-    bao.ok(&[
-        "policy",
-        "write",
-        "sealgate",
-        d.join("policy.hcl").to_str().unwrap(),
-    ]);
+    write_policy(&bao, d);
     bao.ok(&["auth", "enable", "approle"]);
     bao.ok(&[
         "write",
@@ -326,6 +302,49 @@ fn an_approle_login_unwraps_the_store_and_a_wrong_secret_id_is_refused() {
     assert!(!err.contains(&secret_id), "{err}");
 }
 
+/// A gateway on the store in `d/keys` over an embedded provider in
+/// `d/data`, with a bucket `kms`, and a client of it.
+async fn serve_store(d: &Path) -> (Serving, aws_sdk_s3::Client) {
+    serve_store_with(d, false).await
+}
+
+/// [`serve_store`], with an admin listener when `admin`.
+async fn serve_store_with(d: &Path, admin: bool) -> (Serving, aws_sdk_s3::Client) {
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\n{}keys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            if admin { "admin_listen = \"127.0.0.1:0\"\n" } else { "" },
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let gw = start(serve_command(d, &cfg, &[]), admin).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("kms").send().await.unwrap();
+    (gw, c)
+}
+
+/// The policy a gateway's token needs on the Transit key (docs/KEYS.md),
+/// written to `bao` as `sealgate`.
+fn write_policy(bao: &Bao, d: &Path) {
+    std::fs::write(
+        d.join("policy.hcl"),
+        format!(
+            "path \"transit/keys/{ROOT}\" {{ capabilities = [\"read\"] }}\npath \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\npath \"transit/decrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"
+        ),
+    )
+    .unwrap();
+    bao.ok(&[
+        "policy",
+        "write",
+        "sealgate",
+        d.join("policy.hcl").to_str().unwrap(),
+    ]);
+}
+
 /// The events of the gateway's audit log in `d`, in order.
 fn events(d: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(d.join("audit.jsonl"))
@@ -364,42 +383,18 @@ async fn an_outage_is_borne_for_the_grace_and_a_refusal_withdraws_the_keys() {
     let bao = Bao::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("policy.hcl"),
-        format!(
-            "path \"transit/keys/{ROOT}\" {{ capabilities = [\"read\"] }}\npath \"transit/encrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\npath \"transit/decrypt/{ROOT}\" {{ capabilities = [\"update\"] }}\n"
-        ),
-    )
-    .unwrap();
-    bao.ok(&[
-        "policy",
-        "write",
-        "sealgate",
-        d.join("policy.hcl").to_str().unwrap(),
-    ]);
+    write_policy(&bao, d);
     let token = bao.ok(&["token", "create", "-policy=sealgate", "-field=token"]);
     provider_store(d, &bao.addr, ROOT, &token);
     let settings = d.join("keys/provider.toml");
     let text = std::fs::read_to_string(&settings).unwrap();
     private(
         &settings,
-        &format!("recheck_secs = 1\noutage_grace_secs = 3\n{text}"),
+        &format!("recheck_secs = 1\noutage_grace_secs = 5\n{text}"),
     );
     let (ok, out) = sealgate(d, &["keys", "generate"]);
     assert!(ok, "{out}");
-    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
-    let cfg = d.join("sealgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
-            d.join("keys")
-        ),
-    )
-    .unwrap();
-    let gw = start(serve_command(d, &cfg, &[]), false).unwrap();
-    let c = client_for(format!("http://{}", gw.addr), AK, SK);
-    c.create_bucket().bucket("kms").send().await.unwrap();
+    let (gw, c) = serve_store_with(d, true).await;
     c.put_object()
         .bucket("kms")
         .key("doc")
@@ -408,20 +403,46 @@ async fn an_outage_is_borne_for_the_grace_and_a_refusal_withdraws_the_keys() {
         .await
         .unwrap();
 
-    // An outage (sealed): the keys held keep serving, then, past the
-    // grace, every request is refused until the provider answers again.
+    let admin = gw.admin.clone().unwrap();
+    assert_eq!(gw_common::http::get(&admin, "/health/ready").await.0, 200);
+
+    // An outage (sealed): once the gateway has seen it, the keys held keep
+    // serving; past the grace every request is refused, and readiness
+    // fails, until the provider answers again.
     bao.ok(&["operator", "seal"]);
-    assert_eq!(get_until(&c, |s| s == 200).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while position(&events(d), "key_provider_unreachable").is_none() {
+        assert!(std::time::Instant::now() < deadline, "outage not seen");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw_common::get_bytes(&c, "kms", "doc").await, b"held keys");
     let (status, text) = get_until(&c, |s| s == 503).await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("withdrawn"), "{text}");
+    // Clients are not told where the keys are kept or why.
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains(ROOT),
+        "{text}"
+    );
+    let (ready, why) = gw_common::http::get(&admin, "/health/ready").await;
+    assert_ne!(ready, 200, "{why}");
+    // The deadline takes effect on requests; the re-check that sees it
+    // records it (within recheck_secs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while position(&events(d), "keys_withdrawn").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "withdrawal not recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let ev = events(d);
     let unreachable = position(&ev, "key_provider_unreachable")
         .unwrap_or_else(|| panic!("outage recorded: {ev:?}"));
     let withdrawn = position(&ev, "keys_withdrawn").expect("withdrawal recorded");
     assert!(unreachable < withdrawn, "{ev:?}");
     assert!(
-        ev[withdrawn].to_string().contains("out of reach"),
+        ev[withdrawn].to_string().contains("past outage_grace_secs"),
         "{:?}",
         ev[withdrawn]
     );
@@ -433,6 +454,7 @@ async fn an_outage_is_borne_for_the_grace_and_a_refusal_withdraws_the_keys() {
     let (status, text) = get_until(&c, |s| s == 200).await;
     assert_eq!(status, 200, "{text}");
     assert!(position(&events(d), "keys_restored").is_some());
+    assert_eq!(gw_common::http::get(&admin, "/health/ready").await.0, 200);
 
     // A refusal (the gateway's token revoked): withdrawn at the next
     // re-check, without waiting for the grace.
@@ -460,4 +482,63 @@ async fn an_outage_is_borne_for_the_grace_and_a_refusal_withdraws_the_keys() {
     assert!(r.is_err());
     assert!(!d.join("data/kms/after").exists());
     drop(gw);
+}
+
+#[test]
+fn a_plain_store_is_wrapped_in_place_and_its_objects_still_open() {
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    std::fs::write(d.join("plain.txt"), b"stored before the KMS").unwrap();
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "encrypt",
+            "--bucket",
+            "b",
+            "--key",
+            "k",
+            d.join("plain.txt").to_str().unwrap(),
+            d.join("stored.bin").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let id = KeyStore::load(&d.join("keys")).unwrap().active().id();
+    let plain_file = std::fs::read_to_string(d.join(format!("keys/{id}.kek"))).unwrap();
+
+    // With a provider, a plain key file is refused until it is wrapped.
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+    let err = load_err(d);
+    assert!(err.contains("sealgate keys wrap"), "{err}");
+    let (ok, out) = sealgate(d, &["keys", "wrap"]);
+    assert!(ok && out.contains(&format!("wrapped key {id}")), "{out}");
+    let file = std::fs::read_to_string(d.join(format!("keys/{id}.kek"))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert!(json.get("key").is_none(), "{file}");
+    let plain: serde_json::Value = serde_json::from_str(&plain_file).unwrap();
+    assert_eq!(json["created"], plain["created"]);
+    assert!(!file.contains(plain["key"].as_str().unwrap()), "{file}");
+
+    // The object sealed under the plain key opens under the wrapped one.
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "decrypt",
+            "--bucket",
+            "b",
+            "--key",
+            "k",
+            d.join("stored.bin").to_str().unwrap(),
+            d.join("back.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read(d.join("back.txt")).unwrap(),
+        b"stored before the KMS"
+    );
+    // Wrapping again has nothing left to do.
+    let (ok, out) = sealgate(d, &["keys", "wrap"]);
+    assert!(ok && out.contains("0 key(s) wrapped"), "{out}");
 }

@@ -47,6 +47,17 @@ pub enum ProviderError {
         /// The provider's words.
         message: String,
     },
+    /// The provider is there but cannot answer now (a standby node, a
+    /// failover, a rate limit: 429 or 5xx).
+    #[error("{address} cannot answer now ({status}: {message})")]
+    Unavailable {
+        /// The provider's address.
+        address: String,
+        /// HTTP status.
+        status: u16,
+        /// The provider's words.
+        message: String,
+    },
     /// The provider is sealed and cannot use any key until it is unsealed.
     #[error("{address} is sealed: unseal it, then reload sealgate's keys")]
     Sealed {
@@ -205,7 +216,9 @@ impl ProviderError {
     pub fn is_outage(&self) -> bool {
         matches!(
             self,
-            ProviderError::Unreachable { .. } | ProviderError::Sealed { .. }
+            ProviderError::Unreachable { .. }
+                | ProviderError::Sealed { .. }
+                | ProviderError::Unavailable { .. }
         )
     }
 }

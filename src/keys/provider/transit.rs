@@ -80,6 +80,9 @@ enum Login {
 pub struct Transit {
     cfg: TransitConfig,
     login: Login,
+    /// The token of this provider's AppRole login, once logged in (a
+    /// provider lives for one load of the store).
+    session: std::sync::Mutex<Option<Zeroizing<String>>>,
 }
 
 impl Transit {
@@ -118,24 +121,45 @@ impl Transit {
                 }
             }
         };
-        Ok(Transit { cfg, login })
+        check_address(&cfg.address)?;
+        Ok(Transit {
+            cfg,
+            login,
+            session: std::sync::Mutex::new(None),
+        })
     }
 
     /// A client logged in with this provider's credentials.
     async fn client(&self) -> Result<VaultClient, ProviderError> {
+        // Every setting is given: vaultrs would otherwise take VAULT_ADDR,
+        // VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT and, worst,
+        // VAULT_SKIP_VERIFY from the environment. Certificates are always
+        // verified.
         let mut settings = VaultClientSettingsBuilder::default();
         settings
             .address(&self.cfg.address)
-            .timeout(Some(Duration::from_secs(self.cfg.timeout_secs)));
-        if let Login::Token(t) = &self.login {
-            settings.token(t.as_str());
-        } else {
-            // Replaced by the AppRole login below; never the environment's.
-            settings.token("");
-        }
-        if let Some(ca) = &self.cfg.ca_file {
-            settings.ca_certs(vec![ca.display().to_string()]);
-        }
+            .timeout(Some(Duration::from_secs(self.cfg.timeout_secs)))
+            .verify(true)
+            .identity(None)
+            .ca_certs(
+                self.cfg
+                    .ca_file
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            );
+        match &self.login {
+            Login::Token(t) => settings.token(t.as_str()),
+            // A token from this load's AppRole login, or none yet (then
+            // the login below), never the environment's.
+            Login::AppRole { .. } => settings.token(
+                self.session
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_deref()
+                    .map_or("", |s| s.as_str()),
+            ),
+        };
         if let Some(ns) = &self.cfg.namespace {
             settings.namespace(Some(ns.clone()));
         }
@@ -149,6 +173,11 @@ impl Transit {
             role_id,
             secret_id,
         } = &self.login
+            && self
+                .session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
         {
             // A wrong role or secret id is a 400 to AppRole: still a
             // refusal of the credentials.
@@ -163,6 +192,9 @@ impl Transit {
                     other => other,
                 })?;
             vaultrs::client::Client::set_token(&mut client, &auth.client_token);
+            // One login per load of the store, not one per key.
+            *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Zeroizing::new(auth.client_token));
         }
         Ok(client)
     }
@@ -176,6 +208,13 @@ impl Transit {
                 let lower = message.to_ascii_lowercase();
                 match code {
                     503 if lower.contains("sealed") => ProviderError::Sealed { address },
+                    // Standby nodes, failovers, rate limits: the provider is
+                    // there but cannot answer now.
+                    429 | 500..=599 => ProviderError::Unavailable {
+                        address,
+                        status: code,
+                        message,
+                    },
                     401 | 403 => ProviderError::Denied { address, message },
                     400 | 404
                         if lower.contains("key not found") || lower.contains("no existing key") =>
@@ -201,6 +240,36 @@ impl Transit {
                 reason: chain(&other),
             },
         }
+    }
+}
+
+/// The server's address must be an `https://` URL, or `http://` to a
+/// loopback address (a local agent or a test server): tokens and unwrapped
+/// keys cross this connection.
+fn check_address(address: &str) -> Result<(), ProviderError> {
+    let bad = |reason: &str| ProviderError::Credentials {
+        path: super::PROVIDER_FILE.into(),
+        reason: format!("transit address {address:?}: {reason}"),
+    };
+    let uri: http::Uri = address.parse().map_err(|_| bad("not a URL"))?;
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(bad(
+                    "plain http:// only to a loopback address; use https://",
+                ))
+            }
+        }
+        _ => Err(bad("expected an https:// URL")),
     }
 }
 
@@ -323,5 +392,31 @@ impl KeyProvider for Transit {
         }
         key.copy_from_slice(&bytes);
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_address;
+
+    #[test]
+    fn tokens_and_keys_cross_only_tls_or_loopback() {
+        for ok in [
+            "https://bao.example:8200",
+            "http://127.0.0.1:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+        ] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://bao.example:8200",
+            "http://10.0.0.5:8200",
+            "ftp://x",
+            "not a url",
+        ] {
+            let e = check_address(bad).unwrap_err().to_string();
+            assert!(e.contains("transit address"), "{bad}: {e}");
+        }
     }
 }

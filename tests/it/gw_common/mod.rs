@@ -8,6 +8,7 @@ use sealgate::serve::{Options, Running, start};
 use std::path::{Path, PathBuf};
 
 pub mod fault_proxy;
+pub mod http;
 pub mod process;
 pub mod security;
 pub mod webhook;
