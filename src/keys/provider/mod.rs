@@ -266,4 +266,19 @@ mod tests {
         let err = schedule(dir.path()).unwrap_err().to_string();
         assert!(err.contains("outage_grace_secs"), "{err}");
     }
+
+    #[test]
+    fn a_provider_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(PROVIDER_FILE);
+        std::fs::write(
+            &p,
+            "[transit]\naddress = \"http://127.0.0.1:1\"\nkey = \"k\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = schedule(dir.path()).unwrap_err();
+        assert!(matches!(err, KeyError::WritableFile { .. }), "{err}");
+    }
 }
