@@ -81,12 +81,19 @@ impl Bao {
             assert!(std::time::Instant::now() < deadline, "bao did not start");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let printed = std::fs::read_to_string(bao._log.path()).unwrap();
-        bao.unseal = printed
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
-            .unwrap_or_default()
-            .to_owned();
+        // The banner naming the unseal key may be written after the server
+        // already answers: wait for it.
+        while bao.unseal.is_empty() && std::time::Instant::now() < deadline {
+            let printed = std::fs::read_to_string(bao._log.path()).unwrap();
+            bao.unseal = printed
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+                .unwrap_or_default()
+                .to_owned();
+            if bao.unseal.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         bao.ok(&["secrets", "enable", "transit"]);
         bao.ok(&["write", "-f", &format!("transit/keys/{ROOT}")]);
         bao
