@@ -14,6 +14,7 @@ mod gw_common;
 mod admin;
 mod audit_cli;
 mod audit_records;
+mod aws_kms;
 mod checksums;
 mod client_ip;
 mod config_cli;

@@ -36,40 +36,10 @@ async fn s3s_fs() -> Target {
     }
 }
 
-/// moto server as a child process; killed when dropped.
-struct Moto(std::process::Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A gateway in front of a fresh moto server (`moto_server`, installed by
-/// tests/run.sh; the test fails if it is missing).
+/// A gateway in front of a fresh moto server.
 async fn moto() -> Target {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("moto_server is needed (pip install 'moto[s3]' flask flask-cors)");
-    let moto = Moto(child);
-    let up: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(up).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moto did not start in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let moto = gw_common::moto::Moto::start().await;
+    let up: SocketAddr = moto.addr;
     let dir = tempfile::tempdir().unwrap();
     let cfg = gw_common::gateway_config(dir.path(), up, ("moto", "moto-secret"), "");
     let gw = sealgate::serve::start(sealgate::serve::Options {

@@ -11,9 +11,10 @@
 //! the key that was wrapped (a provider answering with other bytes is
 //! refused, not used for new objects).
 //!
-//! Providers: OpenBao / HashiCorp Vault Transit ([`transit`]). Every
-//! provider implements [`KeyProvider`].
+//! Providers: OpenBao / HashiCorp Vault Transit ([`transit`]) and AWS KMS
+//! ([`aws_kms`]). Every provider implements [`KeyProvider`].
 
+pub mod aws_kms;
 pub mod transit;
 
 use super::KeyError;
@@ -39,7 +40,7 @@ pub enum ProviderError {
     /// The provider refused the credentials (a wrong or expired token, a
     /// policy without this key, a wrong AppRole secret).
     #[error(
-        "{address} refused the credentials ({message}): check the token or AppRole and its policy"
+        "{address} refused the credentials ({message}): check them (the token, AppRole or AWS credentials) and the key's policy"
     )]
     Denied {
         /// The provider's address.
@@ -71,6 +72,19 @@ pub enum ProviderError {
         address: String,
         /// The key's name at the provider.
         key: String,
+    },
+    /// The provider holds the key but will not use it: disabled, or
+    /// scheduled for deletion.
+    #[error(
+        "{address} will not use key {key:?} ({message}): it is disabled or scheduled for deletion"
+    )]
+    Disabled {
+        /// The provider's address.
+        address: String,
+        /// The key's name at the provider.
+        key: String,
+        /// The provider's words.
+        message: String,
     },
     /// The provider refused to unwrap this ciphertext: it was not made by
     /// this key for this key id, or it was altered.
@@ -137,6 +151,8 @@ struct ProviderFile {
     outage_grace_secs: u64,
     /// OpenBao / Vault Transit.
     transit: Option<transit::TransitConfig>,
+    /// AWS KMS.
+    aws_kms: Option<aws_kms::AwsKmsConfig>,
 }
 
 fn default_recheck() -> u64 {
@@ -200,12 +216,18 @@ pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError>
         path: path.clone(),
         reason,
     };
-    match file.transit {
-        Some(cfg) => Ok(Some(Box::new(
+    match (file.transit, file.aws_kms) {
+        (Some(cfg), None) => Ok(Some(Box::new(
             transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?,
         ))),
-        None => Err(malformed(
-            "names no provider: add a [transit] section".into(),
+        (None, Some(cfg)) => Ok(Some(Box::new(
+            aws_kms::AwsKms::new(cfg).map_err(|e| malformed(e.to_string()))?,
+        ))),
+        (None, None) => Err(malformed(
+            "names no provider: add a [transit] or an [aws_kms] section".into(),
+        )),
+        (Some(_), Some(_)) => Err(malformed(
+            "names two providers: keep one of [transit] and [aws_kms]".into(),
         )),
     }
 }
@@ -221,6 +243,76 @@ impl ProviderError {
                 | ProviderError::Unavailable { .. }
         )
     }
+}
+
+/// A provider's address must be an `https://` URL, or `http://` to a
+/// loopback address (a local agent or a test server): credentials and
+/// unwrapped keys cross this connection. `what` names the setting.
+fn check_address(what: &str, address: &str) -> Result<(), ProviderError> {
+    let bad = |reason: &str| ProviderError::Credentials {
+        path: PROVIDER_FILE.into(),
+        reason: format!("{what} {address:?}: {reason}"),
+    };
+    let uri: http::Uri = address.parse().map_err(|_| bad("not a URL"))?;
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(bad(
+                    "plain http:// only to a loopback address; use https://",
+                ))
+            }
+        }
+        _ => Err(bad("expected an https:// URL")),
+    }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Runs one provider exchange to its end on a thread of its own, so that
+/// the store can be loaded from synchronous code (the CLI) and from inside
+/// the gateway's runtime alike. It happens when keys are loaded, never per
+/// request.
+fn run<T: Send>(
+    f: impl std::future::Future<Output = Result<T, ProviderError>> + Send,
+) -> Result<T, ProviderError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ProviderError::BadAnswer {
+                    address: String::new(),
+                    reason: format!("no runtime for the provider call: {e}"),
+                })?
+                .block_on(f)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ProviderError::BadAnswer {
+                address: String::new(),
+                reason: "the provider call panicked".into(),
+            })
+        })
+    })
 }
 
 /// The authenticated context a key id's wrapping carries.
@@ -252,6 +344,16 @@ mod tests {
             (t.key.as_str(), t.mount.as_str()),
             ("sealgate-root", "transit")
         );
+
+        // Its commented AWS KMS alternative, taken instead.
+        let sample = include_str!("../../../keys/provider.toml.example");
+        let kms: String = sample
+            .lines()
+            .skip_while(|l| *l != "# [aws_kms]")
+            .map(|l| l.trim_start_matches("# ").to_owned() + "\n")
+            .collect();
+        let f: ProviderFile = toml::from_str(&kms).unwrap();
+        assert_eq!(f.aws_kms.unwrap().key_id, "alias/sealgate-root");
     }
 
     #[test]
@@ -280,5 +382,28 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = schedule(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::WritableFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn tokens_and_keys_cross_only_tls_or_loopback() {
+        for ok in [
+            "https://bao.example:8200",
+            "http://127.0.0.1:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+        ] {
+            assert!(check_address("transit address", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://bao.example:8200",
+            "http://10.0.0.5:8200",
+            "ftp://x",
+            "not a url",
+        ] {
+            let e = check_address("transit address", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("transit address"), "{bad}: {e}");
+        }
     }
 }

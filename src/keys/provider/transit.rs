@@ -8,7 +8,7 @@
 //! leaves it. Credentials: a token file, an AppRole (role id and a secret
 //! id file), or `BAO_TOKEN` / `VAULT_TOKEN`.
 
-use super::{KeyProvider, ProviderError};
+use super::{KeyProvider, ProviderError, chain, run};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::path::PathBuf;
@@ -121,7 +121,7 @@ impl Transit {
                 }
             }
         };
-        check_address(&cfg.address)?;
+        super::check_address("transit address", &cfg.address)?;
         Ok(Transit {
             cfg,
             login,
@@ -243,76 +243,6 @@ impl Transit {
     }
 }
 
-/// The server's address must be an `https://` URL, or `http://` to a
-/// loopback address (a local agent or a test server): tokens and unwrapped
-/// keys cross this connection.
-fn check_address(address: &str) -> Result<(), ProviderError> {
-    let bad = |reason: &str| ProviderError::Credentials {
-        path: super::PROVIDER_FILE.into(),
-        reason: format!("transit address {address:?}: {reason}"),
-    };
-    let uri: http::Uri = address.parse().map_err(|_| bad("not a URL"))?;
-    let host = uri.host().ok_or_else(|| bad("no host"))?;
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") => {
-            let loopback = host == "localhost"
-                || host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if loopback {
-                Ok(())
-            } else {
-                Err(bad(
-                    "plain http:// only to a loopback address; use https://",
-                ))
-            }
-        }
-        _ => Err(bad("expected an https:// URL")),
-    }
-}
-
-/// An error and its sources, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// Runs one provider exchange to its end on a thread of its own, so that
-/// the store can be loaded from synchronous code (the CLI) and from inside
-/// the gateway's runtime alike. It happens when keys are loaded, never per
-/// request.
-fn run<T: Send>(
-    f: impl std::future::Future<Output = Result<T, ProviderError>> + Send,
-) -> Result<T, ProviderError> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ProviderError::BadAnswer {
-                    address: String::new(),
-                    reason: format!("no runtime for the provider call: {e}"),
-                })?
-                .block_on(f)
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(ProviderError::BadAnswer {
-                address: String::new(),
-                reason: "the provider call panicked".into(),
-            })
-        })
-    })
-}
-
 impl KeyProvider for Transit {
     fn kind(&self) -> &'static str {
         "transit"
@@ -392,31 +322,5 @@ impl KeyProvider for Transit {
         }
         key.copy_from_slice(&bytes);
         Ok(key)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_address;
-
-    #[test]
-    fn tokens_and_keys_cross_only_tls_or_loopback() {
-        for ok in [
-            "https://bao.example:8200",
-            "http://127.0.0.1:8200",
-            "http://localhost:8200",
-            "http://[::1]:8200",
-        ] {
-            assert!(check_address(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://bao.example:8200",
-            "http://10.0.0.5:8200",
-            "ftp://x",
-            "not a url",
-        ] {
-            let e = check_address(bad).unwrap_err().to_string();
-            assert!(e.contains("transit address"), "{bad}: {e}");
-        }
     }
 }

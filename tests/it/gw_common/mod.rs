@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub mod fault_proxy;
 pub mod http;
+pub mod moto;
 pub mod process;
 pub mod security;
 pub mod webhook;
@@ -181,6 +182,17 @@ pub fn spawn_embedded(
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Process { child, addr, admin }
+}
+
+/// Stores `body` as an object; the PUT must succeed.
+pub async fn put_bytes(c: &Client, bucket: &str, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The whole body of an object.

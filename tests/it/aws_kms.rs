@@ -1,0 +1,347 @@
+//! Key stores whose keys are wrapped by AWS KMS (moto's KMS, a real
+//! `moto_server` as tests/run.sh installs it): no key on disk, the key id
+//! authenticated by KMS as encryption context, each way KMS can fail named
+//! for the operator, and a key revoked at KMS withdrawing the gateway's
+//! keys within the re-check.
+
+use crate::gw_common;
+use crate::gw_common::moto::Moto;
+use crate::gw_common::process::{Serving, bin, serve_command, start};
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use gw_common::client_for;
+use sealgate::serve::embedded;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const UAK: &str = "kms-upstream";
+const USK: &str = "kms-upstream-secret-0123";
+const AK: &str = "kms-client";
+const SK: &str = "kms-client-secret-0123";
+const ALIAS: &str = "alias/sealgate-root";
+const REGION: &str = "eu-central-1";
+
+/// moto's KMS and a client of it (for the test's own key administration).
+struct Kms {
+    moto: Moto,
+    admin: aws_sdk_kms::Client,
+}
+
+impl Kms {
+    async fn start() -> Kms {
+        let moto = Moto::start().await;
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(moto.url())
+            .credentials_provider(Credentials::new(
+                "kms-admin",
+                "kms-admin-secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        Kms {
+            moto,
+            admin: aws_sdk_kms::Client::from_conf(conf),
+        }
+    }
+
+    /// A new symmetric key named `alias`; its id.
+    async fn create_key(&self, alias: &str) -> String {
+        let id = self
+            .admin
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .key_id;
+        self.admin
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(&id)
+            .send()
+            .await
+            .unwrap();
+        id
+    }
+}
+
+fn private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A store in `d/keys` whose provider is KMS key `key_id` at `endpoint`,
+/// with `extra` settings before the section.
+fn provider_store(d: &Path, endpoint: &str, key_id: &str, extra: &str) {
+    let keys = d.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    private(
+        &keys.join("provider.toml"),
+        &format!(
+            "{extra}[aws_kms]\nkey_id = \"{key_id}\"\nregion = \"{REGION}\"\nendpoint_url = \"{endpoint}\"\ntimeout_secs = 3\n"
+        ),
+    );
+}
+
+/// The gateway's AWS credentials, from the environment as the usual chain
+/// reads them, and nothing of the host's own AWS settings.
+fn aws_env<'a>(cmd: &'a mut Command, d: &Path) -> &'a mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "kms-gateway")
+        .env("AWS_SECRET_ACCESS_KEY", "kms-gateway-secret")
+        .env("AWS_CONFIG_FILE", d.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", d.join("no-aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_KMS")
+}
+
+/// `sealgate ARGS` on the store in `d/keys` with the gateway's
+/// credentials: whether it succeeded, and its stdout and stderr.
+fn sealgate(d: &Path, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env("SEALGATE_KEYS_DIR", d.join("keys"));
+    let out = aws_env(&mut cmd, d).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `sealgate keys list` must fail; its words.
+fn list_err(d: &Path) -> String {
+    let (ok, out) = sealgate(d, &["keys", "list"]);
+    assert!(!ok, "the store loaded: {out}");
+    out
+}
+
+/// The key files of the store in `d/keys`, parsed.
+fn key_files(d: &Path) -> Vec<(std::path::PathBuf, serde_json::Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(d.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kek"))
+        .map(|p| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (p, v)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+/// A gateway (the real binary) on the store in `d/keys` over an embedded
+/// provider in `d/data`, with a bucket `kms`, and a client of it.
+async fn serve_store(d: &Path) -> (Serving, aws_sdk_s3::Client) {
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let mut cmd = serve_command(d, &cfg, &[]);
+    aws_env(&mut cmd, d);
+    let gw = start(cmd, false).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    c.create_bucket().bucket("kms").send().await.unwrap();
+    (gw, c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_wrapped_by_kms_hold_no_key_on_disk_and_serve_objects() {
+    let kms = Kms::start().await;
+    kms.create_key(ALIAS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &kms.moto.url(), ALIAS, "");
+    for _ in 0..2 {
+        let (ok, out) = sealgate(d, &["keys", "generate"]);
+        assert!(ok, "{out}");
+    }
+    let files = key_files(d);
+    assert_eq!(files.len(), 2);
+    for (path, json) in &files {
+        assert_eq!(json["format"], "sealgate-kek-wrapped/1", "{path:?}");
+        assert!(json.get("key").is_none(), "{json}");
+        assert_eq!(json["wrapped"]["provider"], "aws_kms");
+        assert_eq!(json["wrapped"]["key"], ALIAS);
+        let blob = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            json["wrapped"]["ciphertext"].as_str().unwrap(),
+        )
+        .expect("the ciphertext blob, base64");
+        assert!(blob.len() > 32, "{} bytes", blob.len());
+    }
+    // Two loads (list, then serve) each unwrap both keys: one client, the
+    // credential chain walked once per load.
+    let (ok, out) = sealgate(d, &["keys", "list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("aws_kms"), "{out}");
+
+    let (gw, c) = serve_store(d).await;
+    gw_common::put_bytes(&c, "kms", "doc", b"kept under KMS").await;
+    assert_eq!(
+        gw_common::get_bytes(&c, "kms", "doc").await,
+        b"kept under KMS"
+    );
+    let stored = std::fs::read(d.join("data/kms/doc")).unwrap();
+    assert!(!stored.windows(14).any(|w| w == b"kept under KMS"));
+    drop(gw);
+
+    // KMS authenticates the key id: one key's blob in the other's file is
+    // refused by KMS, not unwrapped into the wrong key.
+    let (a, mut first) = files[0].clone();
+    let (_, second) = &files[1];
+    first["wrapped"]["ciphertext"] = second["wrapped"]["ciphertext"].clone();
+    private(&a, &first.to_string());
+    let err = list_err(d);
+    assert!(err.contains("refused to unwrap"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_way_kms_fails_is_named() {
+    let kms = Kms::start().await;
+    kms.create_key(ALIAS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A key KMS does not have.
+    provider_store(d, &kms.moto.url(), "alias/misspelt", "");
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(!ok);
+    assert!(out.contains("has no key \"alias/misspelt\""), "{out}");
+
+    provider_store(d, &kms.moto.url(), ALIAS, "");
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    provider_store(d, &format!("http://127.0.0.1:{port}"), ALIAS, "");
+    let err = list_err(d);
+    assert!(err.contains("unreachable"), "{err}");
+
+    // Keys and credentials cross only TLS or loopback.
+    provider_store(d, "http://kms.example:80", ALIAS, "");
+    let err = list_err(d);
+    assert!(err.contains("plain http:// only to a loopback"), "{err}");
+
+    // No credentials anywhere in the chain.
+    provider_store(d, &kms.moto.url(), ALIAS, "");
+    let out = Command::new(bin())
+        .args(["keys", "list"])
+        .env("SEALGATE_KEYS_DIR", d.join("keys"))
+        .env("AWS_CONFIG_FILE", d.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", d.join("no-aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("credentials"), "{err}");
+
+    // Another KMS key under the configured name: the blob is not its.
+    kms.admin
+        .delete_alias()
+        .alias_name(ALIAS)
+        .send()
+        .await
+        .unwrap();
+    kms.create_key(ALIAS).await;
+    let err = list_err(d);
+    // KMS answers IncorrectKeyException (moto: AccessDeniedException).
+    assert!(err.contains("refused"), "{err}");
+}
+
+/// A refusal at KMS withdraws the keys at the next re-check, far inside
+/// the outage grace. KMS refuses a disabled key with DisabledException;
+/// moto does not enforce that on Decrypt, so the revocation here is the
+/// alias removed (NotFoundException, as a key deleted at KMS answers).
+/// Both are refusals (`aws_kms::tests` maps every KMS error code).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_at_kms_withdraws_the_gateways_keys_within_the_recheck() {
+    let kms = Kms::start().await;
+    let key = kms.create_key(ALIAS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(
+        d,
+        &kms.moto.url(),
+        ALIAS,
+        "recheck_secs = 1\noutage_grace_secs = 60\n",
+    );
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let (gw, c) = serve_store(d).await;
+    gw_common::put_bytes(&c, "kms", "doc", b"until revoked").await;
+
+    kms.admin
+        .delete_alias()
+        .alias_name(ALIAS)
+        .send()
+        .await
+        .unwrap();
+    let revoked = Instant::now();
+    let status = loop {
+        let r = c.get_object().bucket("kms").key("doc").send().await;
+        let status = match &r {
+            Ok(_) => 200,
+            Err(e) => e.raw_response().map_or(0, |r| r.status().as_u16()),
+        };
+        if status != 200 || revoked.elapsed() > Duration::from_secs(20) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Far inside the 60 s grace: a refusal is not an outage.
+    assert_eq!(status, 503);
+    assert!(revoked.elapsed() < Duration::from_secs(20));
+    let r = c
+        .put_object()
+        .bucket("kms")
+        .key("after")
+        .body(b"x".to_vec().into())
+        .send()
+        .await;
+    assert!(r.is_err());
+    assert!(!d.join("data/kms/after").exists());
+
+    kms.admin
+        .create_alias()
+        .alias_name(ALIAS)
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let restored = Instant::now();
+    loop {
+        if c.get_object().bucket("kms").key("doc").send().await.is_ok() {
+            break;
+        }
+        assert!(restored.elapsed() < Duration::from_secs(20), "not restored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(gw);
+}
