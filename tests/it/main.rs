@@ -34,6 +34,7 @@ mod logging;
 mod multipart;
 mod multipart_ranges;
 mod passthrough;
+mod pkcs11;
 mod protections;
 mod provider_refusals;
 mod provider_tamper;

@@ -11,10 +11,12 @@
 //! the key that was wrapped (a provider answering with other bytes is
 //! refused, not used for new objects).
 //!
-//! Providers: OpenBao / HashiCorp Vault Transit ([`transit`]) and AWS KMS
-//! ([`aws_kms`]). Every provider implements [`KeyProvider`].
+//! Providers: OpenBao / HashiCorp Vault Transit ([`transit`]), AWS KMS
+//! ([`aws_kms`]) and PKCS#11 tokens ([`pkcs11`]). Every provider
+//! implements [`KeyProvider`].
 
 pub mod aws_kms;
+pub mod pkcs11;
 pub mod transit;
 
 use super::KeyError;
@@ -86,6 +88,32 @@ pub enum ProviderError {
         /// The provider's words.
         message: String,
     },
+    /// The PKCS#11 module shows no token with the configured label or
+    /// slot.
+    #[error("{address}: no such token (list them: pkcs11-tool -L, or softhsm2-util --show-slots)")]
+    NoToken {
+        /// The module and the token asked for.
+        address: String,
+    },
+    /// The root key could leave the provider (a PKCS#11 key that is
+    /// extractable or not sensitive): refused, a root key must not.
+    #[error(
+        "{address}: key {key:?} can be exported (CKA_EXTRACTABLE, or not CKA_SENSITIVE); make the root key non-extractable and sensitive"
+    )]
+    Exportable {
+        /// The provider.
+        address: String,
+        /// The key's name at the provider.
+        key: String,
+    },
+    /// A refusal without an HTTP status (a PKCS#11 return value).
+    #[error("{address} refused: {message}")]
+    Rejected {
+        /// The provider.
+        address: String,
+        /// The provider's words.
+        message: String,
+    },
     /// The provider refused to unwrap this ciphertext: it was not made by
     /// this key for this key id, or it was altered.
     #[error(
@@ -153,6 +181,8 @@ struct ProviderFile {
     transit: Option<transit::TransitConfig>,
     /// AWS KMS.
     aws_kms: Option<aws_kms::AwsKmsConfig>,
+    /// A PKCS#11 token.
+    pkcs11: Option<pkcs11::Pkcs11Config>,
 }
 
 fn default_recheck() -> u64 {
@@ -216,20 +246,29 @@ pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError>
         path: path.clone(),
         reason,
     };
-    match (file.transit, file.aws_kms) {
-        (Some(cfg), None) => Ok(Some(Box::new(
-            transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?,
-        ))),
-        (None, Some(cfg)) => Ok(Some(Box::new(
-            aws_kms::AwsKms::new(cfg).map_err(|e| malformed(e.to_string()))?,
-        ))),
-        (None, None) => Err(malformed(
-            "names no provider: add a [transit] or an [aws_kms] section".into(),
-        )),
-        (Some(_), Some(_)) => Err(malformed(
-            "names two providers: keep one of [transit] and [aws_kms]".into(),
-        )),
-    }
+    let provider: Box<dyn KeyProvider> = match (file.transit, file.aws_kms, file.pkcs11) {
+        (Some(cfg), None, None) => {
+            Box::new(transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?)
+        }
+        (None, Some(cfg), None) => {
+            Box::new(aws_kms::AwsKms::new(cfg).map_err(|e| malformed(e.to_string()))?)
+        }
+        (None, None, Some(cfg)) => {
+            Box::new(pkcs11::Pkcs11Provider::new(cfg).map_err(|e| malformed(e.to_string()))?)
+        }
+        (None, None, None) => {
+            return Err(malformed(
+                "names no provider: add a [transit], [aws_kms] or [pkcs11] section".into(),
+            ));
+        }
+        _ => {
+            return Err(malformed(
+                "names more than one provider: keep one of [transit], [aws_kms] and [pkcs11]"
+                    .into(),
+            ));
+        }
+    };
+    Ok(Some(provider))
 }
 
 impl ProviderError {
@@ -345,15 +384,21 @@ mod tests {
             ("sealgate-root", "transit")
         );
 
-        // Its commented AWS KMS alternative, taken instead.
+        // Its commented alternatives, each taken instead.
         let sample = include_str!("../../../keys/provider.toml.example");
-        let kms: String = sample
-            .lines()
-            .skip_while(|l| *l != "# [aws_kms]")
-            .map(|l| l.trim_start_matches("# ").to_owned() + "\n")
-            .collect();
-        let f: ProviderFile = toml::from_str(&kms).unwrap();
-        assert_eq!(f.aws_kms.unwrap().key_id, "alias/sealgate-root");
+        let section = |head: &str| -> ProviderFile {
+            let text: String = sample
+                .lines()
+                .skip_while(|l| *l != head)
+                .take_while(|l| *l != "#")
+                .map(|l| l.trim_start_matches("# ").to_owned() + "\n")
+                .collect();
+            toml::from_str(&text).unwrap()
+        };
+        let kms = section("# [aws_kms]").aws_kms.unwrap();
+        assert_eq!(kms.key_id, "alias/sealgate-root");
+        let p11 = section("# [pkcs11]").pkcs11.unwrap();
+        assert_eq!(p11.key_label, "sealgate-root");
     }
 
     #[test]
