@@ -161,23 +161,25 @@ fn check_bucket_modes(cfg: &Config, keys: Option<&KeyStore>, out: &mut Vec<Findi
         "encrypted ({algorithm}, active key {})",
         active.as_deref().unwrap_or("?")
     );
-    let jurisdiction = cfg.upstream.jurisdiction();
     let allowed = &cfg.policy.allowed_jurisdictions;
-    let jurisdiction_allowed = allowed
-        .iter()
-        .any(|j| j.eq_ignore_ascii_case(&jurisdiction));
-    if allowed.is_empty() {
-        out.push(ok(format!(
-            "provider jurisdiction {jurisdiction}; no allowed jurisdictions configured"
-        )));
-    } else if jurisdiction_allowed {
-        out.push(ok(format!(
-            "provider jurisdiction {jurisdiction} is allowed"
-        )));
+    let places = match crate::policy::Located::all(&cfg.upstream, &cfg.keys_dir) {
+        Ok(p) => p,
+        Err(e) => return out.push(fail(format!("key provider: {e}"))),
+    };
+    let is_allowed = |j: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(j));
+    for place in &places {
+        let (what, j) = (place.what, &place.jurisdiction);
+        if allowed.is_empty() {
+            out.push(ok(format!(
+                "{what} jurisdiction {j}; no allowed jurisdictions configured"
+            )));
+        } else if is_allowed(j) {
+            out.push(ok(format!("{what} jurisdiction {j} is allowed")));
+        }
     }
-    let restricted = !cfg.policy.passthrough.is_empty()
-        || !cfg.policy.legacy_reads.is_empty()
-        || (!allowed.is_empty() && !jurisdiction_allowed);
+    let all_allowed = allowed.is_empty() || places.iter().all(|p| is_allowed(&p.jurisdiction));
+    let restricted =
+        !cfg.policy.passthrough.is_empty() || !cfg.policy.legacy_reads.is_empty() || !all_allowed;
     if !restricted {
         out.push(ok(format!(
             "every bucket: {encrypted}; no passthrough buckets are configured"
@@ -190,15 +192,18 @@ fn check_bucket_modes(cfg: &Config, keys: Option<&KeyStore>, out: &mut Vec<Findi
         ));
         return;
     };
-    let policy = crate::policy::Policy::load(&cfg.policy, &jurisdiction, keys, chrono::Utc::now());
+    let policy = crate::policy::Policy::load(&cfg.policy, &places, keys, chrono::Utc::now());
     let policy = match policy {
         Ok(p) => p,
         Err(e) => return out.push(fail(format!("policy: {e}"))),
     };
     if let Some(id) = policy.data_location_exception() {
-        out.push(ok(format!(
-            "provider jurisdiction {jurisdiction} is outside the allowed ones, under exception {id}"
-        )));
+        for place in places.iter().filter(|p| !is_allowed(&p.jurisdiction)) {
+            out.push(ok(format!(
+                "{} jurisdiction {} is outside the allowed ones, under exception {id}",
+                place.what, place.jurisdiction
+            )));
+        }
     }
     for r in &cfg.policy.passthrough {
         out.push(ok(format!(

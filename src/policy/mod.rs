@@ -108,13 +108,15 @@ pub enum PolicyError {
     /// A `[[policy.legacy_reads]]` rule is refused.
     #[error("legacy_reads: {0}")]
     LegacyReads(Box<PolicyError>),
-    /// The provider is outside the allowed jurisdictions and no exception
-    /// is named for it.
+    /// The provider (or the key provider) is outside the allowed
+    /// jurisdictions and no exception is named for it.
     #[error(
-        "the provider's jurisdiction {jurisdiction} is not among the allowed ({allowed}); storing data there needs policy.data_location_exception naming a registered data-location exception"
+        "the {what}'s jurisdiction {jurisdiction} is not among the allowed ({allowed}); storing data or keys there needs policy.data_location_exception naming a registered data-location exception"
     )]
     OutsideJurisdiction {
-        /// The provider's jurisdiction.
+        /// What is outside: `provider` or `key provider`.
+        what: &'static str,
+        /// Its jurisdiction.
         jurisdiction: String,
         /// The allowed ones, comma-separated.
         allowed: String,
@@ -360,6 +362,45 @@ fn covers(e: &Exception, bucket: &str) -> bool {
         .any(|p| p == bucket || (!bucket.contains('*') && registry::matches(p, bucket)))
 }
 
+/// Where something the gateway relies on keeps the organisation's data or
+/// keys: the storage provider, and the key store's provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// `provider` or `key provider`.
+    pub what: &'static str,
+    /// Its jurisdiction (`EU`, `US`, …, upper case).
+    pub jurisdiction: String,
+}
+
+impl Located {
+    /// The storage provider (`upstream`) and, when the key store in
+    /// `keys_dir` has one, its key provider.
+    pub fn all(
+        upstream: &crate::config::UpstreamConfig,
+        keys_dir: &std::path::Path,
+    ) -> Result<Vec<Located>, crate::keys::KeyError> {
+        let mut v = vec![Located {
+            what: "provider",
+            jurisdiction: upstream.jurisdiction(),
+        }];
+        if let Some(j) = crate::keys::provider::jurisdiction(keys_dir)? {
+            v.push(Located {
+                what: "key provider",
+                jurisdiction: j,
+            });
+        }
+        Ok(v)
+    }
+
+    /// The storage provider alone, in `jurisdiction`.
+    pub fn provider(jurisdiction: &str) -> Vec<Located> {
+        vec![Located {
+            what: "provider",
+            jurisdiction: jurisdiction.trim().to_ascii_uppercase(),
+        }]
+    }
+}
+
 impl Policy {
     /// Checks every passthrough rule against the registry; refuses (with
     /// the exact reason) an unknown, revoked, expired, not-yet-valid or
@@ -367,7 +408,7 @@ impl Policy {
     /// exception record per rule.
     pub fn load(
         cfg: &PolicyConfig,
-        jurisdiction: &str,
+        places: &[Located],
         keys: &KeyStore,
         now: DateTime<Utc>,
     ) -> Result<Policy, PolicyError> {
@@ -387,14 +428,18 @@ impl Policy {
                 exception: r.exception.clone(),
             })
             .collect();
-        let outside = !cfg.allowed_jurisdictions.is_empty()
-            && !cfg
-                .allowed_jurisdictions
-                .iter()
-                .any(|j| j.eq_ignore_ascii_case(jurisdiction));
+        // The first place outside the allowed jurisdictions, if any: one
+        // data-location exception covers them all.
+        let outside = places.iter().find(|p| {
+            !cfg.allowed_jurisdictions.is_empty()
+                && !cfg
+                    .allowed_jurisdictions
+                    .iter()
+                    .any(|j| j.eq_ignore_ascii_case(&p.jurisdiction))
+        });
         let state = cfg.state_path();
         let approvers = Approvers::from_config(cfg)?;
-        if rules.is_empty() && legacy.is_empty() && !outside {
+        if rules.is_empty() && legacy.is_empty() && outside.is_none() {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
                 state,
@@ -417,11 +462,12 @@ impl Policy {
             }
             legacy_in_force.push((rule.clone(), reg.exceptions[&rule.exception].0.clone()));
         }
-        let data_location = if outside {
+        let data_location = if let Some(place) = outside {
             let allowed = cfg.allowed_jurisdictions.join(", ");
             let Some(id) = &cfg.data_location_exception else {
                 return Err(PolicyError::OutsideJurisdiction {
-                    jurisdiction: jurisdiction.to_owned(),
+                    what: place.what,
+                    jurisdiction: place.jurisdiction.clone(),
                     allowed,
                 });
             };
@@ -667,8 +713,8 @@ mod tests {
     fn a_provider_outside_the_allowed_jurisdictions_needs_an_exception() {
         let now = Utc::now();
         let (_d, mut cfg, keys) = setup(&["*"], 30);
-        assert!(Policy::load(&cfg, "eu", &keys, now).is_ok());
-        let err = Policy::load(&cfg, "US", &keys, now)
+        assert!(Policy::load(&cfg, &Located::provider("eu"), &keys, now).is_ok());
+        let err = Policy::load(&cfg, &Located::provider("US"), &keys, now)
             .unwrap_err()
             .to_string();
         assert!(
@@ -677,13 +723,13 @@ mod tests {
         );
         cfg.data_location_exception = Some("EX-404".into());
         assert!(
-            Policy::load(&cfg, "US", &keys, now)
+            Policy::load(&cfg, &Located::provider("US"), &keys, now)
                 .unwrap_err()
                 .to_string()
                 .contains("not in the registry")
         );
         cfg.data_location_exception = Some("EX-LOC".into());
-        let p = Policy::load(&cfg, "US", &keys, now).unwrap();
+        let p = Policy::load(&cfg, &Located::provider("US"), &keys, now).unwrap();
         assert_eq!(p.data_location_exception(), Some("EX-LOC"));
         assert!(p.check_location(now).is_ok());
         let later = now + chrono::Duration::days(31);
@@ -696,10 +742,36 @@ mod tests {
 
         let (_d, mut cfg, keys) = setup(&["backups"], 30);
         cfg.data_location_exception = Some("EX-LOC".into());
-        let err = Policy::load(&cfg, "US", &keys, now)
+        let err = Policy::load(&cfg, &Located::provider("US"), &keys, now)
             .unwrap_err()
             .to_string();
         assert!(err.contains("every bucket"), "{err}");
+    }
+
+    #[test]
+    fn a_key_provider_outside_the_allowed_jurisdictions_needs_the_exception_too() {
+        let now = Utc::now();
+        let (_d, mut cfg, keys) = setup(&["*"], 30);
+        let mut places = Located::provider("EU");
+        places.push(Located {
+            what: "key provider",
+            jurisdiction: "US".into(),
+        });
+        let err = Policy::load(&cfg, &places, &keys, now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the key provider's jurisdiction US"), "{err}");
+        places[1].jurisdiction = crate::keys::provider::UNDECLARED.into();
+        let err = Policy::load(&cfg, &places, &keys, now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UNDECLARED"), "{err}");
+        cfg.data_location_exception = Some("EX-LOC".into());
+        let p = Policy::load(&cfg, &places, &keys, now).unwrap();
+        assert_eq!(p.data_location_exception(), Some("EX-LOC"));
+        places[1].jurisdiction = "EU".into();
+        cfg.data_location_exception = None;
+        assert!(Policy::load(&cfg, &places, &keys, now).is_ok());
     }
 
     #[test]

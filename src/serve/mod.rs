@@ -173,13 +173,9 @@ pub fn reload_policy(
     cfg.apply_env(|k| std::env::var(k).ok())
         .map_err(|e| e.to_string())?;
     let keys = KeyStore::load(keys_dir).map_err(|e| e.to_string())?;
-    crate::policy::Policy::load(
-        &cfg.policy,
-        &cfg.upstream.jurisdiction(),
-        &keys,
-        chrono::Utc::now(),
-    )
-    .map_err(|e| e.to_string())
+    let places = crate::policy::Located::all(&cfg.upstream, keys_dir).map_err(|e| e.to_string())?;
+    crate::policy::Policy::load(&cfg.policy, &places, &keys, chrono::Utc::now())
+        .map_err(|e| e.to_string())
 }
 
 /// Starts the gateway and returns once it is listening.
@@ -198,9 +194,10 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
     let keys = key_cell.get();
     let metrics = opts.metrics.clone().unwrap_or_default();
     let upstream = Upstream::connect(&cfg.upstream, Some(metrics.clone())).await?;
+    let places = crate::policy::Located::all(&cfg.upstream, &keys_dir)?;
     let policy = Arc::new(crate::policy::PolicyCell::new(crate::policy::Policy::load(
         &cfg.policy,
-        &cfg.upstream.jurisdiction(),
+        &places,
         &keys,
         chrono::Utc::now(),
     )?));

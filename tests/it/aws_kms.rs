@@ -212,6 +212,37 @@ async fn keys_wrapped_by_kms_hold_no_key_on_disk_and_serve_objects() {
     assert!(err.contains("refused to unwrap"), "{err}");
 }
 
+/// The KMS's region is a jurisdiction like the storage provider's: a
+/// gateway allowed only elsewhere does not start without a data-location
+/// exception, and says which of the two is outside.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kms_outside_the_allowed_jurisdictions_stops_the_gateway() {
+    let kms = Kms::start().await;
+    kms.create_key(ALIAS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &kms.moto.url(), ALIAS, "");
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\njurisdiction = \"US\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n[policy]\nallowed_jurisdictions = [\"US\"]\n",
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let mut cmd = serve_command(d, &cfg, &[]);
+    aws_env(&mut cmd, d);
+    let err = start(cmd, false).unwrap_err();
+    assert!(
+        err.contains("the key provider's jurisdiction EU is not among the allowed (US)"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_way_kms_fails_is_named() {
     let kms = Kms::start().await;

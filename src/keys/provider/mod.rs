@@ -177,6 +177,10 @@ struct ProviderFile {
     /// provider is out of reach (unreachable or sealed).
     #[serde(default = "default_grace")]
     outage_grace_secs: u64,
+    /// Where the provider keeps the root key (`EU`, `US`, …), checked
+    /// against `policy.allowed_jurisdictions`; for AWS KMS derived from
+    /// the region when not given.
+    jurisdiction: Option<String>,
     /// OpenBao / Vault Transit.
     transit: Option<transit::TransitConfig>,
     /// AWS KMS.
@@ -234,6 +238,24 @@ pub fn schedule(dir: &Path) -> Result<Option<Schedule>, KeyError> {
     Ok(read(dir)?.map(|(_, f)| Schedule {
         recheck: std::time::Duration::from_secs(f.recheck_secs),
         grace: std::time::Duration::from_secs(f.outage_grace_secs),
+    }))
+}
+
+/// What [`jurisdiction`] answers for a provider that declares none and
+/// has no region to derive it from.
+pub const UNDECLARED: &str = "UNDECLARED";
+
+/// Where the provider of the store in `dir` keeps its root key, when the
+/// store has a provider: `jurisdiction` of `provider.toml`, else the AWS
+/// KMS region's (`eu-central-1` → `EU`), else [`UNDECLARED`].
+pub fn jurisdiction(dir: &Path) -> Result<Option<String>, KeyError> {
+    Ok(read(dir)?.map(|(_, f)| {
+        let region = f.aws_kms.as_ref().and_then(|k| k.region.as_deref());
+        match (f.jurisdiction.as_deref(), region) {
+            (Some(j), _) if !j.trim().is_empty() => j.trim().to_ascii_uppercase(),
+            (_, Some(r)) => r.split('-').next().unwrap_or(r).to_ascii_uppercase(),
+            _ => UNDECLARED.to_owned(),
+        }
     }))
 }
 
@@ -399,6 +421,23 @@ mod tests {
         assert_eq!(kms.key_id, "alias/sealgate-root");
         let p11 = section("# [pkcs11]").pkcs11.unwrap();
         assert_eq!(p11.key_label, "sealgate-root");
+    }
+
+    #[test]
+    fn the_key_providers_jurisdiction_is_declared_or_derived_from_the_kms_region() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(jurisdiction(dir.path()).unwrap(), None);
+        let p = dir.path().join(PROVIDER_FILE);
+        let write = |text: &str| std::fs::write(&p, text).unwrap();
+        write("[aws_kms]\nkey_id = \"k\"\nregion = \"eu-central-1\"\n");
+        assert_eq!(jurisdiction(dir.path()).unwrap().as_deref(), Some("EU"));
+        write("jurisdiction = \"ch\"\n[aws_kms]\nkey_id = \"k\"\nregion = \"eu-central-1\"\n");
+        assert_eq!(jurisdiction(dir.path()).unwrap().as_deref(), Some("CH"));
+        write("[transit]\naddress = \"https://bao.example\"\nkey = \"k\"\n");
+        assert_eq!(
+            jurisdiction(dir.path()).unwrap().as_deref(),
+            Some(UNDECLARED)
+        );
     }
 
     #[test]
