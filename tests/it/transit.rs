@@ -332,8 +332,18 @@ fn an_approle_login_unwraps_the_store_and_a_wrong_secret_id_is_refused() {
     );
     let (ok, out) = sealgate(d, &["keys", "generate"]);
     assert!(ok, "{out}");
+    // Each load logs in once and revokes that login's token when done:
+    // no token is left that could unwrap the keys.
+    let tokens = || {
+        let json = bao.ok(&["list", "-format=json", "auth/token/accessors"]);
+        serde_json::from_str::<Vec<String>>(&json).unwrap().len()
+    };
+    let before = tokens();
     let store = KeyStore::load(&keys).unwrap();
     assert_eq!(store.list().len(), 1);
+    let (ok, out) = sealgate(d, &["keys", "list"]);
+    assert!(ok, "{out}");
+    assert_eq!(tokens(), before, "an AppRole token outlived its load");
 
     private(&d.join("secret-id"), "00000000-0000-0000-0000-000000000000");
     let err = load_err(d);

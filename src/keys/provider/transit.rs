@@ -243,6 +243,32 @@ impl Transit {
     }
 }
 
+impl Drop for Transit {
+    /// An AppRole login's token is revoked when the load that made it is
+    /// done: it could unwrap every key until its TTL, and nothing needs it
+    /// any more (the next load logs in again).
+    fn drop(&mut self) {
+        let logged_in = self
+            .session
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if !logged_in {
+            return;
+        }
+        // The client carries the login's token (no new login).
+        let revoked = run(async {
+            let c = self.client().await?;
+            vaultrs::token::revoke_self(&c)
+                .await
+                .map_err(|e| self.classify(e))
+        });
+        if let Err(why) = revoked {
+            tracing::warn!(provider = "transit", error = %why, "the AppRole login's token could not be revoked; it lapses at its TTL");
+        }
+    }
+}
+
 impl KeyProvider for Transit {
     fn kind(&self) -> &'static str {
         "transit"
