@@ -166,7 +166,9 @@ fn check_bucket_modes(cfg: &Config, keys: Option<&KeyStore>, out: &mut Vec<Findi
         Ok(p) => p,
         Err(e) => return out.push(fail(format!("key provider: {e}"))),
     };
-    let is_allowed = |j: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(j));
+    let is_allowed = |j: &str| {
+        j != crate::keys::provider::UNDECLARED && allowed.iter().any(|a| a.eq_ignore_ascii_case(j))
+    };
     for place in &places {
         let (what, j) = (place.what, &place.jurisdiction);
         if allowed.is_empty() {

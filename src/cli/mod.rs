@@ -6,6 +6,7 @@
 
 mod config_check;
 mod exception;
+mod inventory;
 mod objects;
 mod serve;
 
@@ -70,6 +71,14 @@ pub struct KeysDir {
 
 #[derive(Debug, Subcommand)]
 enum KeysAction {
+    /// Every key and where its provider keeps the root key, as JSON for auditors.
+    Inventory {
+        #[command(flatten)]
+        dir: KeysDir,
+        /// The cryptoperiod to flag the active key against (the gateway's key_max_age_days).
+        #[arg(long = "max-age-days", env = "SEALGATE_KEY_MAX_AGE_DAYS")]
+        max_age_days: Option<u64>,
+    },
     /// Create a key. The store's first key becomes active; later keys only with --activate.
     Generate {
         #[command(flatten)]
@@ -395,6 +404,9 @@ fn keys(action: KeysAction) -> CliResult {
                     );
                 }
             }
+        }
+        KeysAction::Inventory { dir, max_age_days } => {
+            println!("{}", inventory::render(&dir.keys_dir, max_age_days)?);
         }
         KeysAction::Wrap { dir } => {
             let ids = KeyStore::wrap_plain(&dir.keys_dir)?;

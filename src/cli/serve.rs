@@ -137,6 +137,9 @@ async fn run(a: ServeArgs, opts: Options, audit: AuditLayer, began: Instant) -> 
         let dir = a.keys_dir.clone().unwrap_or_else(|| PathBuf::from("keys"));
         warn_generated_key(id, &dir, a.log_json);
     }
+    // Before the listening line, which tests and supervisors take as ready:
+    // the first scrape of /metrics already has the key's age.
+    let cryptoperiod = background::watch_cryptoperiod(&running, running.key_max_age_days);
     print_how_to_use(&running, a.config.is_none());
     let reload = background::reload_on_hangup(&running, a.config.clone());
     let anchors = a.anchor_bucket.clone().map(|bucket| {
@@ -154,7 +157,6 @@ async fn run(a: ServeArgs, opts: Options, audit: AuditLayer, began: Instant) -> 
     });
     let watch = background::watch_exceptions(&running);
     let recheck = background::recheck_keys(&running);
-    let cryptoperiod = background::watch_cryptoperiod(&running, running.key_max_age_days);
     wait_for_signal().await;
     cryptoperiod.abort();
     if let Some(t) = recheck {

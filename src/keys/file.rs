@@ -355,12 +355,26 @@ pub(super) fn write_key(
             body
         }
         Some(p) => {
+            let context = super::provider::context(&id);
+            let ciphertext = p
+                .wrap(secret, &context)
+                .map_err(|e| super::provider::failed(&path, p, e))?;
+            // The wrapping is proven to come back as this key before any
+            // file is written or replaced: a provider that wraps into
+            // something it cannot unwrap must not cost the key.
+            let back = p
+                .unwrap(&ciphertext, &context)
+                .map_err(|e| super::provider::failed(&path, p, e))?;
+            if check_value(id, &back) != check_value(id, secret) {
+                return Err(KeyError::CheckFailed {
+                    path: path.clone(),
+                    id,
+                });
+            }
             let wrapped = Wrapped {
                 provider: p.kind().into(),
                 key: p.key_name().into(),
-                ciphertext: p
-                    .wrap(secret, &super::provider::context(&id))
-                    .map_err(|e| super::provider::failed(&path, p, e))?,
+                ciphertext,
             };
             let line = serde_json::json!({
                 "format": WRAPPED_FILE_FORMAT,

@@ -432,10 +432,11 @@ impl Policy {
         // data-location exception covers them all.
         let outside = places.iter().find(|p| {
             !cfg.allowed_jurisdictions.is_empty()
-                && !cfg
-                    .allowed_jurisdictions
-                    .iter()
-                    .any(|j| j.eq_ignore_ascii_case(&p.jurisdiction))
+                && (p.jurisdiction == crate::keys::provider::UNDECLARED
+                    || !cfg
+                        .allowed_jurisdictions
+                        .iter()
+                        .any(|j| j.eq_ignore_ascii_case(&p.jurisdiction)))
         });
         let state = cfg.state_path();
         let approvers = Approvers::from_config(cfg)?;
@@ -766,6 +767,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("UNDECLARED"), "{err}");
+        // No allowed list contains it, even one that names it.
+        cfg.allowed_jurisdictions.push("UNDECLARED".into());
+        assert!(Policy::load(&cfg, &places, &keys, now).is_err());
+        cfg.allowed_jurisdictions.pop();
         cfg.data_location_exception = Some("EX-LOC".into());
         let p = Policy::load(&cfg, &places, &keys, now).unwrap();
         assert_eq!(p.data_location_exception(), Some("EX-LOC"));

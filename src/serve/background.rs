@@ -189,6 +189,9 @@ pub fn watch_cryptoperiod(running: &Running, max_age_days: Option<u64>) -> JoinH
         .and_then(|v| v.parse().ok())
         .unwrap_or(3600u64)
         .max(1);
+    // Set before the gateway answers, not when the task first runs: the
+    // first scrape must already see it.
+    metrics.active_key_created(keys.get().active_created().timestamp());
     tokio::spawn(async move {
         let mut reported = std::collections::HashSet::new();
         loop {

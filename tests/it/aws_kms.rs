@@ -191,6 +191,15 @@ async fn keys_wrapped_by_kms_hold_no_key_on_disk_and_serve_objects() {
     let (ok, out) = sealgate(d, &["keys", "list"]);
     assert!(ok, "{out}");
     assert!(out.contains("aws_kms"), "{out}");
+    // The inventory says where the root key is, and which jurisdiction.
+    let (ok, out) = sealgate(d, &["keys", "inventory"]);
+    assert!(ok, "{out}");
+    let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(inv["provider"]["kind"], "aws_kms", "{inv}");
+    assert_eq!(inv["provider"]["root_key"], ALIAS);
+    assert_eq!(inv["provider"]["location"], kms.moto.url());
+    assert_eq!(inv["provider"]["jurisdiction"], "EU");
+    assert_eq!(inv["keys"].as_array().unwrap().len(), 2);
 
     let (gw, c) = serve_store(d).await;
     gw_common::put_bytes(&c, "kms", "doc", b"kept under KMS").await;

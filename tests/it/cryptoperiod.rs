@@ -93,3 +93,88 @@ async fn a_key_past_its_cryptoperiod_is_flagged_until_it_is_rotated() {
         "{out}"
     );
 }
+
+/// `keys inventory`: every key with its state and where it is kept, the
+/// cryptoperiod flag as `config check` computes it, and no key material.
+#[test]
+fn the_inventory_lists_every_key_its_state_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    age_key(d, 400);
+    let first = KeyStore::load(&d.join("keys")).unwrap().active().id();
+    let (ok, out) = sealgate(d, &["keys", "rotate"]);
+    assert!(ok, "{out}");
+    let second = KeyStore::load(&d.join("keys")).unwrap().active().id();
+    assert!(sealgate(d, &["keys", "generate"]).0);
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "keys",
+            "revoke",
+            &first.to_string(),
+            "--reason",
+            "compromised laptop",
+        ],
+    );
+    assert!(ok, "{out}");
+
+    let inventory = |max: &str| {
+        let out = std::process::Command::new(crate::gw_common::process::bin())
+            .args(["keys", "inventory", "--max-age-days", max])
+            .env("SEALGATE_KEYS_DIR", d.join("keys"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = inventory("365");
+    let inv: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(inv["format"], "sealgate-key-inventory/1");
+    assert!(inv["provider"].is_null(), "{inv}");
+    let keys = inv["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{inv}");
+    let entry = |id: &str| keys.iter().find(|k| k["id"] == id).unwrap().clone();
+    let old = entry(&first.to_string());
+    assert_eq!(old["state"], "revoked");
+    assert!(
+        old["revoked"]
+            .as_str()
+            .unwrap()
+            .contains("compromised laptop")
+    );
+    assert!(old["age_days"].as_i64().unwrap() >= 399);
+    let active = entry(&second.to_string());
+    assert_eq!(active["state"], "active");
+    assert_eq!(active["past_cryptoperiod"], false);
+    assert_eq!(active["kept"], "file");
+    assert_eq!(
+        keys.iter().filter(|k| k["state"] == "retained").count(),
+        1,
+        "{inv}"
+    );
+    // No KEK appears in it.
+    for f in std::fs::read_dir(d.join("keys")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "kek") {
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            let key = json["key"].as_str().unwrap();
+            assert!(!text.contains(key), "the inventory holds a key");
+        }
+    }
+    // The active key flagged once it is past the cryptoperiod.
+    let inv: serde_json::Value = serde_json::from_str(&inventory("0")).unwrap();
+    let flagged: Vec<_> = inv["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["past_cryptoperiod"] == true)
+        .map(|k| k["id"].clone())
+        .collect();
+    assert_eq!(flagged, vec![serde_json::Value::from(second.to_string())]);
+}

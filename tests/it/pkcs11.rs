@@ -88,7 +88,7 @@ impl Hsm {
         self.ok(self
             .tool()
             .args(["--keygen", "--key-type", "AES:32", "--label", label])
-            .arg("--sensitive")
+            .args(["--sensitive", "--private"])
             .args(extra));
     }
 
@@ -160,19 +160,25 @@ fn key_files(d: &Path) -> Vec<(PathBuf, serde_json::Value)> {
 /// A gateway (the real binary) on the store in `d/keys`, over an embedded
 /// provider in `d/data`, with a bucket `hsm`, and a client of it.
 async fn serve_store(hsm: &Hsm, d: &Path) -> (Serving, aws_sdk_s3::Client) {
+    serve_store_with(hsm, d, false).await
+}
+
+/// [`serve_store`], with an admin listener when `admin`.
+async fn serve_store_with(hsm: &Hsm, d: &Path, admin: bool) -> (Serving, aws_sdk_s3::Client) {
     let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
     let cfg = d.join("sealgate.toml");
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            "listen = \"127.0.0.1:0\"\n{}keys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+            if admin { "admin_listen = \"127.0.0.1:0\"\n" } else { "" },
             d.join("keys")
         ),
     )
     .unwrap();
     let mut cmd = serve_command(d, &cfg, &[]);
     cmd.env("SOFTHSM2_CONF", hsm.conf());
-    let gw = start(cmd, false).unwrap();
+    let gw = start(cmd, admin).unwrap();
     let c = client_for(format!("http://{}", gw.addr), AK, SK);
     c.create_bucket().bucket("hsm").send().await.unwrap();
     (gw, c)
@@ -258,6 +264,38 @@ fn each_way_the_token_fails_is_named() {
     assert!(!ok);
     assert!(err.contains("can be exported"), "{err}");
 
+    // A public object (one anyone with a session could plant, without the
+    // PIN) is not taken for the root key.
+    hsm.ok(hsm.tool().args([
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--label",
+        "public",
+        "--sensitive",
+    ]));
+    let fresh = d.join("public");
+    provider_store(&fresh, TOKEN, "public", PIN, "");
+    let (ok, err) = sealgate(&hsm, &fresh, &["keys", "generate"]);
+    assert!(!ok);
+    assert!(err.contains("has no key \"public\""), "{err}");
+
+    // An AES-128 key.
+    hsm.ok(hsm.tool().args([
+        "--keygen",
+        "--key-type",
+        "AES:16",
+        "--label",
+        "short",
+        "--sensitive",
+        "--private",
+    ]));
+    let fresh = d.join("short");
+    provider_store(&fresh, TOKEN, "short", PIN, "");
+    let (ok, err) = sealgate(&hsm, &fresh, &["keys", "generate"]);
+    assert!(!ok);
+    assert!(err.contains("is not an AES-256 key"), "{err}");
+
     // Two keys under one label: which one is ambiguous, so neither.
     hsm.keygen("twice", &[]);
     hsm.keygen("twice", &[]);
@@ -329,5 +367,53 @@ async fn a_root_key_removed_from_the_token_withdraws_the_gateways_keys() {
         .await;
     assert!(r.is_err());
     assert!(!d.join("data/hsm/after").exists());
+    drop(gw);
+}
+
+/// A wrong PIN is tried once: each try counts toward the token locking its
+/// user PIN, so later re-checks do not log in with it again (readiness
+/// says why); the right PIN in pin_file brings the keys back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_pin_is_not_tried_again_and_the_right_one_restores_the_keys() {
+    let hsm = Hsm::start();
+    hsm.keygen(ROOT, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(
+        d,
+        TOKEN,
+        ROOT,
+        PIN,
+        "recheck_secs = 1\noutage_grace_secs = 60\n",
+    );
+    let (ok, out) = sealgate(&hsm, d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let (gw, c) = serve_store_with(&hsm, d, true).await;
+    let admin = gw.admin.clone().unwrap();
+    gw_common::put_bytes(&c, "hsm", "doc", b"behind a PIN").await;
+
+    private(&d.join("pin"), "000000");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let why = loop {
+        let (status, why) = gw_common::http::get(&admin, "/health/ready").await;
+        if (status != 200 && why.contains("not tried again")) || Instant::now() > deadline {
+            break why;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(why.contains("refused this PIN before"), "{why}");
+    assert!(!why.contains("000000") && !why.contains(PIN), "{why}");
+    let r = c.get_object().bucket("hsm").key("doc").send().await;
+    assert!(r.is_err());
+
+    private(&d.join("pin"), PIN);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw_common::try_get_bytes(&c, "hsm", "doc").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the right PIN did not restore the keys"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(gw);
 }

@@ -11,6 +11,7 @@
 //! profile, web identity, ECS and EC2 instance roles).
 
 use super::{KeyProvider, ProviderError, chain, run};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
@@ -48,9 +49,6 @@ fn default_timeout() -> u64 {
 /// A KMS key as a [`KeyProvider`].
 pub struct AwsKms {
     cfg: AwsKmsConfig,
-    /// The client, made on first use: the credential chain is walked once
-    /// per load of the store, not once per key.
-    client: std::sync::OnceLock<aws_sdk_kms::Client>,
 }
 
 impl AwsKms {
@@ -65,10 +63,7 @@ impl AwsKms {
                 reason: "aws_kms key_id is empty".into(),
             });
         }
-        Ok(AwsKms {
-            cfg,
-            client: std::sync::OnceLock::new(),
-        })
+        Ok(AwsKms { cfg })
     }
 
     /// What errors name as the provider's address.
@@ -80,10 +75,10 @@ impl AwsKms {
         }
     }
 
+    /// A client for one call. Made per call, on that call's runtime: an SDK
+    /// client's connection pool must not outlive the runtime that made it
+    /// (each call runs on a runtime of its own, see [`run`]).
     async fn client(&self) -> Result<aws_sdk_kms::Client, ProviderError> {
-        if let Some(c) = self.client.get() {
-            return Ok(c.clone());
-        }
         let timeout = Duration::from_secs(self.cfg.timeout_secs);
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(
@@ -107,11 +102,11 @@ impl AwsKms {
             });
         }
         let mut conf = aws_sdk_kms::config::Builder::from(&shared);
-        if let Some(u) = &self.cfg.endpoint_url {
-            conf = conf.endpoint_url(u);
-        }
-        let client = aws_sdk_kms::Client::from_conf(conf.build());
-        Ok(self.client.get_or_init(|| client).clone())
+        // Only provider.toml says where keys are sent: AWS_ENDPOINT_URL,
+        // AWS_ENDPOINT_URL_KMS and a profile's endpoint_url are not taken
+        // (they could send every new KEK to a plain-http endpoint).
+        conf.set_endpoint_url(self.cfg.endpoint_url.clone());
+        Ok(aws_sdk_kms::Client::from_conf(conf.build()))
     }
 
     /// An SDK error as what the operator must check.
@@ -135,15 +130,27 @@ impl AwsKms {
                     cause: format!("no answer within {} s", self.cfg.timeout_secs),
                 };
             }
-            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
-                return ProviderError::Unreachable {
-                    address,
-                    cause: chain(&e),
+            // Credentials are resolved before the request is sent, and
+            // their failures surface here too: none to be found, or a
+            // configuration that cannot give any, is the operator's to fix
+            // (a refusal); the instance role's or STS's endpoint timing out
+            // or failing is an outage like KMS's own.
+            SdkError::DispatchFailure(_) => {
+                return match credentials_error(&e) {
+                    Some(
+                        CredentialsError::CredentialsNotLoaded(_)
+                        | CredentialsError::InvalidConfiguration(_),
+                    ) => ProviderError::Credentials {
+                        path: super::PROVIDER_FILE.into(),
+                        reason: format!("aws_kms: {}", chain(&e)),
+                    },
+                    _ => ProviderError::Unreachable {
+                        address,
+                        cause: chain(&e),
+                    },
                 };
             }
-            // Credentials that could not be found or fetched surface here,
-            // before any request is sent.
-            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+            SdkError::ConstructionFailure(_) => {
                 return ProviderError::Credentials {
                     path: super::PROVIDER_FILE.into(),
                     reason: format!("aws_kms: {}", chain(&e)),
@@ -202,6 +209,18 @@ impl AwsKms {
             },
         }
     }
+}
+
+/// The credential-chain failure behind `e`, if that is what it is.
+fn credentials_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialsError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(found) = c.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        cur = c.source();
+    }
+    None
 }
 
 impl KeyProvider for AwsKms {
@@ -346,10 +365,30 @@ mod tests {
         );
         let late = kms().classify(SdkError::<DecryptError, _>::timeout_error("late"));
         assert!(matches!(late, P::Unreachable { .. }), "{late}");
+        // The credential chain: nothing to be found is the operator's to
+        // fix; the instance role's endpoint timing out is an outage.
         let creds = kms().classify(SdkError::<DecryptError, _>::dispatch_failure(
-            ConnectorError::other("no credentials in the chain".into(), None),
+            ConnectorError::other(
+                Box::new(CredentialsError::not_loaded("no credentials in the chain")),
+                None,
+            ),
         ));
         assert!(matches!(creds, P::Credentials { .. }), "{creds}");
+        assert!(!creds.is_outage());
+        let imds = kms().classify(SdkError::<DecryptError, _>::dispatch_failure(
+            ConnectorError::other(
+                Box::new(CredentialsError::provider_timed_out(Duration::from_secs(1))),
+                None,
+            ),
+        ));
+        assert!(
+            matches!(imds, P::Unreachable { .. }) && imds.is_outage(),
+            "{imds}"
+        );
+        let gone = kms().classify(SdkError::<DecryptError, _>::dispatch_failure(
+            ConnectorError::user("dispatch task gone".into()),
+        ));
+        assert!(gone.is_outage(), "{gone}");
     }
 
     #[test]

@@ -259,6 +259,64 @@ pub fn jurisdiction(dir: &Path) -> Result<Option<String>, KeyError> {
     }))
 }
 
+/// What the inventory says of a store's provider (`sealgate keys
+/// inventory`): no secret, only where and which.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Description {
+    /// `transit`, `aws_kms` or `pkcs11`.
+    pub kind: &'static str,
+    /// The root key's name at the provider.
+    pub root_key: String,
+    /// Where the provider is: an address, a region or endpoint, a module
+    /// and token.
+    pub location: String,
+    /// Its jurisdiction (see [`jurisdiction`]).
+    pub jurisdiction: String,
+}
+
+/// The provider of the store in `dir`, described, when it has one.
+pub fn describe(dir: &Path) -> Result<Option<Description>, KeyError> {
+    let Some(jurisdiction) = jurisdiction(dir)? else {
+        return Ok(None);
+    };
+    let Some((_, f)) = read(dir)? else {
+        return Ok(None);
+    };
+    let (kind, root_key, location) = if let Some(t) = &f.transit {
+        (
+            "transit",
+            t.key.clone(),
+            format!("{} (mount {})", t.address, t.mount),
+        )
+    } else if let Some(k) = &f.aws_kms {
+        let at = match (&k.endpoint_url, &k.region) {
+            (Some(u), _) => u.clone(),
+            (None, Some(r)) => format!("AWS KMS in {r}"),
+            (None, None) => "AWS KMS in the credential chain's region".into(),
+        };
+        ("aws_kms", k.key_id.clone(), at)
+    } else if let Some(p) = &f.pkcs11 {
+        let token = match (&p.token_label, p.slot) {
+            (Some(l), _) => format!("token {l:?}"),
+            (None, Some(s)) => format!("slot {s}"),
+            (None, None) => "no token".into(),
+        };
+        (
+            "pkcs11",
+            p.key_label.clone(),
+            format!("{token} of {}", p.module.display()),
+        )
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Description {
+        kind,
+        root_key,
+        location,
+        jurisdiction,
+    }))
+}
+
 /// The provider of the store in `dir`, when it has one.
 pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError> {
     let Some((path, file)) = read(dir)? else {
@@ -268,15 +326,23 @@ pub(crate) fn open(dir: &Path) -> Result<Option<Box<dyn KeyProvider>>, KeyError>
         path: path.clone(),
         reason,
     };
+    // Credentials that cannot be read (a token, secret id or PIN file
+    // removed or made readable by others) refuse the keys: a running
+    // gateway withdraws them at once rather than bearing it as an outage.
+    let refused = |kind: &str, source: ProviderError| KeyError::Provider {
+        path: path.clone(),
+        provider: kind.to_owned(),
+        source,
+    };
     let provider: Box<dyn KeyProvider> = match (file.transit, file.aws_kms, file.pkcs11) {
         (Some(cfg), None, None) => {
-            Box::new(transit::Transit::new(cfg).map_err(|e| malformed(e.to_string()))?)
+            Box::new(transit::Transit::new(cfg).map_err(|e| refused("transit", e))?)
         }
         (None, Some(cfg), None) => {
-            Box::new(aws_kms::AwsKms::new(cfg).map_err(|e| malformed(e.to_string()))?)
+            Box::new(aws_kms::AwsKms::new(cfg).map_err(|e| refused("aws_kms", e))?)
         }
         (None, None, Some(cfg)) => {
-            Box::new(pkcs11::Pkcs11Provider::new(cfg).map_err(|e| malformed(e.to_string()))?)
+            Box::new(pkcs11::Pkcs11Provider::new(cfg).map_err(|e| refused("pkcs11", e))?)
         }
         (None, None, None) => {
             return Err(malformed(
@@ -302,6 +368,9 @@ impl ProviderError {
             ProviderError::Unreachable { .. }
                 | ProviderError::Sealed { .. }
                 | ProviderError::Unavailable { .. }
+                // A token that went missing (unplugged, its network HSM
+                // unreachable) is out of reach, not refusing.
+                | ProviderError::NoToken { .. }
         )
     }
 }
@@ -438,6 +507,22 @@ mod tests {
             jurisdiction(dir.path()).unwrap().as_deref(),
             Some(UNDECLARED)
         );
+    }
+
+    #[test]
+    fn unreadable_credentials_refuse_the_keys_rather_than_count_as_an_outage() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROVIDER_FILE),
+            format!(
+                "[pkcs11]\nmodule = \"/x.so\"\ntoken_label = \"t\"\nkey_label = \"k\"\npin_file = {:?}\n",
+                dir.path().join("gone")
+            ),
+        )
+        .unwrap();
+        let err = open(dir.path()).err().unwrap();
+        assert!(err.is_provider_refusal(), "{err}");
+        assert!(!err.is_provider_outage(), "{err}");
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub struct Pkcs11Config {
 /// Modules loaded and initialised in this process, by path.
 static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
 
+/// PINs a token refused, by module: not tried again (until `pin_file`
+/// holds another), since every wrong try counts toward the token locking
+/// its user PIN, which only its security officer can undo. (A refused PIN
+/// is a wrong one: keeping it in memory reveals nothing of the right one.)
+static REFUSED_PINS: Mutex<Vec<(PathBuf, Zeroizing<String>)>> = Mutex::new(Vec::new());
+
 /// The token's AES key as a [`KeyProvider`].
 pub struct Pkcs11Provider {
     cfg: Pkcs11Config,
@@ -119,15 +125,23 @@ impl Pkcs11Provider {
         let slots = m.get_slots_with_token().map_err(|e| self.classify(e))?;
         let found = match (&self.cfg.token_label, self.cfg.slot) {
             (Some(label), _) => {
-                let mut found = None;
+                let mut found = Vec::new();
                 for s in slots {
                     let info = m.get_token_info(s).map_err(|e| self.classify(e))?;
                     if info.label().trim_end() == label {
-                        found = Some(s);
-                        break;
+                        found.push(s);
                     }
                 }
-                found
+                if found.len() > 1 {
+                    return Err(ProviderError::Rejected {
+                        address: self.address(),
+                        message: format!(
+                            "{} tokens are labelled {label:?}; name the slot instead",
+                            found.len()
+                        ),
+                    });
+                }
+                found.pop()
             }
             (None, Some(id)) => slots.into_iter().find(|s| s.id() == id),
             (None, None) => None,
@@ -155,16 +169,37 @@ impl Pkcs11Provider {
         let m = self.module()?;
         let slot = self.slot(&m)?;
         let session = m.open_ro_session(slot).map_err(|e| self.classify(e))?;
+        let refused_before = REFUSED_PINS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(m, pin)| *m == self.cfg.module && pin.as_str() == self.pin.as_str());
+        if refused_before {
+            return Err(ProviderError::Denied {
+                address: self.address(),
+                message: "the token refused this PIN before; it is not tried again (each try counts toward locking the token): put the right PIN in pin_file".into(),
+            });
+        }
         let pin = AuthPin::from(self.pin.as_str());
         match session.login(UserType::User, Some(&pin)) {
             // The login state is the application's, shared by its sessions.
             Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(self.classify(e)),
+            Err(e) => {
+                if let P11Error::Pkcs11(RvError::PinIncorrect | RvError::PinLocked, _) = e {
+                    let mut refused = REFUSED_PINS.lock().unwrap_or_else(|e| e.into_inner());
+                    refused.push((self.cfg.module.clone(), self.pin.clone()));
+                }
+                return Err(self.classify(e));
+            }
         }
+        // Only a private token object: a public one could be planted by
+        // anyone who can open a session, without the PIN.
         let keys = session
             .find_objects(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
                 Attribute::KeyType(KeyType::AES),
+                Attribute::Token(true),
+                Attribute::Private(true),
                 Attribute::Label(self.cfg.key_label.as_bytes().to_vec()),
             ])
             .map_err(|e| self.classify(e))?;
@@ -187,16 +222,33 @@ impl Pkcs11Provider {
                 });
             }
         };
+        // Each of these must be answered and be what a key that never left
+        // the token has (a value of true is asked for where possible, so a
+        // zero-filled answer fails closed); and 32 bytes long.
         let attrs = session
-            .get_attributes(key, &[AttributeType::Sensitive, AttributeType::Extractable])
-            .map_err(|e| self.classify(e))?;
-        let exportable = attrs.iter().any(|a| {
-            matches!(
-                a,
-                Attribute::Sensitive(false) | Attribute::Extractable(true)
+            .get_attributes(
+                key,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Extractable,
+                    AttributeType::ValueLen,
+                ],
             )
-        }) || attrs.len() < 2;
-        if exportable {
+            .map_err(|e| self.classify(e))?;
+        let has = |want: &dyn Fn(&Attribute) -> bool| attrs.iter().any(want);
+        let kept_inside = has(&|a| matches!(a, Attribute::Sensitive(true)))
+            && has(&|a| matches!(a, Attribute::AlwaysSensitive(true)))
+            && has(&|a| matches!(a, Attribute::NeverExtractable(true)))
+            && has(&|a| matches!(a, Attribute::Extractable(false)));
+        if !has(&|a| matches!(a, Attribute::ValueLen(l) if u64::from(*l) == 32)) {
+            return Err(ProviderError::Rejected {
+                address: self.address(),
+                message: format!("key {:?} is not an AES-256 key", self.cfg.key_label),
+            });
+        }
+        if !kept_inside {
             return Err(ProviderError::Exportable {
                 address: self.address(),
                 key: self.cfg.key_label.clone(),
@@ -234,6 +286,9 @@ impl Pkcs11Provider {
             | RvError::DataLenRange => ProviderError::NotUnwrapped { address, message },
             // The token or the path to it is down: an outage.
             RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SessionCount
+            | RvError::UserNotLoggedIn
             | RvError::DeviceRemoved
             | RvError::DeviceError
             | RvError::DeviceMemory
@@ -244,6 +299,18 @@ impl Pkcs11Provider {
                 address,
                 cause: message,
             },
+            // Something else in the process finalised the module: forget
+            // it, so the next load initialises it again.
+            RvError::CryptokiNotInitialized => {
+                MODULES
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|(p, _)| *p != self.cfg.module);
+                ProviderError::Unreachable {
+                    address,
+                    cause: message,
+                }
+            }
             _ => ProviderError::Rejected { address, message },
         }
     }
@@ -259,17 +326,17 @@ impl KeyProvider for Pkcs11Provider {
     }
 
     fn wrap(&self, key: &[u8; 32], context: &str) -> Result<String, ProviderError> {
-        let (mut nonce, sealed) = self.with_key(|session, handle| {
-            let mut nonce = [0u8; NONCE_LEN];
-            session.generate_random_slice(&mut nonce)?;
-            let mut iv = nonce;
+        let (nonce, sealed) = self.with_key(|session, handle| {
+            let mut iv = [0u8; NONCE_LEN];
+            session.generate_random_slice(&mut iv)?;
             let params = GcmParams::new(&mut iv, context.as_bytes(), TAG_BITS.into())?;
             let sealed = session.encrypt(&Mechanism::AesGcm(params), handle, key)?;
-            Ok((nonce, sealed))
+            // Some tokens (FIPS mode) choose the IV themselves and write it
+            // back here: keep what the token used, not what was asked.
+            Ok((iv, sealed))
         })?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&sealed);
-        nonce.fill(0);
         Ok(format!("{PREFIX}{}", B64.encode(blob)))
     }
 
