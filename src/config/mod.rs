@@ -379,14 +379,48 @@ impl UpstreamConfig {
     pub fn jurisdiction(&self) -> String {
         match &self.jurisdiction {
             Some(j) => j.trim().to_ascii_uppercase(),
-            None => self
-                .region
-                .split('-')
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase(),
+            None => region_jurisdiction(&self.region),
         }
     }
+}
+
+/// The jurisdiction of a cloud region: `EU` for the European regions,
+/// otherwise the country, as ISO 3166 codes (a region's first label is
+/// not one: `sa-east-1` is in Brazil, not Saudi Arabia). Regions this
+/// table does not know keep their first label in capitals (`US` for
+/// `us-east-1`, `DEFAULT` for Ceph's `default`); declare `jurisdiction`
+/// for those.
+pub fn region_jurisdiction(region: &str) -> String {
+    let r = region.trim().to_ascii_lowercase();
+    let known = [
+        ("eusc-", "EU"),
+        ("eu-", "EU"),
+        ("us-", "US"),
+        ("ca-", "CA"),
+        ("mx-", "MX"),
+        ("sa-east-", "BR"),
+        ("af-south-", "ZA"),
+        ("il-central-", "IL"),
+        ("me-south-", "BH"),
+        ("me-central-", "AE"),
+        ("ap-east-", "HK"),
+        ("ap-south-", "IN"),
+        ("ap-northeast-2", "KR"),
+        ("ap-northeast-", "JP"),
+        ("ap-southeast-1", "SG"),
+        ("ap-southeast-3", "ID"),
+        ("ap-southeast-5", "MY"),
+        ("ap-southeast-7", "TH"),
+        ("ap-southeast-", "AU"),
+        ("cn-", "CN"),
+    ];
+    known
+        .iter()
+        .find(|(prefix, _)| r.starts_with(prefix))
+        .map_or_else(
+            || r.split('-').next().unwrap_or("").to_ascii_uppercase(),
+            |(_, j)| (*j).to_owned(),
+        )
 }
 
 impl Config {
@@ -742,6 +776,21 @@ mod tests {
         assert_eq!(u.jurisdiction(), "US");
         u.jurisdiction = Some("ch".into());
         assert_eq!(u.jurisdiction(), "CH");
+        // A region's first label is not a country code.
+        for (region, j) in [
+            ("sa-east-1", "BR"),
+            ("af-south-1", "ZA"),
+            ("me-central-1", "AE"),
+            ("ap-northeast-2", "KR"),
+            ("ap-northeast-1", "JP"),
+            ("ap-southeast-2", "AU"),
+            ("ap-southeast-1", "SG"),
+            ("eusc-de-east-1", "EU"),
+            ("us-gov-west-1", "US"),
+            ("default", "DEFAULT"),
+        ] {
+            assert_eq!(region_jurisdiction(region), j, "{region}");
+        }
     }
 
     #[test]

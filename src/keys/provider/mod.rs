@@ -253,7 +253,7 @@ pub fn jurisdiction(dir: &Path) -> Result<Option<String>, KeyError> {
         let region = f.aws_kms.as_ref().and_then(|k| k.region.as_deref());
         match (f.jurisdiction.as_deref(), region) {
             (Some(j), _) if !j.trim().is_empty() => j.trim().to_ascii_uppercase(),
-            (_, Some(r)) => r.split('-').next().unwrap_or(r).to_ascii_uppercase(),
+            (_, Some(r)) => crate::config::region_jurisdiction(r),
             _ => UNDECLARED.to_owned(),
         }
     }))
