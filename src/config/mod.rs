@@ -615,11 +615,32 @@ pub(crate) fn trusted_owner(uid: u32) -> bool {
 /// user sealgate runs as (or root). `serve` (at start and on SIGHUP, for the
 /// files it re-reads) and `config check` both apply it.
 pub fn check_secret_file(what: &str, path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
+    check_secret_meta(what, path, &meta)
+}
+
+/// A secret file's text (trailing newline removed), checked as
+/// [`check_secret_file`] does on the file actually opened, so that a file
+/// swapped in between the check and the read is not trusted.
+fn read_secret_file(what: &str, path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(read)?;
+    let meta = f.metadata().map_err(read)?;
+    check_secret_meta(what, path, &meta)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(read)?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn check_secret_meta(what: &str, path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let bad = |problem: String| ConfigError::InsecureSecretFile {
         what: what.to_owned(),
         path: path.to_owned(),
@@ -656,14 +677,7 @@ pub fn secret(
             "{what}: give the secret inline or in a file, not both"
         ))),
         (Some(s), None) => Ok(Some(s.clone())),
-        (None, Some(p)) => check_secret_file(what, p).and_then(|()| {
-            std::fs::read_to_string(p)
-                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|source| ConfigError::Read {
-                    path: p.clone(),
-                    source,
-                })
-        }),
+        (None, Some(p)) => read_secret_file(what, p).map(Some),
         (None, None) => Ok(None),
     }
 }

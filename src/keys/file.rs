@@ -102,11 +102,23 @@ pub(super) fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), KeyErr
     }
 }
 
-/// Refuses a non-secret file of the store (ACTIVE, revocation records)
-/// that another user owns or that group or others can write.
-pub(super) fn check_control_file(path: &Path) -> Result<(), KeyError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
-    check_owner(path, &meta)?;
+/// A non-secret file of the store (ACTIVE, revocation records,
+/// provider.toml): its text, refused when another user owns it or group or
+/// others can write it. The check is made on the file actually opened (its
+/// metadata from the open descriptor), so that a file swapped in between a
+/// check and the read is not trusted.
+pub(super) fn read_control_file(path: &Path) -> Result<String, KeyError> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).map_err(io(path))?;
+    let meta = f.metadata().map_err(io(path))?;
+    check_control_meta(path, &meta)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(io(path))?;
+    Ok(text)
+}
+
+fn check_control_meta(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+    check_owner(path, meta)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(KeyError::WritableFile {
@@ -317,16 +329,12 @@ fn unwrap_key(
 
 pub(super) fn read_active(dir: &Path) -> Result<KeyId, KeyError> {
     let path = dir.join(ACTIVE_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(KeyError::NoActive {
-                dir: dir.to_owned(),
-            });
-        }
-        Err(e) => return Err(io(&path)(e)),
-    };
-    check_control_file(&path)?;
+    if !path.exists() {
+        return Err(KeyError::NoActive {
+            dir: dir.to_owned(),
+        });
+    }
+    let text = read_control_file(&path)?;
     KeyId::from_hex(text.trim())
         .ok_or_else(|| malformed(&path, "must hold one key id (32 hex digits)"))
 }

@@ -59,12 +59,8 @@ pub(super) fn read_all(dir: &Path) -> Result<Vec<(KeyId, Revocation, PathBuf)>, 
         if path.extension().is_none_or(|e| e != REVOKED_EXT) {
             continue;
         }
-        file::check_control_file(&path)?;
-        let text = fs::read(&path).map_err(|source| KeyError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let f: RevocationFile = serde_json::from_slice(&text)
+        let text = file::read_control_file(&path)?;
+        let f: RevocationFile = serde_json::from_str(&text)
             .map_err(|e| malformed(&path, format!("not a revocation file: {e}")))?;
         if f.format != REVOCATION_FORMAT {
             return Err(malformed(

@@ -20,7 +20,7 @@ pub mod pkcs11;
 pub mod transit;
 
 use super::KeyError;
-use super::file::{check_control_file, io};
+use super::file::read_control_file;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -216,9 +216,9 @@ fn read(dir: &Path) -> Result<Option<(PathBuf, ProviderFile)>, KeyError> {
         return Ok(None);
     }
     // Whoever could edit it could point the store at a provider of their
-    // own: it is a control file (ours, not writable by others).
-    check_control_file(&path)?;
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    // own: it is a control file (ours, not writable by others), checked on
+    // the file actually read.
+    let text = read_control_file(&path)?;
     let file: ProviderFile = toml::from_str(&text).map_err(|e| KeyError::Malformed {
         path: path.clone(),
         reason: e.to_string(),
