@@ -50,10 +50,13 @@ pub fn reload_on_hangup(running: &Running, config: Option<PathBuf>) -> JoinHandl
                 }
             }
             let Some(path) = &config else { continue };
-            let (p, d) = (path.clone(), keys_dir.clone());
-            let policy_reload = tokio::task::spawn_blocking(move || super::reload_policy(&p, &d))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            // The keys just reloaded (or those in force): the store is not
+            // loaded a second time, so its provider is asked once per SIGHUP.
+            let (p, d, k) = (path.clone(), keys_dir.clone(), keys.get());
+            let policy_reload =
+                tokio::task::spawn_blocking(move || super::reload_policy(&p, &d, &k))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
             match policy_reload {
                 Ok(p) => {
                     policy.set(p);

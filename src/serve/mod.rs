@@ -168,13 +168,13 @@ fn random_token(len: usize) -> String {
 pub fn reload_policy(
     config: &std::path::Path,
     keys_dir: &std::path::Path,
+    keys: &KeyStore,
 ) -> Result<crate::policy::Policy, String> {
     let mut cfg = Config::load(config).map_err(|e| e.to_string())?;
     cfg.apply_env(|k| std::env::var(k).ok())
         .map_err(|e| e.to_string())?;
-    let keys = KeyStore::load(keys_dir).map_err(|e| e.to_string())?;
     let places = crate::policy::Located::all(&cfg.upstream, keys_dir).map_err(|e| e.to_string())?;
-    crate::policy::Policy::load(&cfg.policy, &places, &keys, chrono::Utc::now())
+    crate::policy::Policy::load(&cfg.policy, &places, keys, chrono::Utc::now())
         .map_err(|e| e.to_string())
 }
 
