@@ -379,21 +379,42 @@ impl UpstreamConfig {
     pub fn jurisdiction(&self) -> String {
         match &self.jurisdiction {
             Some(j) => j.trim().to_ascii_uppercase(),
-            None => region_jurisdiction(&self.region),
+            None => region_jurisdiction(&self.region, is_aws_endpoint(&self.endpoint)),
         }
     }
 }
 
-/// The jurisdiction of a cloud region: `EU` for the European regions,
-/// otherwise the country, as ISO 3166 codes (a region's first label is
-/// not one: `sa-east-1` is in Brazil, not Saudi Arabia). Regions this
-/// table does not know keep their first label in capitals (`US` for
-/// `us-east-1`, `DEFAULT` for Ceph's `default`); declare `jurisdiction`
-/// for those.
-pub fn region_jurisdiction(region: &str) -> String {
+/// Whether `endpoint` is AWS's own (so its region names are AWS's).
+pub fn is_aws_endpoint(endpoint: &str) -> bool {
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+}
+
+/// The jurisdiction of a region. For AWS's regions (`aws`) from a table:
+/// `EU` for those in the European Union, otherwise the country as an ISO
+/// 3166 code (a region's first label is not one: `sa-east-1` is in
+/// Brazil, not Saudi Arabia; `eu-west-2` is London, GB). Other providers
+/// name their regions their own way (Wasabi's `ap-northeast-2` is Osaka),
+/// so for them, and for AWS regions the table does not know, the first
+/// label in capitals (`US` for `us-east-1`, `DEFAULT` for Ceph's
+/// `default`): declare `jurisdiction` for those.
+pub fn region_jurisdiction(region: &str, aws: bool) -> String {
     let r = region.trim().to_ascii_lowercase();
+    let first_label = || r.split('-').next().unwrap_or("").to_ascii_uppercase();
+    if !aws {
+        return first_label();
+    }
     let known = [
         ("eusc-", "EU"),
+        ("eu-west-2", "GB"),
+        ("eu-central-2", "CH"),
         ("eu-", "EU"),
         ("us-", "US"),
         ("ca-", "CA"),
@@ -403,6 +424,7 @@ pub fn region_jurisdiction(region: &str) -> String {
         ("il-central-", "IL"),
         ("me-south-", "BH"),
         ("me-central-", "AE"),
+        ("ap-east-2", "TW"),
         ("ap-east-", "HK"),
         ("ap-south-", "IN"),
         ("ap-northeast-2", "KR"),
@@ -410,6 +432,7 @@ pub fn region_jurisdiction(region: &str) -> String {
         ("ap-southeast-1", "SG"),
         ("ap-southeast-3", "ID"),
         ("ap-southeast-5", "MY"),
+        ("ap-southeast-6", "NZ"),
         ("ap-southeast-7", "TH"),
         ("ap-southeast-", "AU"),
         ("cn-", "CN"),
@@ -417,10 +440,7 @@ pub fn region_jurisdiction(region: &str) -> String {
     known
         .iter()
         .find(|(prefix, _)| r.starts_with(prefix))
-        .map_or_else(
-            || r.split('-').next().unwrap_or("").to_ascii_uppercase(),
-            |(_, j)| (*j).to_owned(),
-        )
+        .map_or_else(first_label, |(_, j)| (*j).to_owned())
 }
 
 impl Config {
@@ -631,7 +651,16 @@ fn read_secret_file(what: &str, path: &Path) -> Result<String, ConfigError> {
         path: path.to_owned(),
         source,
     };
-    let mut f = std::fs::File::open(path).map_err(read)?;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            // A file we may not read says more through its owner and mode.
+            if let Ok(meta) = std::fs::metadata(path) {
+                check_secret_meta(what, path, &meta)?;
+            }
+            return Err(read(e));
+        }
+    };
     let meta = f.metadata().map_err(read)?;
     check_secret_meta(what, path, &meta)?;
     let mut text = String::new();
@@ -666,7 +695,7 @@ fn check_secret_meta(what: &str, path: &Path, meta: &std::fs::Metadata) -> Resul
 }
 
 /// Reads a secret given inline or in a file (trailing newline removed); the
-/// file must pass [`check_secret_file`].
+/// file must pass [`check_secret_file`] (checked on the descriptor read).
 pub fn secret(
     inline: &Option<String>,
     file: &Option<PathBuf>,
@@ -801,10 +830,23 @@ mod tests {
             ("ap-southeast-1", "SG"),
             ("eusc-de-east-1", "EU"),
             ("us-gov-west-1", "US"),
+            ("eu-west-2", "GB"),
+            ("eu-central-2", "CH"),
+            ("eu-west-1", "EU"),
+            ("ap-east-2", "TW"),
+            ("ap-southeast-6", "NZ"),
             ("default", "DEFAULT"),
         ] {
-            assert_eq!(region_jurisdiction(region), j, "{region}");
+            assert_eq!(region_jurisdiction(region, true), j, "{region}");
         }
+        // Other providers' region names are their own.
+        assert_eq!(region_jurisdiction("ap-northeast-2", false), "AP");
+        assert!(is_aws_endpoint("https://s3.eu-central-1.amazonaws.com"));
+        assert!(is_aws_endpoint(
+            "https://kms.cn-north-1.amazonaws.com.cn:443/"
+        ));
+        assert!(!is_aws_endpoint("https://s3.wasabisys.com"));
+        assert!(!is_aws_endpoint("http://127.0.0.1:9000"));
     }
 
     #[test]

@@ -109,7 +109,16 @@ pub(super) fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), KeyErr
 /// check and the read is not trusted.
 pub(super) fn read_control_file(path: &Path) -> Result<String, KeyError> {
     use std::io::Read;
-    let mut f = fs::File::open(path).map_err(io(path))?;
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            // A file we may not read says more through its owner and mode.
+            if let Ok(meta) = fs::metadata(path) {
+                check_control_meta(path, &meta)?;
+            }
+            return Err(io(path)(e));
+        }
+    };
     let meta = f.metadata().map_err(io(path))?;
     check_control_meta(path, &meta)?;
     let mut text = String::new();

@@ -14,6 +14,7 @@ use super::{KeyProvider, ProviderError, chain, run};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
+use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::time::Duration;
@@ -136,15 +137,26 @@ impl AwsKms {
             // (a refusal); the instance role's or STS's endpoint timing out
             // or failing is an outage like KMS's own.
             SdkError::DispatchFailure(_) => {
-                return match credentials_error(&e) {
-                    Some(
-                        CredentialsError::CredentialsNotLoaded(_)
-                        | CredentialsError::InvalidConfiguration(_),
-                    ) => ProviderError::Credentials {
+                let endpoint = source_of::<ResolveEndpointError>(&e).is_some();
+                return match source_of::<CredentialsError>(&e) {
+                    // Only a credential source that did not answer in time
+                    // is an outage; any answer it gave (an STS or SSO
+                    // refusal, a failing credential_process) fails closed.
+                    Some(CredentialsError::ProviderTimedOut(_)) => ProviderError::Unreachable {
+                        address,
+                        cause: chain(&e),
+                    },
+                    Some(_) => ProviderError::Credentials {
                         path: super::PROVIDER_FILE.into(),
                         reason: format!("aws_kms: {}", chain(&e)),
                     },
-                    _ => ProviderError::Unreachable {
+                    // A region or endpoint the SDK cannot resolve is the
+                    // configuration's to fix.
+                    None if endpoint => ProviderError::Credentials {
+                        path: super::PROVIDER_FILE.into(),
+                        reason: format!("aws_kms: {}", chain(&e)),
+                    },
+                    None => ProviderError::Unreachable {
                         address,
                         cause: chain(&e),
                     },
@@ -211,11 +223,13 @@ impl AwsKms {
     }
 }
 
-/// The credential-chain failure behind `e`, if that is what it is.
-fn credentials_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialsError> {
+/// The error of type `T` behind `e` (itself or a source), if any.
+fn source_of<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
-        if let Some(found) = c.downcast_ref::<CredentialsError>() {
+        if let Some(found) = c.downcast_ref::<T>() {
             return Some(found);
         }
         cur = c.source();
@@ -384,6 +398,18 @@ mod tests {
         assert!(
             matches!(imds, P::Unreachable { .. }) && imds.is_outage(),
             "{imds}"
+        );
+        let sts = kms().classify(SdkError::<DecryptError, _>::dispatch_failure(
+            ConnectorError::other(
+                Box::new(CredentialsError::provider_error(
+                    "AccessDenied: not allowed to assume the role",
+                )),
+                None,
+            ),
+        ));
+        assert!(
+            matches!(sts, P::Credentials { .. }) && !sts.is_outage(),
+            "{sts}"
         );
         let gone = kms().classify(SdkError::<DecryptError, _>::dispatch_failure(
             ConnectorError::user("dispatch task gone".into()),

@@ -251,9 +251,16 @@ pub const UNDECLARED: &str = "UNDECLARED";
 pub fn jurisdiction(dir: &Path) -> Result<Option<String>, KeyError> {
     Ok(read(dir)?.map(|(_, f)| {
         let region = f.aws_kms.as_ref().and_then(|k| k.region.as_deref());
+        // AWS's own endpoint unless another is named (then the region's
+        // name is that server's).
+        let aws = f.aws_kms.as_ref().is_some_and(|k| {
+            k.endpoint_url
+                .as_deref()
+                .is_none_or(crate::config::is_aws_endpoint)
+        });
         match (f.jurisdiction.as_deref(), region) {
             (Some(j), _) if !j.trim().is_empty() => j.trim().to_ascii_uppercase(),
-            (_, Some(r)) => crate::config::region_jurisdiction(r),
+            (_, Some(r)) => crate::config::region_jurisdiction(r, aws),
             _ => UNDECLARED.to_owned(),
         }
     }))

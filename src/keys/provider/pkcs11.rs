@@ -54,11 +54,12 @@ pub struct Pkcs11Config {
 /// Modules loaded and initialised in this process, by path.
 static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
 
-/// PINs a token refused, by module: not tried again (until `pin_file`
-/// holds another), since every wrong try counts toward the token locking
-/// its user PIN, which only its security officer can undo. (A refused PIN
-/// is a wrong one: keeping it in memory reveals nothing of the right one.)
-static REFUSED_PINS: Mutex<Vec<(PathBuf, Zeroizing<String>)>> = Mutex::new(Vec::new());
+/// PINs a token refused, by token (module and label or slot): not tried
+/// again by this process (until `pin_file` holds another PIN), since every
+/// wrong try counts toward the token locking its user PIN, which only its
+/// security officer can undo. (A refused PIN is a wrong one: keeping it in
+/// memory reveals nothing of the right one.)
+static REFUSED_PINS: Mutex<Vec<(String, Zeroizing<String>)>> = Mutex::new(Vec::new());
 
 /// The token's AES key as a [`KeyProvider`].
 pub struct Pkcs11Provider {
@@ -114,7 +115,11 @@ impl Pkcs11Provider {
         match m.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             // Another user of the module in this process initialised it.
             Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => return Err(self.classify(e)),
+            Err(e) => {
+                // classify may take MODULES itself.
+                drop(modules);
+                return Err(self.classify(e));
+            }
         }
         modules.push((self.cfg.module.clone(), m.clone()));
         Ok(m)
@@ -173,7 +178,7 @@ impl Pkcs11Provider {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|(m, pin)| *m == self.cfg.module && pin.as_str() == self.pin.as_str());
+            .any(|(token, pin)| *token == self.address() && pin.as_str() == self.pin.as_str());
         if refused_before {
             return Err(ProviderError::Denied {
                 address: self.address(),
@@ -187,7 +192,7 @@ impl Pkcs11Provider {
             Err(e) => {
                 if let P11Error::Pkcs11(RvError::PinIncorrect | RvError::PinLocked, _) = e {
                     let mut refused = REFUSED_PINS.lock().unwrap_or_else(|e| e.into_inner());
-                    refused.push((self.cfg.module.clone(), self.pin.clone()));
+                    refused.push((self.address(), self.pin.clone()));
                 }
                 return Err(self.classify(e));
             }
