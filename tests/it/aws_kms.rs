@@ -7,6 +7,7 @@
 use crate::gw_common;
 use crate::gw_common::moto::Moto;
 use crate::gw_common::process::{Serving, bin, serve_command, start};
+use crate::gw_common::{key_files, private};
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use gw_common::client_for;
 use sealgate::serve::embedded;
@@ -71,11 +72,6 @@ impl Kms {
     }
 }
 
-fn private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// A store in `d/keys` whose provider is KMS key `key_id` at `endpoint`,
 /// with `extra` settings before the section.
 fn provider_store(d: &Path, endpoint: &str, key_id: &str, extra: &str) {
@@ -123,21 +119,6 @@ fn list_err(d: &Path) -> String {
     let (ok, out) = sealgate(d, &["keys", "list"]);
     assert!(!ok, "the store loaded: {out}");
     out
-}
-
-/// The key files of the store in `d/keys`, parsed.
-fn key_files(d: &Path) -> Vec<(std::path::PathBuf, serde_json::Value)> {
-    let mut files: Vec<_> = std::fs::read_dir(d.join("keys"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kek"))
-        .map(|p| {
-            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            (p, v)
-        })
-        .collect();
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files
 }
 
 /// A gateway (the real binary) on the store in `d/keys` over an embedded

@@ -7,6 +7,7 @@
 
 use crate::gw_common;
 use crate::gw_common::process::{Serving, bin, serve_command, start};
+use crate::gw_common::{key_files, private};
 use gw_common::client_for;
 use sealgate::serve::embedded;
 use std::os::unix::fs::PermissionsExt;
@@ -99,11 +100,6 @@ impl Hsm {
     }
 }
 
-fn private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// A store in `d/keys` whose provider is the token's key `key`, with the
 /// PIN `pin` in `d/pin` and `extra` settings before the section.
 fn provider_store(d: &Path, token: &str, key: &str, pin: &str, extra: &str) {
@@ -140,21 +136,6 @@ fn list_err(hsm: &Hsm, d: &Path) -> String {
     let (ok, out) = sealgate(hsm, d, &["keys", "list"]);
     assert!(!ok, "the store loaded: {out}");
     out
-}
-
-/// The key files of the store in `d/keys`, parsed.
-fn key_files(d: &Path) -> Vec<(PathBuf, serde_json::Value)> {
-    let mut files: Vec<_> = std::fs::read_dir(d.join("keys"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kek"))
-        .map(|p| {
-            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            (p, v)
-        })
-        .collect();
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files
 }
 
 /// A gateway (the real binary) on the store in `d/keys`, over an embedded

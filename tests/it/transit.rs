@@ -4,6 +4,7 @@
 //! way the provider can fail named for the operator.
 
 use crate::gw_common;
+use crate::gw_common::private;
 use crate::gw_common::process::{Serving, sealgate, serve_command, start};
 use gw_common::client_for;
 use sealgate::keys::{KeyError, KeyStore};
@@ -122,11 +123,6 @@ impl Bao {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
-}
-
-fn private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A store in `d/keys` whose provider is `bao`'s key `key`, logging in with

@@ -413,3 +413,25 @@ pub fn client_no_retry(endpoint: String, ak: &str, sk: &str) -> Client {
         .build();
     Client::from_conf(conf)
 }
+
+/// Writes `text` to `path` with mode 0600 (a secret or key-store file).
+pub fn private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The key files of the store in `d/keys`, parsed, by file name.
+pub fn key_files(d: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(d.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kek"))
+        .map(|p| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (p, v)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
