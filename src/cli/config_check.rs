@@ -49,22 +49,58 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         Err(e) => fail(format!("key store: {e}")),
     });
     if let (Ok(k), Some(max)) = (&store, cfg.key_max_age_days) {
-        out.push(match k.active_overdue(max, chrono::Utc::now()) {
-            Some(age) => fail(format!(
-                "active key {} is {age} days old, past key_max_age_days = {max}: rotate it (sealgate keys rotate)",
-                k.active().id()
-            )),
-            None => ok(format!(
-                "active key {} is within its cryptoperiod ({max} days)",
-                k.active().id()
-            )),
-        });
+        let overdue = k.overdue_actives(max, chrono::Utc::now());
+        for (domain, id, age) in &overdue {
+            let (what, rotate) = match domain {
+                Some(d) => (
+                    format!("key domain {d}'s active key"),
+                    format!(" --domain {d}"),
+                ),
+                None => ("active key".to_owned(), String::new()),
+            };
+            out.push(fail(format!(
+                "{what} {id} is {age} days old, past key_max_age_days = {max}: rotate it (sealgate keys rotate{rotate})"
+            )));
+        }
+        if overdue.is_empty() {
+            out.push(ok(format!(
+                "active key {} is within its cryptoperiod ({max} days){}",
+                k.active().id(),
+                if k.actives().len() > 1 {
+                    ", as is every key domain's"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    if let Ok(k) = &store {
+        check_key_domains(cfg, k, &mut out);
     }
     check_upstream(cfg, &mut out);
     check_client_credentials(cfg, &mut out);
     check_listener(cfg, &mut out);
     check_bucket_modes(cfg, store.as_ref().ok(), &mut out);
     out
+}
+
+/// Each `[[policy.key_domains]]` rule: its domain in the store, live.
+fn check_key_domains(cfg: &Config, keys: &KeyStore, out: &mut Vec<Finding>) {
+    for r in &cfg.policy.key_domains {
+        out.push(match keys.active_in(Some(&r.domain)) {
+            Ok(kek) => ok(format!(
+                "bucket {}: key domain {} (active key {})",
+                r.bucket,
+                r.domain,
+                kek.id()
+            )),
+            Err(e @ crate::keys::KeyError::DomainDestroyed { .. }) => ok(format!(
+                "bucket {}: {e}; its objects read as erased and writes are refused",
+                r.bucket
+            )),
+            Err(e) => fail(format!("policy.key_domains: bucket {}: {e}", r.bucket)),
+        });
+    }
 }
 
 /// The provider: endpoint, credentials, CA bundle.

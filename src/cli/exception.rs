@@ -66,9 +66,13 @@ pub struct Fields {
     /// Bucket name or pattern (`*` wildcard); repeat for several.
     #[arg(long = "bucket", required = true)]
     buckets: Vec<String>,
-    /// unencrypted-writes, legacy-reads or data-location; repeat for several.
+    /// unencrypted-writes, legacy-reads, data-location or erasure; repeat for several.
     #[arg(long = "allow", required = true)]
     allows: Vec<Allowance>,
+    /// For an erasure exception: the key domain it allows destroying;
+    /// repeat for several.
+    #[arg(long = "domain")]
+    domains: Vec<String>,
     /// Valid from (YYYY-MM-DD or RFC 3339; default now, except for a
     /// signed exception, whose start must be given).
     #[arg(long, value_parser = parse_time)]
@@ -89,6 +93,7 @@ impl Fields {
             classification: self.classification,
             buckets: self.buckets,
             allows: self.allows,
+            domains: self.domains,
             starts,
             expires: self.expires,
         }

@@ -23,8 +23,24 @@ struct Inventory {
     kek_algorithm: &'static str,
     /// The configured cryptoperiod, if any.
     max_age_days: Option<u64>,
+    /// The key domains: each one's provider, or its erasure record.
+    domains: Vec<DomainEntry>,
     /// Every key, oldest first.
     keys: Vec<Entry>,
+}
+
+/// One key domain.
+#[derive(Debug, serde::Serialize)]
+struct DomainEntry {
+    name: String,
+    /// `live` or `destroyed`.
+    state: &'static str,
+    /// Its provider, when live and wrapped by one.
+    provider: Option<Description>,
+    /// What was destroyed, when, on whose decision, with the provider's
+    /// confirmations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erasure: Option<crate::keys::domain::Tombstone>,
 }
 
 /// One key.
@@ -33,11 +49,16 @@ struct Entry {
     id: String,
     created: String,
     age_days: i64,
-    /// `active` (wraps new objects), `retained` (opens older objects) or
-    /// `revoked`.
+    /// `active` (wraps new objects of its domain), `retained` (opens older
+    /// objects), `revoked` or `destroyed`.
     state: &'static str,
+    /// Its key domain; absent for the store's own keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destroyed: Option<String>,
     /// Where it is kept: `file`, or the provider that wrapped it.
     kept: String,
     /// Older than `max_age_days` (only the active key is held to it: the
@@ -51,26 +72,52 @@ const KEK_ALGORITHM: &str = "AES-256 key (32 bytes); wraps each object's data ke
 pub fn render(dir: &Path, max_age_days: Option<u64>) -> Result<String, Box<dyn std::error::Error>> {
     let store = KeyStore::load(dir)?;
     let described = provider::describe(dir)?;
-    // The same test as `config check` and the gateway's watch.
-    let overdue =
-        max_age_days.is_some_and(|m| store.active_overdue(m, chrono::Utc::now()).is_some());
+    // The same test as `config check` and the gateway's watch, for each
+    // domain's active key.
+    let now = chrono::Utc::now();
+    let overdue: Vec<String> = max_age_days
+        .map(|m| store.overdue_actives(m, now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, id, _)| id.to_string())
+        .collect();
     let keys = store
         .list()
         .into_iter()
         .map(|k| Entry {
-            state: match (&k.revoked, k.active) {
-                (Some(_), _) => "revoked",
-                (None, true) => "active",
-                (None, false) => "retained",
+            state: match (&k.destroyed, &k.revoked, k.active) {
+                (Some(_), _, _) => "destroyed",
+                (None, Some(_), _) => "revoked",
+                (None, None, true) => "active",
+                (None, None, false) => "retained",
             },
-            past_cryptoperiod: k.active && overdue,
+            past_cryptoperiod: k.active && overdue.contains(&k.id),
             id: k.id,
             created: k.created,
             age_days: k.age_days,
+            domain: k.domain,
             revoked: k.revoked,
+            destroyed: k.destroyed,
             kept: k.provider,
         })
         .collect();
+    let mut domains = Vec::new();
+    for name in store.domain_names() {
+        domains.push(match store.tombstone(name) {
+            Some(t) => DomainEntry {
+                name: name.to_owned(),
+                state: "destroyed",
+                provider: None,
+                erasure: Some(t.clone()),
+            },
+            None => DomainEntry {
+                name: name.to_owned(),
+                state: "live",
+                provider: provider::describe(&crate::keys::domain::dir(dir, name)?)?,
+                erasure: None,
+            },
+        });
+    }
     let inv = Inventory {
         format: "sealgate-key-inventory/1",
         generated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -78,6 +125,7 @@ pub fn render(dir: &Path, max_age_days: Option<u64>) -> Result<String, Box<dyn s
         provider: described,
         kek_algorithm: KEK_ALGORITHM,
         max_age_days,
+        domains,
         keys,
     };
     Ok(serde_json::to_string_pretty(&inv)?)

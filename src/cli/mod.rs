@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod config_check;
+mod erase;
 mod exception;
 mod inventory;
 mod objects;
@@ -13,7 +14,7 @@ mod serve;
 use crate::format::KeyId;
 use crate::keys::KeyStore;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Command-line arguments.
@@ -83,6 +84,9 @@ enum KeysAction {
     Generate {
         #[command(flatten)]
         dir: KeysDir,
+        /// In this key domain (created if new: `<keys>/domains/<domain>/`).
+        #[arg(long)]
+        domain: Option<String>,
         /// Make the new key the active one.
         #[arg(long)]
         activate: bool,
@@ -99,12 +103,18 @@ enum KeysAction {
     Rotate {
         #[command(flatten)]
         dir: KeysDir,
+        /// In this key domain.
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// Wrap the store's plain key files with its provider (provider.toml):
     /// same ids, objects keep opening; the files then hold no key.
     Wrap {
         #[command(flatten)]
         dir: KeysDir,
+        /// The key domain's keys instead of the store's own.
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// Revoke a key: from --at (default now) on, objects wrapped with it are
     /// refused and each attempt is a security event. Not the active key.
@@ -121,6 +131,11 @@ enum KeysAction {
         #[command(flatten)]
         dir: KeysDir,
     },
+    /// Destroy a key domain (crypto-shredding) under a registered erasure
+    /// exception: its provider root key and wrapped keys go, every object
+    /// under them becomes unreadable everywhere; writes an erasure
+    /// certificate (docs/KEYS.md §Erasure).
+    Destroy(erase::DestroyArgs),
     /// Make an existing key the active one.
     Activate {
         /// Key id (32 hex digits).
@@ -368,16 +383,58 @@ fn config_check(path: Option<PathBuf>) -> CliResult {
     Ok(())
 }
 
+/// The store directory a key command acts on: the store's own, or a key
+/// domain's.
+fn store_dir(dir: &KeysDir, domain: Option<&str>) -> Result<PathBuf, crate::keys::KeyError> {
+    match domain {
+        None => Ok(dir.keys_dir.clone()),
+        Some(d) => crate::keys::domain::dir(&dir.keys_dir, d),
+    }
+}
+
+/// [`store_dir`] of a domain that must exist already.
+fn existing_store_dir(
+    dir: &KeysDir,
+    domain: Option<&str>,
+) -> Result<PathBuf, crate::keys::KeyError> {
+    let d = store_dir(dir, domain)?;
+    match domain {
+        Some(name) if !d.is_dir() => Err(crate::keys::KeyError::UnknownDomain {
+            name: name.to_owned(),
+            dir: dir.keys_dir.clone(),
+        }),
+        _ => Ok(d),
+    }
+}
+
+/// The directory (the store's own, or a domain's) holding key `id`.
+fn holder_dir(dir: &KeysDir, id: KeyId) -> Result<PathBuf, crate::keys::KeyError> {
+    let store = KeyStore::load(&dir.keys_dir)?;
+    Ok(store
+        .dir_of(&id)
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.keys_dir.clone()))
+}
+
 fn keys(action: KeysAction) -> CliResult {
     match action {
-        KeysAction::Generate { dir, activate } => {
-            let id = KeyStore::generate(&dir.keys_dir, activate)?;
-            let active = KeyStore::load(&dir.keys_dir)?.active().id() == id;
+        KeysAction::Generate {
+            dir,
+            activate,
+            domain,
+        } => {
+            let target = store_dir(&dir, domain.as_deref())?;
+            let id = KeyStore::generate(&target, activate)?;
+            // The whole store must still load (ids unique across domains).
+            let active = KeyStore::load(&dir.keys_dir)?
+                .active_in(domain.as_deref())?
+                .id()
+                == id;
             println!(
                 "generated key {id}{}",
                 if active { " (active)" } else { "" }
             );
-            println!("in {}", dir.keys_dir.display());
+            println!("in {}", target.display());
             eprintln!(
                 "IMPORTANT: back up {} now. Objects encrypted under these keys cannot be read without them (docs/KEYS.md).",
                 dir.keys_dir.display()
@@ -389,38 +446,47 @@ fn keys(action: KeysAction) -> CliResult {
                 println!("{}", serde_json::to_string_pretty(&store.list())?);
             } else {
                 println!(
-                    "{:<32}  {:<20}  {:>8}  {:<6}  {:<28}  REVOKED",
-                    "ID", "CREATED", "AGE", "ACTIVE", "PROVIDER"
+                    "{:<32}  {:<20}  {:>8}  {:<6}  {:<12}  {:<28}  STATE",
+                    "ID", "CREATED", "AGE", "ACTIVE", "DOMAIN", "PROVIDER"
                 );
                 for k in store.list() {
+                    let state = match (&k.destroyed, &k.revoked) {
+                        (Some(d), _) => format!("destroyed {d}"),
+                        (None, Some(r)) => format!("revoked {r}"),
+                        (None, None) => String::new(),
+                    };
                     println!(
-                        "{:<32}  {:<20}  {:>7}d  {:<6}  {:<28}  {}",
+                        "{:<32}  {:<20}  {:>7}d  {:<6}  {:<12}  {:<28}  {}",
                         k.id,
                         k.created,
                         k.age_days,
                         if k.active { "*" } else { "" },
+                        k.domain.as_deref().unwrap_or("-"),
                         k.provider,
-                        k.revoked.as_deref().unwrap_or("")
+                        state
                     );
                 }
             }
         }
+        KeysAction::Destroy(args) => erase::run(args)?,
         KeysAction::Inventory { dir, max_age_days } => {
             println!("{}", inventory::render(&dir.keys_dir, max_age_days)?);
         }
-        KeysAction::Wrap { dir } => {
-            let ids = KeyStore::wrap_plain(&dir.keys_dir)?;
+        KeysAction::Wrap { dir, domain } => {
+            let target = existing_store_dir(&dir, domain.as_deref())?;
+            let ids = KeyStore::wrap_plain(&target)?;
             for id in &ids {
                 println!("wrapped key {id}");
             }
             println!(
                 "{} key(s) wrapped; every key in {} is now kept only as its provider wrapped it",
                 ids.len(),
-                dir.keys_dir.display()
+                target.display()
             );
         }
-        KeysAction::Rotate { dir } => {
-            let id = KeyStore::rotate(&dir.keys_dir)?;
+        KeysAction::Rotate { dir, domain } => {
+            let id = KeyStore::rotate(&existing_store_dir(&dir, domain.as_deref())?)?;
+            KeyStore::load(&dir.keys_dir)?;
             println!("rotated: key {id} is now active; older keys still decrypt");
             eprintln!(
                 "IMPORTANT: back up {} again: it holds a new key.",
@@ -445,7 +511,7 @@ fn keys(action: KeysAction) -> CliResult {
                 return Err("--reason must say why the key is revoked".into());
             }
             let path = KeyStore::revoke(
-                &dir.keys_dir,
+                &holder_dir(&dir, parsed)?,
                 parsed,
                 &crate::keys::Revocation { at, reason },
             )?;
@@ -461,7 +527,7 @@ fn keys(action: KeysAction) -> CliResult {
         KeysAction::Activate { id, dir } => {
             let parsed = KeyId::from_hex(&id)
                 .ok_or_else(|| format!("{id:?} is not a key id (32 hex digits)"))?;
-            KeyStore::activate(&dir.keys_dir, parsed)?;
+            KeyStore::activate(&holder_dir(&dir, parsed)?, parsed)?;
             println!("key {parsed} is now active");
         }
     }

@@ -212,6 +212,21 @@ pub struct PolicyConfig {
     /// Exceptions are in force only when signed by one of `approver_keys`.
     #[serde(default)]
     pub require_approver_signature: bool,
+    /// Buckets (or patterns) whose new objects are wrapped by a key
+    /// domain's active key instead of the store's own (docs/KEYS.md
+    /// §Domains); the first rule matching a bucket applies.
+    #[serde(default)]
+    pub key_domains: Vec<KeyDomainRule>,
+}
+
+/// A `[[policy.key_domains]]` rule.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDomainRule {
+    /// Bucket name or pattern (`*` wildcard).
+    pub bucket: String,
+    /// The key domain (`<keys>/domains/<domain>/`).
+    pub domain: String,
 }
 
 /// Parses `[security] trusted_proxies`: addresses (`10.0.0.5`) and
@@ -260,6 +275,7 @@ impl Default for PolicyConfig {
             registry_state: None,
             approver_keys: Vec::new(),
             require_approver_signature: false,
+            key_domains: Vec::new(),
         }
     }
 }

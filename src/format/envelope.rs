@@ -52,6 +52,12 @@ pub trait KekLookup {
     fn revoked(&self, _id: &KeyId) -> Option<String> {
         None
     }
+
+    /// Why the key no longer exists (destroyed on purpose: crypto-shredded),
+    /// if so: reading under it is then refused as erased, not as unknown.
+    fn destroyed(&self, _id: &KeyId) -> Option<String> {
+        None
+    }
 }
 
 impl KekLookup for Kek {
@@ -143,6 +149,12 @@ impl Envelope {
 
     /// Unwraps the DEK with the KEK the envelope names.
     pub fn open(&self, keys: &(impl KekLookup + ?Sized)) -> Result<Dek, FormatError> {
+        if let Some(why) = keys.destroyed(&self.kek_id) {
+            return Err(FormatError::DestroyedKey {
+                id: self.kek_id,
+                why,
+            });
+        }
         let kek = keys
             .kek(&self.kek_id)
             .ok_or(FormatError::UnknownKey(self.kek_id))?;

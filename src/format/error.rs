@@ -51,6 +51,15 @@ pub enum FormatError {
         /// When and why it was revoked.
         why: String,
     },
+    /// The header names a key that was destroyed on purpose (its key
+    /// domain was crypto-shredded): the object can never be read again.
+    #[error("key {id} was {why}")]
+    DestroyedKey {
+        /// Key id.
+        id: KeyId,
+        /// When, with which domain and under which exception.
+        why: String,
+    },
     /// The wrapped data key did not authenticate under the named key.
     #[error("data key unwrap failed (wrong key or tampered envelope)")]
     UnwrapFailed,

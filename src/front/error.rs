@@ -360,6 +360,9 @@ pub fn report_format(e: &FormatError, bucket: &str, key: &str) {
         FormatError::UnknownKey(id) => {
             tracing::error!(target: SECURITY, event = "unknown_key", %bucket, %key, key_id = %id, "object names a key the key store lacks");
         }
+        FormatError::DestroyedKey { id, why } => {
+            tracing::warn!(target: SECURITY, event = "destroyed_key_read", %bucket, %key, key_id = %id, reason = %why, "object's key was destroyed (crypto-shredded); refused");
+        }
         FormatError::RevokedKey { id, why } => {
             tracing::error!(target: SECURITY, event = "revoked_key_used", %bucket, %key, key_id = %id, reason = %why, "object is wrapped with a revoked key; refused");
         }
@@ -389,6 +392,11 @@ fn format_code(e: FormatError) -> S3Error {
         FormatError::RevokedKey { .. } => s3_error!(
             AccessDenied,
             "the object's key-encryption key is revoked; it is not decrypted"
+        ),
+        // Final, so not a 5xx a client would retry.
+        FormatError::DestroyedKey { .. } => s3_error!(
+            AccessDenied,
+            "the object's key was destroyed (its key domain was erased); it can never be decrypted"
         ),
         e if e.is_integrity_failure() => {
             s3_error!(InternalError, "stored object failed authentication")

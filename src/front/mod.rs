@@ -283,6 +283,26 @@ impl S3 for Gateway {
     }
 }
 
+/// The key new objects of `bucket` are wrapped with: the active key of
+/// the key domain `[[policy.key_domains]]` assigns it, or the store's own.
+/// A destroyed domain takes no new objects (a security event: something
+/// still writes to erased data's bucket).
+pub(crate) fn active_kek<'a>(
+    gw: &Gateway,
+    keys: &'a crate::keys::KeyStore,
+    bucket: &str,
+) -> error::FrontResult<&'a crate::format::Kek> {
+    let policy = gw.policy.get();
+    let domain = policy.domain_for(bucket);
+    keys.active_in(domain).map_err(|e| match e {
+        crate::keys::KeyError::DomainDestroyed { .. } => {
+            tracing::warn!(target: SECURITY, event = "write_to_destroyed_domain", %bucket, domain = domain.unwrap_or_default(), cause = %e, "write refused: the bucket's key domain was destroyed");
+            error::FrontError::AccessDenied(format!("the bucket's {e}: nothing can be written under it"))
+        }
+        e => error::FrontError::Internal(format!("the bucket's key domain: {e}")),
+    })
+}
+
 /// The ETag clients see for an upstream ETag: the same value in PUT, HEAD,
 /// GET and listings, and no MD5 of plaintext anywhere. A single-part ETag is
 /// the MD5 of *ciphertext*; it gets a `-1` suffix so that clients which

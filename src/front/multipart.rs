@@ -113,8 +113,9 @@ pub async fn create_multipart_upload(
         key: &key,
     };
     let ferr = |e| format_err(e, &bucket, &key);
-    let (env, dek) =
-        Envelope::create(gw.keys.get().active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+    let keys = gw.keys.get();
+    let kek = super::active_kek(gw, &keys, &bucket)?;
+    let (env, dek) = Envelope::create(kek, gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
     let sealed = metadata::seal(
         &env,

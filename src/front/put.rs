@@ -70,8 +70,9 @@ pub async fn put_object(
     let ferr = |e| format_err(e, &bucket, &key);
 
     // Envelope, header and sealed metadata are fixed before the first byte.
-    let (env, dek) =
-        Envelope::create(gw.keys.get().active(), gw.algorithm, &mut OsRandom).map_err(ferr)?;
+    let keys = gw.keys.get();
+    let kek = super::active_kek(gw, &keys, &bucket)?;
+    let (env, dek) = Envelope::create(kek, gw.algorithm, &mut OsRandom).map_err(ferr)?;
     let tag = env.binding_tag(&dek, name);
     let (sealer, header) =
         PartSealer::start(&env, &dek, tag, (1, PartKind::Last), len, &mut OsRandom)

@@ -161,6 +161,45 @@ pub enum KeyError {
     /// The OS random source failed.
     #[error("random number generator failed")]
     Random,
+    /// A key domain name that cannot be one.
+    #[error(
+        "{name:?} is not a key domain name: use 1 to 63 of a-z, 0-9 and -, not starting with -"
+    )]
+    BadDomain {
+        /// The name given.
+        name: String,
+    },
+    /// The policy or a command names a domain the store lacks.
+    #[error(
+        "key domain {name:?} is not in key store {dir} (create it: sealgate keys generate --domain {name})"
+    )]
+    UnknownDomain {
+        /// The domain.
+        name: String,
+        /// The store.
+        dir: PathBuf,
+    },
+    /// The domain was destroyed: nothing can be written under it, and what
+    /// it wrapped is gone.
+    #[error(
+        "key domain {name:?} was destroyed ({since}, exception {exception}); its keys are gone"
+    )]
+    DomainDestroyed {
+        /// The domain.
+        name: String,
+        /// When the destruction began.
+        since: String,
+        /// The erasure exception.
+        exception: String,
+    },
+    /// A domain cannot be destroyed with evidence as it is set up.
+    #[error("key domain {name:?} cannot be destroyed: {reason}")]
+    NotDestroyable {
+        /// The domain.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl KeyError {

@@ -142,7 +142,7 @@ fn check_control_meta(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> 
 /// only: whoever else can write it can plant a key or replace ACTIVE. A
 /// read-only mount does not waive this: it may be a read-only view of a
 /// directory that is writable through another path (a bind mount).
-fn check_dir(dir: &Path) -> Result<(), KeyError> {
+pub(super) fn check_store_dir(dir: &Path) -> Result<(), KeyError> {
     let meta = fs::metadata(dir).map_err(io(dir))?;
     check_owner(dir, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -181,7 +181,7 @@ pub(super) fn read_all_mode(
             dir: dir.to_owned(),
         });
     }
-    check_dir(dir)?;
+    check_store_dir(dir)?;
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))

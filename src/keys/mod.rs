@@ -11,6 +11,7 @@
 //! dropped. With `provider.toml` the key files hold only a provider's
 //! wrapping of each key ([`provider`]), unwrapped when the store loads.
 
+pub mod domain;
 mod error;
 mod file;
 pub mod provider;
@@ -59,6 +60,12 @@ pub struct KeyInfo {
     pub age_days: i64,
     /// Where it is kept: `file`, or the provider that wrapped it.
     pub provider: String,
+    /// The key domain it belongs to; absent for the store's own keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// When it was destroyed with its domain, and under which exception.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destroyed: Option<String>,
 }
 
 /// All keys of one store, loaded and checked.
@@ -68,11 +75,75 @@ pub struct KeyStore {
     keys: Vec<StoredKey>,
     active: KeyId,
     revoked: HashMap<KeyId, Revocation>,
+    /// The key domains inside the store, by name (none inside a domain).
+    domains: Vec<(String, Domain)>,
+}
+
+/// A key domain as loaded.
+#[derive(Debug)]
+enum Domain {
+    Live(KeyStore),
+    Destroyed(domain::Tombstone),
+}
+
+/// Who decided a key domain's destruction: the registered erasure
+/// exception, checked by the caller (the policy).
+#[derive(Debug, Clone)]
+pub struct ErasureDecision {
+    /// The exception's id.
+    pub exception: String,
+    /// Its approver.
+    pub approver: String,
+    /// Its decision reference.
+    pub decision_ref: String,
 }
 
 impl KeyStore {
-    /// Loads and checks every key in `dir`.
+    /// Loads and checks every key in `dir` and in each of its key domains
+    /// ([`domain`]); key ids must be unique across all of them.
     pub fn load(dir: &Path) -> Result<KeyStore, KeyError> {
+        let mut root = Self::load_one(dir)?;
+        let mut seen: HashMap<KeyId, PathBuf> = root
+            .keys
+            .iter()
+            .map(|k| (k.kek.id(), k.path.clone()))
+            .collect();
+        let mut note = |id: KeyId, path: PathBuf| match seen.get(&id) {
+            Some(first) => Err(KeyError::Duplicate {
+                id,
+                first: first.clone(),
+                second: path,
+            }),
+            None => {
+                seen.insert(id, path);
+                Ok(())
+            }
+        };
+        for (name, d) in domain::list(dir)? {
+            if let Some(t) = domain::read_tombstone(&d, &name)? {
+                for id in t.ids() {
+                    note(id, d.join(domain::TOMBSTONE_FILE))?;
+                }
+                root.domains.push((name, Domain::Destroyed(t)));
+                continue;
+            }
+            if d.join(domain::DOMAINS_DIR).exists() {
+                return Err(KeyError::Malformed {
+                    path: d.join(domain::DOMAINS_DIR),
+                    reason: "key domains do not nest: move it to the store's own domains/".into(),
+                });
+            }
+            let store = Self::load_one(&d)?;
+            for k in &store.keys {
+                note(k.kek.id(), k.path.clone())?;
+            }
+            root.domains.push((name, Domain::Live(store)));
+        }
+        Ok(root)
+    }
+
+    /// Loads the keys of `dir` alone (a store without its domains).
+    fn load_one(dir: &Path) -> Result<KeyStore, KeyError> {
         let keys = file::read_all(dir)?;
         if keys.is_empty() {
             return Err(KeyError::Empty {
@@ -104,6 +175,7 @@ impl KeyStore {
             keys,
             active,
             revoked,
+            domains: Vec::new(),
         })
     }
 
@@ -120,6 +192,18 @@ impl KeyStore {
         activate: bool,
         rng: &mut dyn RandomSource,
     ) -> Result<KeyId, KeyError> {
+        // A destroyed domain stays destroyed: its name is not reused.
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(t) = domain::read_tombstone(dir, &name)? {
+            return Err(KeyError::DomainDestroyed {
+                name: t.domain,
+                since: t.started,
+                exception: t.exception,
+            });
+        }
         file::ensure_dir(dir)?;
         let provider = provider::open(dir)?;
         // Refuse to add to a store that does not load cleanly.
@@ -226,10 +310,38 @@ impl KeyStore {
             .kek
     }
 
-    /// Every key, oldest first, without secrets.
+    /// Every key, the domains' too, oldest first, without secrets.
     pub fn list(&self) -> Vec<KeyInfo> {
-        let mut v: Vec<KeyInfo> = self
-            .keys
+        let mut v = self.list_one(None);
+        for (name, d) in &self.domains {
+            match d {
+                Domain::Live(store) => v.extend(store.list_one(Some(name))),
+                Domain::Destroyed(t) => v.extend(t.keys.iter().map(|k| {
+                    KeyInfo {
+                        id: k.id.clone(),
+                        created: k.created.clone(),
+                        active: false,
+                        revoked: None,
+                        age_days: DateTime::parse_from_rfc3339(&k.created)
+                            .map(|c| (Utc::now() - c.with_timezone(&Utc)).num_days())
+                            .unwrap_or(0),
+                        provider: t.provider.clone(),
+                        domain: Some(name.clone()),
+                        destroyed: Some(format!(
+                            "{} (exception {})",
+                            t.completed.as_deref().unwrap_or(&t.started),
+                            t.exception
+                        )),
+                    }
+                })),
+            }
+        }
+        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    fn list_one(&self, domain: Option<&str>) -> Vec<KeyInfo> {
+        self.keys
             .iter()
             .map(|k| KeyInfo {
                 id: k.kek.id().to_string(),
@@ -244,10 +356,213 @@ impl KeyStore {
                 }),
                 age_days: (Utc::now() - k.created).num_days(),
                 provider: k.provider.clone().unwrap_or_else(|| "file".into()),
+                domain: domain.map(str::to_owned),
+                destroyed: None,
             })
-            .collect();
-        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+            .collect()
+    }
+
+    /// The key new objects of key domain `domain` are wrapped with (the
+    /// store's own active key for `None`). A destroyed or missing domain
+    /// is refused: nothing may be written under it.
+    pub fn active_in(&self, domain: Option<&str>) -> Result<&Kek, KeyError> {
+        match domain {
+            None => Ok(self.active()),
+            Some(name) => Ok(self.domain_store(name)?.active()),
+        }
+    }
+
+    /// The live store of key domain `name`.
+    fn domain_store(&self, name: &str) -> Result<&KeyStore, KeyError> {
+        match self.domains.iter().find(|(n, _)| n == name) {
+            Some((_, Domain::Live(s))) => Ok(s),
+            Some((_, Domain::Destroyed(t))) => Err(KeyError::DomainDestroyed {
+                name: name.to_owned(),
+                since: t.started.clone(),
+                exception: t.exception.clone(),
+            }),
+            None => Err(KeyError::UnknownDomain {
+                name: name.to_owned(),
+                dir: self.dir.clone(),
+            }),
+        }
+    }
+
+    /// The names of the key domains, live and destroyed, in name order.
+    pub fn domain_names(&self) -> impl Iterator<Item = &str> {
+        self.domains.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Whether key domain `name` exists (live or destroyed).
+    pub fn has_domain(&self, name: &str) -> bool {
+        self.domains.iter().any(|(n, _)| n == name)
+    }
+
+    /// The erasure record of key domain `name`, if it was destroyed.
+    pub fn tombstone(&self, name: &str) -> Option<&domain::Tombstone> {
+        self.domains.iter().find_map(|(n, d)| match d {
+            Domain::Destroyed(t) if n == name => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Every destroyed domain's erasure record.
+    pub fn tombstones(&self) -> impl Iterator<Item = &domain::Tombstone> {
+        self.domains.iter().filter_map(|(_, d)| match d {
+            Domain::Destroyed(t) => Some(t),
+            Domain::Live(_) => None,
+        })
+    }
+
+    /// Each live store's active key (the store's own first, then each
+    /// domain's), with its domain and creation time: what cryptoperiods
+    /// apply to.
+    pub fn actives(&self) -> Vec<(Option<&str>, KeyId, DateTime<Utc>)> {
+        let mut v = vec![(None, self.active, self.active_created())];
+        for (name, d) in &self.domains {
+            if let Domain::Live(s) = d {
+                v.push((Some(name.as_str()), s.active, s.active_created()));
+            }
+        }
         v
+    }
+
+    /// The active keys (the store's own, each live domain's) older than
+    /// `max_age_days` at `now`: their cryptoperiod for wrapping new
+    /// objects is over. Each with its domain and age in whole days.
+    pub fn overdue_actives(
+        &self,
+        max_age_days: u64,
+        now: DateTime<Utc>,
+    ) -> Vec<(Option<&str>, KeyId, i64)> {
+        let max =
+            chrono::Duration::days(i64::try_from(max_age_days).unwrap_or(i64::MAX / 86_400_000));
+        self.actives()
+            .into_iter()
+            .filter(|(_, _, created)| now - *created > max)
+            .map(|(d, id, created)| (d, id, (now - created).num_days()))
+            .collect()
+    }
+
+    /// The store (the root, or a live domain's) holding key `id`.
+    fn holder(&self, id: &KeyId) -> Option<&KeyStore> {
+        std::iter::once(self)
+            .chain(self.domains.iter().filter_map(|(_, d)| match d {
+                Domain::Live(s) => Some(s),
+                Domain::Destroyed(_) => None,
+            }))
+            .find(|s| s.keys.iter().any(|k| k.kek.id() == *id))
+    }
+
+    /// The directory of the store (the root, or a domain's) holding key
+    /// `id`: where `keys activate` and `keys revoke` act.
+    pub fn dir_of(&self, id: &KeyId) -> Option<&Path> {
+        self.holder(id).map(|s| s.dir.as_path())
+    }
+
+    /// Destroys key domain `name` of the store at `root` (crypto-shredding,
+    /// docs/KEYS.md §Erasure): the erasure record first, then the root key
+    /// at the domain's provider, then the wrapped key files; the completed
+    /// record. Only a domain whose keys are wrapped by a provider root key
+    /// of its own can be destroyed: plain key files, or a root key another
+    /// domain shares, would outlive the destruction (backups, other hosts)
+    /// or erase more than the domain. Run again after an interruption, it
+    /// finishes what was begun; on a finished domain it returns the record.
+    pub fn destroy_domain(
+        root: &Path,
+        name: &str,
+        decision: &ErasureDecision,
+    ) -> Result<domain::Tombstone, KeyError> {
+        let d = domain::dir(root, name)?;
+        if !d.is_dir() {
+            return Err(KeyError::UnknownDomain {
+                name: name.to_owned(),
+                dir: root.to_owned(),
+            });
+        }
+        let mut t = match domain::read_tombstone(&d, name)? {
+            Some(t) if t.completed.is_some() => return Ok(t),
+            Some(t) => t,
+            None => {
+                let store = Self::load(root)?;
+                let dom = store.domain_store(name)?;
+                let refuse = |reason: String| KeyError::NotDestroyable {
+                    name: name.to_owned(),
+                    reason,
+                };
+                let Some(mine) = provider::describe(&d)? else {
+                    return Err(refuse(
+                        "its keys are plain files, and copies of them (backups, other hosts) would outlive a destruction here: give the domain a provider.toml with a root key of its own, `sealgate keys wrap --domain`, then destroy it".into(),
+                    ));
+                };
+                let same = |o: &provider::Description| {
+                    o.kind == mine.kind
+                        && o.root_key == mine.root_key
+                        && o.location == mine.location
+                };
+                for (other, dir) in
+                    std::iter::once(("the store itself", root.to_owned())).chain(
+                        store.domains.iter().filter(|(n, _)| n != name).filter_map(
+                            |(n, x)| match x {
+                                Domain::Live(s) => Some((n.as_str(), s.dir.clone())),
+                                Domain::Destroyed(_) => None,
+                            },
+                        ),
+                    )
+                {
+                    if provider::describe(&dir)?.is_some_and(|o| same(&o)) {
+                        return Err(refuse(format!(
+                            "its provider root key {:?} also wraps the keys of {other}: destroying it would erase those too; give each domain a root key of its own",
+                            mine.root_key
+                        )));
+                    }
+                }
+                let t = domain::Tombstone {
+                    format: domain::ERASURE_FORMAT.into(),
+                    domain: name.to_owned(),
+                    keys: dom
+                        .keys
+                        .iter()
+                        .map(|k| domain::ErasedKey {
+                            id: k.kek.id().to_string(),
+                            created: k.created.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        })
+                        .collect(),
+                    provider: format!("{} key {:?} at {}", mine.kind, mine.root_key, mine.location),
+                    exception: decision.exception.clone(),
+                    approver: decision.approver.clone(),
+                    decision_ref: decision.decision_ref.clone(),
+                    started: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                    completed: None,
+                    receipts: Vec::new(),
+                };
+                // The record that authorises the destruction comes first:
+                // from here the domain's keys are gone for every loader.
+                domain::write_tombstone(&d, &t)?;
+                t
+            }
+        };
+        let p = provider::open(&d)?.ok_or_else(|| KeyError::NotDestroyable {
+            name: name.to_owned(),
+            reason: format!(
+                "{} is gone, so its root key cannot be destroyed now; restore it and run again",
+                d.join(provider::PROVIDER_FILE).display()
+            ),
+        })?;
+        let receipt = p.destroy().map_err(|source| KeyError::Provider {
+            path: d.join(provider::PROVIDER_FILE),
+            provider: t.provider.clone(),
+            source,
+        })?;
+        t.receipts.push(receipt);
+        let n = domain::remove_key_files(&d)?;
+        t.receipts.push(format!(
+            "{n} wrapped key file(s) removed from {}",
+            d.display()
+        ));
+        t.completed = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+        domain::write_tombstone(&d, &t)?;
+        Ok(t)
     }
 
     /// When the active key was created.
@@ -282,11 +597,23 @@ impl KeyStore {
 
 impl KekLookup for KeyStore {
     fn kek(&self, id: &KeyId) -> Option<&Kek> {
-        self.keys.iter().map(|k| &k.kek).find(|k| k.id() == *id)
+        self.holder(id)?
+            .keys
+            .iter()
+            .map(|k| &k.kek)
+            .find(|k| k.id() == *id)
+    }
+
+    fn destroyed(&self, id: &KeyId) -> Option<String> {
+        let t = self.tombstones().find(|t| t.ids().contains(id))?;
+        Some(format!(
+            "destroyed with key domain {:?} (begun {}, exception {})",
+            t.domain, t.started, t.exception
+        ))
     }
 
     fn revoked(&self, id: &KeyId) -> Option<String> {
-        let r = self.revoked.get(id)?;
+        let r = self.holder(id)?.revoked.get(id)?;
         (r.at <= Utc::now()).then(|| {
             format!(
                 "revoked at {}: {}",
@@ -308,6 +635,8 @@ impl KekLookup for KeyStore {
 pub struct KeyCell {
     store: std::sync::RwLock<std::sync::Arc<KeyStore>>,
     usable: std::sync::RwLock<Usable>,
+    /// Destroyed domains already reported by [`KeyCell::announce_erasures`].
+    announced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -325,6 +654,33 @@ impl KeyCell {
         KeyCell {
             store: std::sync::RwLock::new(std::sync::Arc::new(store)),
             usable: std::sync::RwLock::new(Usable::default()),
+            announced: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Reports each destroyed key domain of the store in force once per
+    /// process, as a security event (hence in the audit log): at start,
+    /// and when a reload finds a domain destroyed since. The destruction
+    /// itself is recorded by its erasure record and certificate; this is
+    /// the gateway's acknowledgement that it no longer holds the keys.
+    pub fn announce_erasures(&self) {
+        let store = self.get();
+        let mut seen = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        for t in store.tombstones() {
+            if seen.insert(t.domain.clone()) {
+                let ids: Vec<&str> = t.keys.iter().map(|k| k.id.as_str()).collect();
+                tracing::warn!(
+                    target: crate::telemetry::security::TARGET,
+                    event = "key_domain_destroyed",
+                    domain = %t.domain,
+                    key_ids = %ids.join(","),
+                    exception = %t.exception,
+                    approver = %t.approver,
+                    started = %t.started,
+                    completed = t.completed.as_deref().unwrap_or("(interrupted: run keys destroy again)"),
+                    "key domain destroyed: its objects are unreadable; this gateway holds none of its keys"
+                );
+            }
         }
     }
 

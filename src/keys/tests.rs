@@ -492,3 +492,116 @@ fn a_provider_answering_with_another_key_is_refused_by_the_check_value() {
     let err = super::file::read_all_with(&dir, None).unwrap_err();
     assert!(err.to_string().contains("no provider.toml"), "{err}");
 }
+
+#[test]
+fn key_domains_have_their_own_active_key_and_a_destroyed_one_reads_as_erased() {
+    let (_t, root) = store();
+    let own = KeyStore::generate(&root, false).unwrap();
+    let hr_dir = domain::dir(&root, "hr").unwrap();
+    let hr = KeyStore::generate(&hr_dir, false).unwrap();
+    let s = KeyStore::load(&root).unwrap();
+    assert_eq!(s.active_in(None).unwrap().id(), own);
+    assert_eq!(s.active_in(Some("hr")).unwrap().id(), hr);
+    let e = s.active_in(Some("finance")).unwrap_err().to_string();
+    assert!(e.contains("keys generate --domain finance"), "{e}");
+    assert!(
+        s.list()
+            .iter()
+            .any(|k| k.id == hr.to_string() && k.domain.as_deref() == Some("hr") && k.active)
+    );
+    // An object under the domain's key opens through the whole store.
+    let (env, dek) = Envelope::create(
+        s.active_in(Some("hr")).unwrap(),
+        Algorithm::Aes256Gcm,
+        &mut crate::format::OsRandom,
+    )
+    .unwrap();
+    let sealed = seal_single(&env, &dek, NAME, b"hr", &mut crate::format::OsRandom).unwrap();
+    assert_eq!(
+        open_all(&s, NameCheck::Inline(NAME), &sealed).unwrap(),
+        b"hr"
+    );
+
+    // Plain key files cannot be shredded with evidence: refused, nothing
+    // written.
+    let decision = ErasureDecision {
+        exception: "EX-ERASE".into(),
+        approver: "DPO".into(),
+        decision_ref: "ticket 7".into(),
+    };
+    let e = KeyStore::destroy_domain(&root, "hr", &decision)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("plain files"), "{e}");
+    assert!(!hr_dir.join(domain::TOMBSTONE_FILE).exists());
+
+    // A key id may live in one place only.
+    std::fs::copy(
+        root.join(format!("{own}.kek")),
+        hr_dir.join(format!("{own}.kek")),
+    )
+    .unwrap();
+    let e = KeyStore::load(&root).unwrap_err().to_string();
+    assert!(e.contains("duplicate key id"), "{e}");
+    std::fs::remove_file(hr_dir.join(format!("{own}.kek"))).unwrap();
+
+    // The erasure record alone (a destruction interrupted before the key
+    // files went) already makes the domain's keys gone for every loader.
+    let t = domain::Tombstone {
+        format: domain::ERASURE_FORMAT.into(),
+        domain: "hr".into(),
+        keys: vec![domain::ErasedKey {
+            id: hr.to_string(),
+            created: "2026-01-01T00:00:00Z".into(),
+        }],
+        provider: "transit key \"hr\" at test".into(),
+        exception: "EX-ERASE".into(),
+        approver: "DPO".into(),
+        decision_ref: "ticket 7".into(),
+        started: "2026-12-01T00:00:00Z".into(),
+        completed: None,
+        receipts: vec![],
+    };
+    domain::write_tombstone(&hr_dir, &t).unwrap();
+    let s = KeyStore::load(&root).unwrap();
+    match open_all(&s, NameCheck::Inline(NAME), &sealed) {
+        Err(crate::format::FormatError::DestroyedKey { id, why }) => {
+            assert_eq!(id, hr);
+            assert!(why.contains("\"hr\"") && why.contains("EX-ERASE"), "{why}");
+        }
+        other => panic!("expected DestroyedKey, got {other:?}"),
+    }
+    let e = s.active_in(Some("hr")).unwrap_err();
+    assert!(
+        matches!(e, KeyError::DomainDestroyed { .. }),
+        "writes under a destroyed domain are refused: {e}"
+    );
+    assert!(s.has_domain("hr"));
+    assert!(s.list().iter().any(|k| {
+        k.id == hr.to_string()
+            && k.destroyed
+                .as_deref()
+                .is_some_and(|d| d.contains("EX-ERASE"))
+    }));
+    // Its name is not reused.
+    let e = KeyStore::generate(&hr_dir, false).unwrap_err().to_string();
+    assert!(e.contains("destroyed"), "{e}");
+    // The store's own keys are untouched.
+    assert_eq!(s.active_in(None).unwrap().id(), own);
+    // A record for another domain's directory is refused, not trusted.
+    let mut other = t.clone();
+    other.domain = "finance".into();
+    domain::write_tombstone(&hr_dir, &other).unwrap();
+    let e = KeyStore::load(&root).unwrap_err().to_string();
+    assert!(e.contains("finance"), "{e}");
+}
+
+#[test]
+fn only_domain_directories_may_be_in_domains() {
+    let (_t, root) = store();
+    KeyStore::generate(&root, false).unwrap();
+    std::fs::create_dir_all(root.join(domain::DOMAINS_DIR)).unwrap();
+    std::fs::write(root.join(domain::DOMAINS_DIR).join("Stray.kek"), "x").unwrap();
+    let e = KeyStore::load(&root).unwrap_err().to_string();
+    assert!(e.contains("not a key domain"), "{e}");
+}

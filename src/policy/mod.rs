@@ -121,6 +121,26 @@ pub enum PolicyError {
         /// The allowed ones, comma-separated.
         allowed: String,
     },
+    /// A `[[policy.key_domains]]` rule names a domain the key store lacks.
+    #[error(
+        "policy.key_domains: bucket {bucket:?} names key domain {domain:?}, which is not in the key store (create it: sealgate keys generate --domain {domain})"
+    )]
+    UnknownDomain {
+        /// The rule's bucket (or pattern).
+        bucket: String,
+        /// The domain.
+        domain: String,
+    },
+    /// The exception named for destroying a key domain does not allow it.
+    #[error("exception {id} does not allow destroying key domain {domain:?}: {reason}")]
+    Erasure {
+        /// The exception.
+        id: String,
+        /// The domain.
+        domain: String,
+        /// Why not.
+        reason: String,
+    },
     /// `policy.data_location_exception` names an exception the registry lacks.
     #[error("data_location_exception {id} is not in the registry")]
     LocationNotRegistered {
@@ -246,6 +266,8 @@ pub struct Policy {
     data_location: Option<Exception>,
     /// Whose signatures an exception needs (docs/EXCEPTIONS.md §Approver signatures).
     approvers: Approvers,
+    /// Buckets (or patterns) and the key domain each one's objects use.
+    domains: Vec<(String, String)>,
 }
 
 /// The approver keys a policy trusts, and whether exceptions need one's
@@ -337,6 +359,7 @@ fn refuse_for(
             Allowance::UnencryptedWrites => "unencrypted-writes",
             Allowance::LegacyReads => "legacy-reads",
             Allowance::DataLocation => "data-location",
+            Allowance::Erasure => "erasure",
         };
         return Some(PolicyError::NotAllowed {
             id: id.clone(),
@@ -383,11 +406,16 @@ impl Located {
             what: "provider",
             jurisdiction: upstream.jurisdiction(),
         }];
-        if let Some(j) = crate::keys::provider::jurisdiction(keys_dir)? {
-            v.push(Located {
-                what: "key provider",
-                jurisdiction: j,
-            });
+        // The store's provider and every live key domain's.
+        let mut dirs = vec![keys_dir.to_owned()];
+        dirs.extend(crate::keys::domain::live_dirs(keys_dir)?);
+        for dir in dirs {
+            if let Some(j) = crate::keys::provider::jurisdiction(&dir)? {
+                v.push(Located {
+                    what: "key provider",
+                    jurisdiction: j,
+                });
+            }
         }
         Ok(v)
     }
@@ -440,11 +468,24 @@ impl Policy {
         });
         let state = cfg.state_path();
         let approvers = Approvers::from_config(cfg)?;
+        let mut domains = Vec::new();
+        for r in &cfg.key_domains {
+            // A destroyed domain is still known: its buckets' writes are
+            // refused and its objects read as erased.
+            if !keys.has_domain(&r.domain) {
+                return Err(PolicyError::UnknownDomain {
+                    bucket: r.bucket.clone(),
+                    domain: r.domain.clone(),
+                });
+            }
+            domains.push((r.bucket.clone(), r.domain.clone()));
+        }
         if rules.is_empty() && legacy.is_empty() && outside.is_none() {
             return Ok(Policy {
                 registry: cfg.registry.clone(),
                 state,
                 approvers,
+                domains,
                 ..Policy::default()
             });
         }
@@ -508,7 +549,62 @@ impl Policy {
             in_force,
             data_location,
             approvers,
+            domains,
         })
+    }
+
+    /// The registered exception `id`, checked as the formal decision to
+    /// destroy key domain `domain` now (docs/KEYS.md §Erasure): in the
+    /// verified registry, signed when the policy requires signatures,
+    /// active, allowing `erasure` and naming the domain.
+    pub fn erasure(
+        cfg: &PolicyConfig,
+        keys: &KeyStore,
+        id: &str,
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Exception, PolicyError> {
+        let refuse = |reason: String| PolicyError::Erasure {
+            id: id.to_owned(),
+            domain: domain.to_owned(),
+            reason,
+        };
+        let approvers = Approvers::from_config(cfg)?;
+        let reg = Registry::load_at(&cfg.registry, &cfg.state_path(), keys)?;
+        let Some((e, _)) = reg.exceptions.get(id) else {
+            return Err(refuse(format!(
+                "it is not in the registry {}",
+                cfg.registry.display()
+            )));
+        };
+        if let Some(why) = approvers.refuse(&reg, id) {
+            return Err(refuse(why.to_string()));
+        }
+        match reg.state(id, now) {
+            Some(State::Active) => {}
+            Some(s) => return Err(refuse(format!("it is {s}"))),
+            None => return Err(PolicyError::Vanished { id: id.to_owned() }),
+        }
+        if !e.allows.contains(&Allowance::Erasure) {
+            return Err(refuse("it does not allow erasure".into()));
+        }
+        if !e.domains.iter().any(|d| d == domain) {
+            return Err(refuse(format!(
+                "it names the domains {:?}, not this one",
+                e.domains
+            )));
+        }
+        Ok(e.clone())
+    }
+
+    /// The key domain whose active key wraps new objects of `bucket`
+    /// (`None`: the store's own), by the first `[[policy.key_domains]]`
+    /// rule matching it.
+    pub fn domain_for(&self, bucket: &str) -> Option<&str> {
+        self.domains
+            .iter()
+            .find(|(b, _)| registry::matches(b, bucket))
+            .map(|(_, d)| d.as_str())
     }
 
     /// The exception under which the provider may be outside the allowed
@@ -694,6 +790,7 @@ mod tests {
                 classification: "internal".into(),
                 buckets: buckets.iter().map(|b| (*b).to_owned()).collect(),
                 allows: vec![Allowance::DataLocation],
+                domains: vec![],
                 starts: Utc::now() - chrono::Duration::days(1),
                 expires: Utc::now() + chrono::Duration::days(expires_in_days),
             },

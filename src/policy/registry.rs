@@ -24,6 +24,9 @@ pub enum Allowance {
     LegacyReads,
     /// Using an upstream outside the allowed jurisdictions.
     DataLocation,
+    /// Destroying a key domain's keys (crypto-shredding), for the domains
+    /// the exception names.
+    Erasure,
 }
 
 impl std::str::FromStr for Allowance {
@@ -33,8 +36,9 @@ impl std::str::FromStr for Allowance {
             "unencrypted-writes" => Ok(Allowance::UnencryptedWrites),
             "legacy-reads" => Ok(Allowance::LegacyReads),
             "data-location" => Ok(Allowance::DataLocation),
+            "erasure" => Ok(Allowance::Erasure),
             _ => Err(format!(
-                "unknown allowance {s:?}: expected unencrypted-writes, legacy-reads or data-location"
+                "unknown allowance {s:?}: expected unencrypted-writes, legacy-reads, data-location or erasure"
             )),
         }
     }
@@ -60,6 +64,10 @@ pub struct Exception {
     pub buckets: Vec<String>,
     /// What it allows.
     pub allows: Vec<Allowance>,
+    /// The key domains an `erasure` exception allows destroying (absent
+    /// from records of other kinds, so their signatures are unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
     /// Valid from.
     pub starts: DateTime<Utc>,
     /// Valid until (exclusive).
@@ -494,6 +502,16 @@ impl Registry {
         }
         if e.allows.is_empty() {
             return bad("the exception allows nothing".into());
+        }
+        if e.allows.contains(&Allowance::Erasure) == e.domains.is_empty() {
+            return bad("an erasure exception names the key domains it allows destroying (--domain), and only an erasure exception names any".into());
+        }
+        if let Some(d) = e
+            .domains
+            .iter()
+            .find(|d| !crate::keys::domain::valid_name(d))
+        {
+            return bad(format!("{d:?} is not a key domain name"));
         }
         Self::append(path, state, keys, signed, |reg| {
             if reg.exceptions.contains_key(&e.id) {

@@ -43,7 +43,8 @@ pub fn reload_on_hangup(running: &Running, config: Option<PathBuf>) -> JoinHandl
                 });
             match reloaded {
                 Ok(()) => {
-                    tracing::warn!(target: TARGET, event = "keys_reloaded", active = %keys.get().active().id(), "key store reloaded (new active key, revocations)")
+                    tracing::warn!(target: TARGET, event = "keys_reloaded", active = %keys.get().active().id(), "key store reloaded (new active key, revocations)");
+                    keys.announce_erasures();
                 }
                 Err(why) => {
                     tracing::error!(target: TARGET, event = "keys_reload_failed", reason = %why, "key store reload refused; the previous keys stay in use")
@@ -148,6 +149,7 @@ pub fn recheck_keys(running: &Running) -> Option<JoinHandle<()>> {
                         confirmed = now;
                         failure_reported = false;
                         withdrawal_reported = false;
+                        keys.announce_erasures();
                     }
                     continue;
                 }
@@ -199,13 +201,16 @@ pub fn watch_cryptoperiod(running: &Running, max_age_days: Option<u64>) -> JoinH
         let mut reported = std::collections::HashSet::new();
         loop {
             let store = keys.get();
-            let active = store.active().id();
             metrics.active_key_created(store.active_created().timestamp());
-            if let Some(max) = max_age_days
-                && let Some(age) = store.active_overdue(max, chrono::Utc::now())
-                && reported.insert(active)
-            {
-                tracing::warn!(target: TARGET, event = "key_past_cryptoperiod", key_id = %active, age_days = age, max_age_days = max, "the active key is past its cryptoperiod: rotate it (sealgate keys rotate)");
+            // Each key domain's active key has the same cryptoperiod.
+            let Some(max) = max_age_days else {
+                tokio::time::sleep(Duration::from_secs(every)).await;
+                continue;
+            };
+            for (domain, active, age) in store.overdue_actives(max, chrono::Utc::now()) {
+                if reported.insert(active) {
+                    tracing::warn!(target: TARGET, event = "key_past_cryptoperiod", key_id = %active, domain = domain.unwrap_or("-"), age_days = age, max_age_days = max, "the active key is past its cryptoperiod: rotate it (sealgate keys rotate)");
+                }
             }
             tokio::time::sleep(Duration::from_secs(every)).await;
         }

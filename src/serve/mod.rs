@@ -211,6 +211,7 @@ pub async fn start(opts: Options) -> Result<Running, ServeError> {
         audit.attach(crate::audit::AuditLog::open(path, &keys)?);
     }
     policy.get().announce();
+    key_cell.announce_erasures();
     let ready = crate::admin::Readiness {
         upstream: upstream.clone(),
         policy: policy.clone(),

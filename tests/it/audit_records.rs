@@ -34,6 +34,7 @@ fn exception(id: &str, bucket: &str, allows: Allowance) -> Exception {
         classification: "public".into(),
         buckets: vec![bucket.into()],
         allows: vec![allows],
+        domains: vec![],
         starts: Utc::now() - chrono::Duration::days(1),
         expires: Utc::now() + chrono::Duration::days(30),
     }

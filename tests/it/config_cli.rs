@@ -58,6 +58,7 @@ fn a_valid_config_passes_and_problems_fail_with_their_reasons() {
             classification: "public".into(),
             buckets: vec!["www".into()],
             allows: vec![sealgate::policy::registry::Allowance::UnencryptedWrites],
+            domains: vec![],
             starts: chrono::Utc::now() - chrono::Duration::days(1),
             expires: chrono::Utc::now() + chrono::Duration::days(30),
         },

@@ -127,6 +127,7 @@ fn write_generated_seeds() {
                 classification: "public".into(),
                 buckets: vec!["www-assets".into(), "cdn-*".into()],
                 allows: vec![allows],
+                domains: vec![],
                 starts: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
                 expires: chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
             },

@@ -472,6 +472,7 @@ async fn passthrough_forwards_sse_and_keeps_the_object_only_if_the_provider_appl
             classification: "public".into(),
             buckets: vec!["confirm-pt".into(), "plain-pt".into()],
             allows: vec![Allowance::UnencryptedWrites],
+            domains: vec![],
             starts: chrono::Utc::now() - chrono::Duration::days(1),
             expires: chrono::Utc::now() + chrono::Duration::days(30),
         },

@@ -265,6 +265,51 @@ impl KeyProvider for AwsKms {
         Ok(B64.encode(blob.as_ref()))
     }
 
+    fn destroy(&self) -> Result<String, ProviderError> {
+        // KMS deletes keys only after a waiting period (7 to 30 days);
+        // the shortest is asked for, and the key is unusable from now on.
+        run(async {
+            let c = self.client().await?;
+            let scheduled = c
+                .schedule_key_deletion()
+                .key_id(&self.cfg.key_id)
+                .pending_window_in_days(7)
+                .send()
+                .await;
+            if let Err(e) = scheduled {
+                match self.classify(e) {
+                    // Already pending deletion (or gone): confirmed below.
+                    ProviderError::Disabled { .. } | ProviderError::UnknownKey { .. } => {}
+                    other => return Err(other),
+                }
+            }
+            let meta = c
+                .describe_key()
+                .key_id(&self.cfg.key_id)
+                .send()
+                .await
+                .map_err(|e| self.classify(e))?
+                .key_metadata;
+            let state = meta.as_ref().and_then(|m| m.key_state.clone());
+            let when = meta.as_ref().and_then(|m| m.deletion_date);
+            match state {
+                Some(aws_sdk_kms::types::KeyState::PendingDeletion) => Ok(format!(
+                    "{}: KMS key {} is PendingDeletion, deleted for good at {}; until then no Decrypt succeeds (CancelKeyDeletion would undo it)",
+                    self.address(),
+                    self.cfg.key_id,
+                    when.map(|d| d.to_string())
+                        .unwrap_or_else(|| "an unstated time".into())
+                )),
+                other => Err(ProviderError::BadAnswer {
+                    address: self.address(),
+                    reason: format!(
+                        "after ScheduleKeyDeletion the key is {other:?}, not PendingDeletion"
+                    ),
+                }),
+            }
+        })
+    }
+
     fn unwrap(&self, wrapped: &str, context: &str) -> Result<Zeroizing<[u8; 32]>, ProviderError> {
         let blob = B64
             .decode(wrapped)

@@ -164,6 +164,17 @@ pub trait KeyProvider: Send + Sync {
     fn wrap(&self, key: &[u8; 32], context: &str) -> Result<String, ProviderError>;
     /// Unwraps what [`KeyProvider::wrap`] made with the same context.
     fn unwrap(&self, wrapped: &str, context: &str) -> Result<Zeroizing<[u8; 32]>, ProviderError>;
+    /// Destroys the root key at the provider, so that nothing it wrapped
+    /// can be unwrapped again anywhere (crypto-shredding, docs/KEYS.md
+    /// §Erasure); the provider's confirmation, for the erasure
+    /// certificate. A root key already gone is confirmed as such, so an
+    /// interrupted destruction can be run again.
+    fn destroy(&self) -> Result<String, ProviderError> {
+        Err(ProviderError::Rejected {
+            address: self.kind().into(),
+            message: "sealgate cannot destroy this provider's root keys yet: destroy it with the provider's own tools".into(),
+        })
+    }
 }
 
 /// `provider.toml`.

@@ -309,6 +309,59 @@ impl KeyProvider for Transit {
         })
     }
 
+    fn destroy(&self) -> Result<String, ProviderError> {
+        run(async {
+            let c = self.client().await?;
+            let gone = |e: ClientError| match self.classify(e) {
+                ProviderError::Refused { status: 404, .. } => Ok(()),
+                other => Err(other),
+            };
+            let mut opts =
+                vaultrs::api::transit::requests::UpdateKeyConfigurationRequest::builder();
+            opts.deletion_allowed(true);
+            let existed = match vaultrs::transit::key::update(
+                &c,
+                &self.cfg.mount,
+                &self.cfg.key,
+                Some(&mut opts),
+            )
+            .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    gone(e)?;
+                    false
+                }
+            };
+            if existed {
+                vaultrs::transit::key::delete(&c, &self.cfg.mount, &self.cfg.key)
+                    .await
+                    .or_else(gone)?;
+            }
+            // Proof by asking: the key must be unknown now.
+            match vaultrs::transit::key::read(&c, &self.cfg.mount, &self.cfg.key).await {
+                Ok(_) => Err(ProviderError::BadAnswer {
+                    address: self.cfg.address.clone(),
+                    reason: "the key is still there after DELETE".into(),
+                }),
+                Err(e) => {
+                    gone(e)?;
+                    Ok(format!(
+                        "{}: transit key {:?} on mount {:?} {}; a read of it now answers 404",
+                        self.cfg.address,
+                        self.cfg.key,
+                        self.cfg.mount,
+                        if existed {
+                            "deleted (deletion_allowed set, DELETE accepted)"
+                        } else {
+                            "was already absent"
+                        }
+                    ))
+                }
+            }
+        })
+    }
+
     fn unwrap(&self, wrapped: &str, context: &str) -> Result<Zeroizing<[u8; 32]>, ProviderError> {
         let aad = B64.encode(context);
         let plaintext = run(async {

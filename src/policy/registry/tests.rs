@@ -21,6 +21,7 @@ fn exception(id: &str) -> Exception {
         classification: "public".into(),
         buckets: vec!["www-assets".into(), "cdn-*".into()],
         allows: vec![Allowance::UnencryptedWrites],
+        domains: vec![],
         starts: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         expires: Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
     }
