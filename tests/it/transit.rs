@@ -617,3 +617,205 @@ fn the_servers_certificate_is_always_verified() {
     assert!(ok, "{out}");
     KeyStore::load(&d.join("keys")).unwrap();
 }
+
+/// `exception register` of an erasure exception `id` for `domain`.
+fn register_erasure(d: &Path, id: &str, domain: &str) {
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "exception",
+            "register",
+            "--id",
+            id,
+            "--approver",
+            "DPO Jane Doe",
+            "--decision",
+            "erasure request 2026-117",
+            "--reason",
+            "retention period over",
+            "--risk",
+            "loss of the domain's data is intended",
+            "--classification",
+            "personal",
+            "--bucket",
+            "hr-*",
+            "--allow",
+            "erasure",
+            "--domain",
+            domain,
+            "--starts",
+            "2026-01-01",
+            "--expires",
+            "2099-01-01",
+        ],
+    );
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroying_a_key_domain_erases_its_objects_and_leaves_the_others() {
+    let bao = Bao::start();
+    bao.ok(&["write", "-f", "transit/keys/hr"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &bao.addr, ROOT, &bao.token);
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    // The hr domain: a root key of its own at the same Transit.
+    let hr = d.join("keys/domains/hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    for p in [d.join("keys/domains"), hr.clone()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    private(
+        &hr.join("provider.toml"),
+        &format!(
+            "[transit]\naddress = \"{}\"\nkey = \"hr\"\ntoken_file = {:?}\ntimeout_secs = 3\n",
+            bao.addr,
+            d.join("token")
+        ),
+    );
+    let (ok, out) = sealgate(d, &["keys", "generate", "--domain", "hr"]);
+    assert!(ok, "{out}");
+    let hr_key = KeyStore::load(&d.join("keys"))
+        .unwrap()
+        .active_in(Some("hr"))
+        .unwrap()
+        .id()
+        .to_string();
+
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nkeys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n[policy]\nregistry = {:?}\n[[policy.key_domains]]\nbucket = \"hr-*\"\ndomain = \"hr\"\n",
+            d.join("keys"),
+            d.join("exceptions.jsonl")
+        ),
+    )
+    .unwrap();
+    let gw = start(serve_command(d, &cfg, &[]), false).unwrap();
+    let c = client_for(format!("http://{}", gw.addr), AK, SK);
+    for b in ["hr-files", "public"] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+        c.put_object()
+            .bucket(b)
+            .key("doc")
+            .body(b.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    // The hr object is wrapped under the domain's key (its stored header
+    // names it), the other under the store's own.
+    let stored = std::fs::read(d.join("data/hr-files/doc")).unwrap();
+    assert_eq!(hex::encode(&stored[12..28]), hr_key, "header key id");
+
+    let destroy = |exception: &str| {
+        let cert = d.join("certificate.json");
+        let cfg = cfg.to_str().unwrap().to_owned();
+        let exception = exception.to_owned();
+        let cert_s = cert.to_str().unwrap().to_owned();
+        let d = d.to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                sealgate(
+                    &d,
+                    &[
+                        "keys",
+                        "destroy",
+                        "--domain",
+                        "hr",
+                        "--exception",
+                        &exception,
+                        "--certificate",
+                        &cert_s,
+                        "--config",
+                        &cfg,
+                    ],
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // No formal decision, or one for another domain: refused, nothing
+    // destroyed.
+    let (ok, out) = destroy("EX-ERASE-HR").await;
+    assert!(!ok && out.contains("not in the registry"), "{out}");
+    register_erasure(d, "EX-ERASE-FIN", "finance");
+    let (ok, out) = destroy("EX-ERASE-FIN").await;
+    assert!(!ok && out.contains("not this one"), "{out}");
+    assert!(!hr.join("DESTROYED").exists());
+    bao.ok(&["read", "transit/keys/hr"]);
+
+    register_erasure(d, "EX-ERASE-HR", "hr");
+    let (ok, out) = destroy("EX-ERASE-HR").await;
+    assert!(ok, "{out}");
+    // Gone at the provider, for every copy of the key files.
+    assert!(!bao.run(&["read", "transit/keys/hr"]).status.success());
+    let cert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("certificate.json")).unwrap())
+            .unwrap();
+    assert_eq!(cert["domain"], "hr");
+    assert_eq!(cert["exception"], "EX-ERASE-HR");
+    assert_eq!(cert["approver"], "DPO Jane Doe");
+    assert_eq!(cert["keys"][0]["id"], hr_key.as_str());
+    assert_eq!(cert["objects_listed"], 1, "{cert}");
+    assert_eq!(cert["buckets"], serde_json::json!(["hr-files"]));
+    assert!(cert["completed"].is_string(), "{cert}");
+    assert!(
+        cert["receipts"][0].as_str().unwrap().contains("404"),
+        "{cert}"
+    );
+    // Running it again re-certifies, it does not fail.
+    let (ok, out) = destroy("EX-ERASE-HR").await;
+    assert!(ok, "{out}");
+
+    // The running gateway, once it reloads its keys, refuses the domain's
+    // object as erased (final, not a tamper alarm) and serves the rest.
+    std::process::Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let err = loop {
+        match c.get_object().bucket("hr-files").key("doc").send().await {
+            Err(e) => break e.into_service_error().meta().clone(),
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            Ok(_) => panic!("the destroyed domain's object still reads"),
+        }
+    };
+    assert_eq!(err.code(), Some("AccessDenied"), "{err:?}");
+    assert!(err.message().unwrap_or("").contains("destroyed"), "{err:?}");
+    let body = c
+        .get_object()
+        .bucket("public")
+        .key("doc")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(&body[..], b"public");
+    let put = c
+        .put_object()
+        .bucket("hr-files")
+        .key("new")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(put.meta().code(), Some("AccessDenied"), "{put:?}");
+    let ev = events(d);
+    assert!(position(&ev, "key_domain_destroyed").is_some(), "{ev:?}");
+    assert!(position(&ev, "destroyed_key_read").is_some(), "{ev:?}");
+    assert!(position(&ev, "integrity_failure").is_none(), "{ev:?}");
+}
