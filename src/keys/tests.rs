@@ -605,3 +605,21 @@ fn only_domain_directories_may_be_in_domains() {
     let e = KeyStore::load(&root).unwrap_err().to_string();
     assert!(e.contains("not a key domain"), "{e}");
 }
+
+#[test]
+fn every_domains_active_key_has_the_cryptoperiod() {
+    let (_t, root) = store();
+    KeyStore::generate(&root, false).unwrap();
+    let hr = KeyStore::generate(&domain::dir(&root, "hr").unwrap(), false).unwrap();
+    let s = KeyStore::load(&root).unwrap();
+    assert!(s.overdue_actives(30, Utc::now()).is_empty());
+    let later = Utc::now() + chrono::Duration::days(31);
+    let overdue = s.overdue_actives(30, later);
+    assert_eq!(overdue.len(), 2, "{overdue:?}");
+    assert!(
+        overdue
+            .iter()
+            .any(|(d, id, age)| *d == Some("hr") && *id == hr && *age >= 30)
+    );
+    assert!(overdue.iter().any(|(d, _, _)| d.is_none()));
+}

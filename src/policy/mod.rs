@@ -808,6 +808,40 @@ mod tests {
     }
 
     #[test]
+    fn key_domain_rules_name_domains_the_store_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let kd = dir.path().join("keys");
+        KeyStore::generate(&kd, false).unwrap();
+        KeyStore::generate(&crate::keys::domain::dir(&kd, "hr").unwrap(), false).unwrap();
+        let keys = KeyStore::load(&kd).unwrap();
+        let rule = |bucket: &str, domain: &str| crate::config::KeyDomainRule {
+            bucket: bucket.into(),
+            domain: domain.into(),
+        };
+        let mut cfg = PolicyConfig {
+            registry: dir.path().join("exceptions.jsonl"),
+            key_domains: vec![rule("hr-*", "hr"), rule("finance", "finance")],
+            ..PolicyConfig::default()
+        };
+        let now = Utc::now();
+        let err = Policy::load(&cfg, &Located::provider("EU"), &keys, now)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("policy.key_domains") && err.contains("\"finance\""),
+            "{err}"
+        );
+        cfg.key_domains.pop();
+        cfg.key_domains.push(rule("*", "hr"));
+        let p = Policy::load(&cfg, &Located::provider("EU"), &keys, now).unwrap();
+        assert_eq!(p.domain_for("hr-files"), Some("hr"));
+        // The first matching rule applies.
+        cfg.key_domains = vec![rule("hr-*", "hr")];
+        let p = Policy::load(&cfg, &Located::provider("EU"), &keys, now).unwrap();
+        assert_eq!(p.domain_for("public"), None);
+    }
+
+    #[test]
     fn a_provider_outside_the_allowed_jurisdictions_needs_an_exception() {
         let now = Utc::now();
         let (_d, mut cfg, keys) = setup(&["*"], 30);

@@ -817,5 +817,9 @@ async fn destroying_a_key_domain_erases_its_objects_and_leaves_the_others() {
     let ev = events(d);
     assert!(position(&ev, "key_domain_destroyed").is_some(), "{ev:?}");
     assert!(position(&ev, "destroyed_key_read").is_some(), "{ev:?}");
+    assert!(
+        position(&ev, "write_to_destroyed_domain").is_some(),
+        "{ev:?}"
+    );
     assert!(position(&ev, "integrity_failure").is_none(), "{ev:?}");
 }
