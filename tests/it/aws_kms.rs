@@ -366,3 +366,124 @@ async fn a_key_revoked_at_kms_withdraws_the_gateways_keys_within_the_recheck() {
     }
     drop(gw);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroying_a_kms_key_domain_schedules_the_keys_deletion() {
+    let kms = Kms::start().await;
+    kms.create_key(ALIAS).await;
+    let hr_id = kms.create_key("alias/sealgate-hr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    provider_store(d, &kms.moto.url(), ALIAS, "");
+    let (ok, out) = sealgate(d, &["keys", "generate"]);
+    assert!(ok, "{out}");
+    let hr = d.join("keys/domains/hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    for p in [d.join("keys/domains"), hr.clone()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    private(
+        &hr.join("provider.toml"),
+        &format!(
+            "[aws_kms]\nkey_id = \"alias/sealgate-hr\"\nregion = \"{REGION}\"\nendpoint_url = \"{}\"\ntimeout_secs = 3\n",
+            kms.moto.url()
+        ),
+    );
+    let (ok, out) = sealgate(d, &["keys", "generate", "--domain", "hr"]);
+    assert!(ok, "{out}");
+    let up = embedded::start(&d.join("data"), UAK, USK).await.unwrap();
+    let registry = d.join("exceptions.jsonl");
+    let cfg = d.join("sealgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "keys_dir = {:?}\n[upstream]\nendpoint = \"http://{up}\"\naccess_key = \"{UAK}\"\nsecret_key = \"{USK}\"\n[policy]\nregistry = {registry:?}\n[[policy.key_domains]]\nbucket = \"hr-*\"\ndomain = \"hr\"\n",
+            d.join("keys")
+        ),
+    )
+    .unwrap();
+    let reg = registry.to_str().unwrap();
+    let (ok, out) = sealgate(
+        d,
+        &[
+            "exception",
+            "register",
+            "--registry",
+            reg,
+            "--id",
+            "EX-ERASE-HR",
+            "--approver",
+            "DPO",
+            "--decision",
+            "request 9",
+            "--reason",
+            "retention over",
+            "--risk",
+            "intended",
+            "--classification",
+            "personal",
+            "--bucket",
+            "hr-*",
+            "--allow",
+            "erasure",
+            "--domain",
+            "hr",
+            "--starts",
+            "2026-01-01",
+            "--expires",
+            "2099-01-01",
+        ],
+    );
+    assert!(ok, "{out}");
+    let cert = d.join("cert.json");
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (d, cfg, cert) = (d.to_owned(), cfg.clone(), cert.clone());
+        move || {
+            sealgate(
+                &d,
+                &[
+                    "keys",
+                    "destroy",
+                    "--domain",
+                    "hr",
+                    "--exception",
+                    "EX-ERASE-HR",
+                    "--certificate",
+                    cert.to_str().unwrap(),
+                    "--config",
+                    cfg.to_str().unwrap(),
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let state = kms
+        .admin
+        .describe_key()
+        .key_id(&hr_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_state;
+    assert_eq!(
+        state,
+        Some(aws_sdk_kms::types::KeyState::PendingDeletion),
+        "the domain's KMS key"
+    );
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+    assert!(
+        c["receipts"][0]
+            .as_str()
+            .unwrap()
+            .contains("PendingDeletion"),
+        "{c}"
+    );
+    // The store's own KMS key is untouched and the store still loads.
+    let (ok, out) = sealgate(d, &["keys", "list"]);
+    assert!(ok && out.contains("destroyed"), "{out}");
+}

@@ -270,9 +270,22 @@ impl KeyProvider for AwsKms {
         // the shortest is asked for, and the key is unusable from now on.
         run(async {
             let c = self.client().await?;
+            // ScheduleKeyDeletion takes no alias: resolve it to the key.
+            let key = c
+                .describe_key()
+                .key_id(&self.cfg.key_id)
+                .send()
+                .await
+                .map_err(|e| self.classify(e))?
+                .key_metadata
+                .map(|m| m.key_id)
+                .ok_or_else(|| ProviderError::BadAnswer {
+                    address: self.address(),
+                    reason: "DescribeKey returned no key".into(),
+                })?;
             let scheduled = c
                 .schedule_key_deletion()
-                .key_id(&self.cfg.key_id)
+                .key_id(&key)
                 .pending_window_in_days(7)
                 .send()
                 .await;
@@ -285,7 +298,7 @@ impl KeyProvider for AwsKms {
             }
             let meta = c
                 .describe_key()
-                .key_id(&self.cfg.key_id)
+                .key_id(&key)
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?
@@ -296,7 +309,7 @@ impl KeyProvider for AwsKms {
                 Some(aws_sdk_kms::types::KeyState::PendingDeletion) => Ok(format!(
                     "{}: KMS key {} is PendingDeletion, deleted for good at {}; until then no Decrypt succeeds (CancelKeyDeletion would undo it)",
                     self.address(),
-                    self.cfg.key_id,
+                    key,
                     when.map(|d| d.to_string())
                         .unwrap_or_else(|| "an unstated time".into())
                 )),
