@@ -23,8 +23,9 @@
 //!   state bucket.
 //! - [`policy`]: per-bucket mode, data location, the exception registry.
 //! - [`keys`]: the key store (KEKs by id, active key, rotation,
-//!   revocations), kept as plain key files or wrapped by a key provider
-//!   (`keys::provider`: OpenBao / Vault Transit).
+//!   revocations, key domains and their erasure), kept as plain key files
+//!   or wrapped by a key provider (`keys::provider`: OpenBao / Vault
+//!   Transit, AWS KMS, PKCS#11).
 //! - [`config`]: the TOML configuration with `SEALGATE_*` overrides and
 //!   secret files.
 //! - [`telemetry`]: metrics, request ids, operation names, security-event
